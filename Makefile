@@ -1,0 +1,45 @@
+# `make demo` and `make test` do all set-up from nothing: a .venv in the repository root, torch
+# pinned to the CPU build first (constraints.txt says why), then vaekit with its dev extra.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vaekit-installed
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
+
+.PHONY: install demo test test-slow lint bench data clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/vaekit train --data digits --preset vae --epochs 60 --out runs/demo
+	$(BIN)/vaekit sample runs/demo --n 64 --seed 0 --out runs/demo/figures/samples.png
+	$(BIN)/vaekit reconstruct runs/demo --n 16 --out runs/demo/figures/reconstructions.png
+	$(BIN)/vaekit evaluate runs/demo --k 500
+	@echo "demo run folder: runs/demo (figures in runs/demo/figures)"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+# Fashion-MNIST for the benchmarks comes from Debian's package (needs root); the loader finds it.
+data:
+	command -v apt-get >/dev/null && (apt-get install -y -qq dataset-fashion-mnist || \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist))
+
+bench: install data
+	$(BIN)/python bench/train_throughput.py --out bench/results/train_throughput.json
+
+clean:
+	rm -rf $(VENV) .cache runs

@@ -1,0 +1,31 @@
+"""Data sources: registered names (``digits``, ``mnist``…) and paths (arrays, tables, image folders).
+
+Importing this package registers every source; :func:`load_source` resolves a config's ``source``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vaekit.config import DataConfig
+from vaekit.data.sources import digits  # noqa: F401  (registers)
+from vaekit.data.sources.base import PATH_LOADERS, SOURCES, RawData, Source, Splits
+from vaekit.errors import DataError
+
+__all__ = ["PATH_LOADERS", "SOURCES", "RawData", "Source", "Splits", "load_source"]
+
+
+def load_source(config: DataConfig) -> Splits:
+    """Load the named dataset or the file/folder that ``config.source`` names."""
+    name = config.source
+    if name in SOURCES:
+        return SOURCES.get(name).load(config)
+    path = Path(name).expanduser()
+    if not path.exists():
+        known = ", ".join(SOURCES)
+        raise DataError(f"data source {name!r} is neither a dataset name ({known}) nor an existing path")
+    key = "folder" if path.is_dir() else "".join(path.suffixes[-1:]).lower()
+    if key not in PATH_LOADERS:
+        kinds = ", ".join(PATH_LOADERS)
+        raise DataError(f"data file {name!r}: unsupported type {key!r}; expected one of: {kinds}")
+    return PATH_LOADERS.get(key)(path, config)

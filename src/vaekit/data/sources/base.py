@@ -1,0 +1,79 @@
+"""What a data source returns, and the registry of named sources.
+
+A source turns a :class:`~vaekit.config.DataConfig` into raw numpy arrays: it knows file formats
+and where files live, nothing about scaling or models (that is :mod:`vaekit.data.spec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from vaekit.config import DataConfig
+from vaekit.registry import Registry
+
+Kind = Literal["image", "table"]
+
+
+@dataclass
+class RawData:
+    """Samples as loaded from disk, before any scaling.
+
+    ``x`` is (N, C, H, W) for images, (N, D) for tables; any numeric dtype (uint8 images stay
+    uint8). ``y`` is (N,) int64 labels or None.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+    kind: Kind = "table"
+    max_level: float | None = None  # the format's full-scale value (255 for 8-bit images)
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: np.ndarray) -> RawData:
+        return RawData(
+            x=self.x[index],
+            y=None if self.y is None else self.y[index],
+            kind=self.kind,
+            max_level=self.max_level,
+            class_names=self.class_names,
+            feature_names=self.feature_names,
+        )
+
+
+@dataclass
+class Splits:
+    """A source's data: the training split and, when the source defines one, its test split."""
+
+    train: RawData
+    test: RawData | None = None
+
+
+@dataclass
+class Source:
+    """A named dataset: how to load it and whether it can be loaded without the network."""
+
+    name: str
+    description: str
+    load: Callable[[DataConfig], Splits]
+    available_offline: Callable[[DataConfig], bool] = field(default=lambda config: True)
+
+
+SOURCES: Registry[Source] = Registry("dataset")
+
+
+def register_source(source: Source) -> Source:
+    SOURCES.add(source.name, source)
+    return source
+
+
+# Loaders for a path given as the source, keyed by file suffix (".npz", ".csv"…) or "folder".
+PathLoader = Callable[[Path, DataConfig], Splits]
+PATH_LOADERS: Registry[PathLoader] = Registry("file type")
