@@ -1,4 +1,4 @@
-"""Data sources: registered names (``digits``, ``mnist``…) and paths (arrays, tables, image folders).
+"""Data sources: registered names (``digits``, ``mnist``…) and paths (arrays, tables, images).
 
 Importing this package registers every source; :func:`load_source` resolves a config's ``source``.
 """
@@ -8,7 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from vaekit.config import DataConfig
-from vaekit.data.sources import digits  # noqa: F401  (registers)
+from vaekit.data.sources import (  # noqa: F401  (importing registers them)
+    arrays,
+    cifar,
+    digits,
+    idx,
+    image_folder,
+    tabular,
+)
 from vaekit.data.sources.base import PATH_LOADERS, SOURCES, RawData, Source, Splits
 from vaekit.errors import DataError
 
@@ -23,7 +30,9 @@ def load_source(config: DataConfig) -> Splits:
     path = Path(name).expanduser()
     if not path.exists():
         known = ", ".join(SOURCES)
-        raise DataError(f"data source {name!r} is neither a dataset name ({known}) nor an existing path")
+        raise DataError(
+            f"data source {name!r} is neither a dataset name ({known}) nor an existing path"
+        )
     key = "folder" if path.is_dir() else "".join(path.suffixes[-1:]).lower()
     if key not in PATH_LOADERS:
         kinds = ", ".join(PATH_LOADERS)

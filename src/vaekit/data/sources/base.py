@@ -7,8 +7,8 @@ and where files live, nothing about scaling or models (that is :mod:`vaekit.data
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np

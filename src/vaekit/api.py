@@ -1,0 +1,198 @@
+"""The Python entry points: :func:`train` a config into a :class:`Run`, :func:`load` one back.
+
+This is the glue between data, models and the generic trainer; the CLI, the estimators and the
+explorer all call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from vaekit import io
+from vaekit.config import RunConfig
+from vaekit.data.loaders import make_batches, prepare_data, to_tensors
+from vaekit.data.spec import DataSpec
+from vaekit.errors import RunFolderError
+from vaekit.evaluation.report import evaluate
+from vaekit.models import VAE, build_model, build_objective
+from vaekit.training.callbacks import (
+    EarlyStopping,
+    HistoryCSV,
+    LRSchedule,
+    ProgressBar,
+    ScheduledValue,
+    TensorBoard,
+    warmup_weight,
+)
+from vaekit.training.checkpoint import Checkpointer
+from vaekit.training.distributed import (
+    context_from_env,
+    init_process_group,
+    select_device,
+    shutdown_distributed,
+)
+from vaekit.training.trainer import Callback, Trainer, make_optimizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """A trained model with its data spec and config; inputs and outputs are in the data's units."""
+
+    model: VAE
+    spec: DataSpec
+    config: RunConfig
+    path: Path | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to_model_space(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
+        return self.spec.transform(x, name=name).to(self.device)
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray | Tensor) -> Distribution:
+        """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding."""
+        return self.model.encode(self.to_model_space(x))
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, mode: str = "mean") -> Tensor:
+        """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units."""
+        px = self.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self.device))
+        return self.spec.inverse(px.mean if mode == "mean" else px.sample())
+
+    @torch.no_grad()
+    def reconstruct(self, x: np.ndarray | Tensor) -> Tensor:
+        """Decode the posterior mean of each input: the usual reconstruction, in data units."""
+        return self.decode(self.encode(x).mean)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """``n`` new samples (the likelihood mean at z ~ p(z)), in data units."""
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        return self.spec.inverse(self.model.sample(n, generator=generator, temperature=temperature).mean)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Rebuild a run folder's model from JSON + safetensors (no pickle, no code executed)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise RunFolderError(f"run folder {str(folder)!r} does not exist")
+    config, spec = io.read_config(folder), io.read_spec(folder)
+    model = io.load_model(folder, config, spec, device)
+    history_path = folder / io.HISTORY
+    history = _read_history(history_path) if history_path.is_file() else []
+    return Run(model=model, spec=spec, config=config, path=folder, history=history)
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    import csv
+
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+
+def _callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int) -> list[Callback]:
+    train = config.train
+    callbacks: list[Callback] = [
+        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
+    ]
+    if train.kl_warmup != "none":
+        fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
+        callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
+    if train.early_stopping:
+        callbacks.append(EarlyStopping(train.early_stopping))
+    if out is not None:
+        callbacks += [Checkpointer(out / "checkpoint"), HistoryCSV(out / io.HISTORY)]
+        if train.tensorboard:
+            callbacks.append(TensorBoard(out / "tensorboard"))
+    if train.progress:
+        callbacks.append(ProgressBar(train.epochs, steps))
+    return callbacks
+
+
+def train(config: RunConfig, out: str | Path | None = None) -> Run:
+    """Train ``config``; with ``out``, write the run folder there (which must not exist yet).
+
+    Under torchrun every rank calls this; the model is wrapped in DDP, the data sharded per rank,
+    and rank 0 writes the folder.
+    """
+    folder = Path(out) if out is not None else None
+    if folder is not None and (folder / io.CONFIG).exists():
+        raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
+                             "or choose another --out")
+    return _fit(config, folder, resume=False)
+
+
+def resume(out: str | Path, epochs: int | None = None) -> Run:
+    """Continue an interrupted run folder from its last checkpoint (optionally to more epochs)."""
+    folder = Path(out)
+    config = io.read_config(folder)
+    if not (folder / "checkpoint" / "last.safetensors").is_file():
+        raise RunFolderError(f"run folder {str(folder)!r} has no checkpoint to resume from")
+    if epochs is not None:
+        config.train.epochs = epochs
+    return _fit(config, folder, resume=True)
+
+
+def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
+    context = context_from_env()
+    device = select_device(config.train.device, context)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    torch.manual_seed(config.train.seed)
+    data = prepare_data(config.data)
+    model = build_model(data.spec, config.model).to(device)  # same init on every rank
+    objective = build_objective(config.model).to(device)
+    init_process_group(context, device)
+    torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
+    shard = {"rank": context.rank, "world_size": context.world_size}
+    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device,
+                           shuffle=True, seed=config.train.seed, **shard)
+    val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False, **shard)
+           if data.val is not None else None)
+    optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
+                               config.train.weight_decay, config.train.momentum)
+    autocast = torch.bfloat16 if (config.train.precision == "bf16" or
+                                  (config.train.precision == "auto" and device.type == "cuda")) else None
+    trainer = Trainer(
+        context.wrap(model, device), objective, optimizer,
+        callbacks=_callbacks(config, folder, objective, len(batches)),
+        grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
+        log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
+    )
+    if folder is not None and context.is_main and not resume:
+        folder.mkdir(parents=True, exist_ok=True)
+        io.write_header(folder, config, data.spec)
+    if resume:
+        Checkpointer(folder / "checkpoint").restore(trainer)
+        log.info("resuming at epoch %d, step %d", trainer.state.epoch + 1, trainer.state.step)
+    try:
+        trainer.fit(batches, val, config.train.epochs)
+    finally:
+        if context.enabled:
+            context.barrier()
+    run = Run(model=model.eval(), spec=data.spec, config=config, path=folder, history=trainer.state.history)
+    if folder is not None and context.is_main:
+        io.save_weights(folder, model)
+        if config.eval.enabled and data.test is not None:
+            x_test = to_tensors(data.test, data.spec, device, "test split")["x"]
+            metrics = evaluate(model, x_test, k=config.eval.k, batch_size=config.eval.batch_size,
+                               seed=config.train.seed)
+            io.write_metrics(folder, {"test": metrics})
+    shutdown_distributed()
+    return run
+

@@ -1,0 +1,44 @@
+"""The ``vaekit`` command line: one file per command, each a thin layer over the library.
+
+Bad input (a :class:`~vaekit.errors.VaekitError`) prints one line on stderr and exits with code 2;
+``--debug`` shows the traceback instead. Internal errors exit with code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from vaekit.cli import common
+from vaekit.cli.data_commands import datasets, presets
+from vaekit.cli.evaluate import evaluate
+from vaekit.cli.export import export
+from vaekit.cli.generate import decode, sample
+from vaekit.cli.info import info
+from vaekit.cli.latent import encode, reconstruct
+from vaekit.cli.train import train
+
+app = typer.Typer(
+    name="vaekit",
+    help="Variational Autoencoders for your own data: train, sample, reconstruct, encode, evaluate.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    common.STATE["debug"] = debug
+
+
+for command in (train, sample, reconstruct, encode, decode, evaluate, info, datasets, presets, export):
+    app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    common.run_app(app)

@@ -1,0 +1,92 @@
+"""Shared CLI plumbing: error handling, loading runs and inputs, output paths."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from vaekit.errors import VaekitError
+
+STATE: dict[str, Any] = {"debug": False}
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the typer app, mapping VaekitError to one line + exit 2 and other errors to exit 1."""
+    try:
+        app(standalone_mode=True)
+    except VaekitError as error:
+        if STATE["debug"]:
+            raise
+        print(f"vaekit: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, BrokenPipeError):
+        sys.exit(130)
+    except Exception as error:  # an internal error: say so, briefly, unless debugging
+        if STATE["debug"]:
+            raise
+        print(f"vaekit: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
+def example(text: str) -> Callable[[Callable], Callable]:
+    """Attach an example shown at the end of ``--help``."""
+
+    def attach(function: Callable) -> Callable:
+        function.example = f"Example: {text}"
+        return function
+
+    return attach
+
+
+def load_run(path: Path, device: str = "cpu"):
+    from vaekit.api import load
+
+    return load(path, device=device)
+
+
+def load_inputs(run, source: str | None, split: str = "test"):
+    """Raw samples to feed a run: its own held-out split by default, or ``source`` (all of it).
+
+    For a named dataset with an official split, ``split`` picks train, test or all.
+    """
+    from vaekit.data.loaders import prepare_data
+    from vaekit.data.sources import RawData, load_source
+
+    if source is None:
+        data = prepare_data(run.config.data)
+        chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
+        if chosen is None:  # "all"
+            parts = [p for p in (data.train, data.val, data.test) if p is not None]
+            chosen = RawData(x=np.concatenate([p.x for p in parts]), kind=parts[0].kind,
+                             max_level=parts[0].max_level)
+        return chosen
+    config = run.config.data.model_copy(update={"source": source})
+    splits = load_source(config)
+    if split == "train" or splits.test is None:
+        return splits.train
+    if split == "test":
+        return splits.test
+    y = None
+    if splits.train.y is not None and splits.test.y is not None:
+        y = np.concatenate([splits.train.y, splits.test.y])
+    return RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
+                   max_level=splits.train.max_level)
+
+
+def figure_path(run, out: Path | None, name: str) -> Path:
+    if out is not None:
+        return out
+    if run.path is None:
+        raise VaekitError("no --out given and the run has no folder")
+    return run.path / "figures" / name
+
+
+def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:
+    if path.suffix.lower() not in allowed:
+        raise VaekitError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(allowed)}")

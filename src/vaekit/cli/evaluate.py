@@ -1,0 +1,37 @@
+"""vaekit evaluate"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import example, load_inputs, load_run
+
+log = logging.getLogger("vaekit")
+
+
+@example("vaekit evaluate runs/fm --k 1000")
+def evaluate(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default the run's test split."),
+    k: int = typer.Option(1000, "--k", min=1, max=5000, help="Importance samples for the NLL estimate."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per batch."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the importance samples."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+) -> None:
+    """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units -> RUN/metrics.json."""
+    from vaekit import io
+    from vaekit.evaluation.report import evaluate as evaluate_model
+    from vaekit.training.distributed import select_device
+
+    run = load_run(run_dir, device=str(select_device(device)))
+    inputs = load_inputs(run, data, "test")
+    x = run.to_model_space(inputs.x, name=data or "test split")
+    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed)
+    metrics["data"] = data or f"{run.config.data.source} (test split)"
+    io.write_metrics(run_dir, {"evaluate": metrics})
+    print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))
+    log.info("wrote %s", run_dir / io.METRICS)

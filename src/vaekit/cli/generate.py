@@ -1,0 +1,74 @@
+"""vaekit sample, vaekit decode"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import check_suffix, example, figure_path, load_run
+
+log = logging.getLogger("vaekit")
+
+
+def _write(run, values, out: Path) -> None:
+    from vaekit.applications.visualize import save_array, save_images
+
+    if out.suffix.lower() == ".png":
+        save_images(run.spec, values, out)
+    else:
+        save_array(values, out)
+    log.info("wrote %s", out)
+
+
+@example("vaekit sample runs/fm --n 64 --temperature 0.8 --seed 1 --out samples.png")
+def sample(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    n: int = typer.Option(64, "--n", min=1, max=100_000, help="How many samples."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Scale of z ~ N(0, T^2 I)."),
+    label: int = typer.Option(None, "--label", help="Class to generate (conditional runs only)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for z."),
+    out: Path = typer.Option(None, "--out", help="FILE.png (grid), .npy or .csv; default RUN/figures/samples.png."),
+) -> None:
+    """Generate new samples from the prior and write a grid PNG or an array."""
+    from vaekit.errors import ConfigError
+
+    run = load_run(run_dir)
+    out = figure_path(run, out, "samples.png")
+    check_suffix(out, (".png", ".npy", ".csv"))
+    if label is not None:
+        raise ConfigError(f"--label: run {str(run_dir)!r} is not conditional (train a cvae preset to sample by class)")
+    _write(run, run.sample(n, seed=seed, temperature=temperature), out)
+
+
+@example("vaekit decode runs/fm --latents z.npy --out decoded.png")
+def decode(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    latents: Path = typer.Option(..., "--latents", help=".npy of shape (N, latent_dim), or (N, 2, latent_dim) "
+                                 "as written by `vaekit encode` (the means are used)."),
+    out: Path = typer.Option(..., "--out", help="FILE.png, .npy or .csv."),
+) -> None:
+    """Decode latent vectors into data (the likelihood's mean)."""
+    import numpy as np
+    import torch
+
+    from vaekit.errors import DataError
+
+    run = load_run(run_dir)
+    check_suffix(out, (".png", ".npy", ".csv"))
+    check_suffix(latents, (".npy",), "--latents")
+    if not latents.is_file():
+        raise DataError(f"latents file {str(latents)!r} does not exist")
+    try:
+        z = np.load(latents, allow_pickle=False)
+    except ValueError:
+        raise DataError(f"latents file {str(latents)!r} is not a readable .npy array") from None
+    if z.ndim == 3 and z.shape[1] == 2:
+        z = z[:, 0]
+    dim = run.model.latent_dim
+    if z.ndim != 2 or z.shape[1] != dim or not np.issubdtype(z.dtype, np.number):
+        raise DataError(f"latents file {str(latents)!r}: expected numbers of shape (N, {dim}), got {z.dtype} {z.shape}")
+    if not np.isfinite(z).all():
+        raise DataError(f"latents file {str(latents)!r} contains NaN or infinite values")
+    _write(run, run.decode(torch.from_numpy(z.astype(np.float32))), out)

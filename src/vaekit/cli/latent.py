@@ -1,0 +1,83 @@
+"""vaekit reconstruct, vaekit encode"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import check_suffix, example, figure_path, load_inputs, load_run
+
+log = logging.getLogger("vaekit")
+
+
+@example("vaekit reconstruct runs/fm --n 16 --out recon.png")
+def reconstruct(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default the run's test split."),
+    n: int = typer.Option(16, "--n", min=1, max=10_000, help="How many inputs."),
+    out: Path = typer.Option(None, "--out", help="FILE.png (originals above reconstructions), .npy or .csv."),
+) -> None:
+    """Reconstruct inputs: originals beside their reconstructions."""
+    import torch
+
+    from vaekit.applications.visualize import save_array, save_images
+
+    run = load_run(run_dir)
+    out = figure_path(run, out, "reconstructions.png")
+    check_suffix(out, (".png", ".npy", ".csv"))
+    inputs = load_inputs(run, data, "test")
+    x = inputs.x[:n]
+    recon = run.reconstruct(x)
+    if out.suffix.lower() == ".png":
+        original = torch.as_tensor(x, dtype=torch.float32)
+        nrow = min(len(x), 16)
+        rows = [torch.cat([original[i : i + nrow], recon[i : i + nrow].cpu()]) for i in range(0, len(x), nrow)]
+        save_images(run.spec, torch.cat(rows), out, nrow=nrow)
+    else:
+        save_array(recon, out)
+    log.info("wrote %s", out)
+
+
+@example("vaekit encode runs/fm --data fashion-mnist --out codes.npy")
+def encode(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default all of the run's data."),
+    split: str = typer.Option("all", "--split", help="For datasets with an official split: train, test or all."),
+    out: Path = typer.Option(..., "--out", help="FILE.npy: (N, 2, L) means and log-variances, or (N, L) means "
+                             "for a deterministic code; FILE.csv: columns mean_*, logvar_* (and label)."),
+    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="Inputs per forward pass."),
+) -> None:
+    """Encode inputs to their posterior means and log-variances."""
+    import numpy as np
+    import torch
+
+    from vaekit.applications.visualize import save_array
+    from vaekit.distributions.posteriors import DiagonalGaussian
+    from vaekit.errors import ConfigError
+
+    if split not in ("train", "test", "all"):
+        raise ConfigError(f"--split {split!r}: expected train, test or all")
+    check_suffix(out, (".npy", ".csv"))
+    run = load_run(run_dir)
+    inputs = load_inputs(run, data, split)
+    means, logvars = [], []
+    for start in range(0, len(inputs), batch_size):
+        qz = run.encode(inputs.x[start : start + batch_size])
+        means.append(qz.mean.cpu())
+        if isinstance(qz, DiagonalGaussian):
+            logvars.append(qz.logvar.cpu())
+    mean = torch.cat(means)
+    dim = mean.shape[1]
+    if out.suffix == ".npy":
+        save_array(torch.stack([mean, torch.cat(logvars)], 1) if logvars else mean, out)
+    else:
+        columns = [mean] + ([torch.cat(logvars)] if logvars else [])
+        header = [f"mean_{i}" for i in range(dim)] + ([f"logvar_{i}" for i in range(dim)] if logvars else [])
+        table = torch.cat(columns, 1).numpy()
+        if inputs.y is not None:
+            table = np.concatenate([table, inputs.y[:, None].astype(np.float32)], 1)
+            header.append("label")
+        save_array(table, out, header)
+    log.info("wrote %s (%d samples, latent_dim %d)", out, len(mean), dim)

@@ -1,0 +1,1 @@
+"""Data: sources, the fitted DataSpec, splits and batches."""

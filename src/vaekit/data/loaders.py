@@ -1,0 +1,171 @@
+"""From a DataConfig to batches: seeded splits, a fitted DataSpec, and two batch iterators.
+
+The fast path keeps a whole split as tensors on the training device and slices batches by index:
+no DataLoader, no per-sample Python. The streaming path serves data that should not sit on the
+device through a DataLoader whose workers gather and scale whole batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaekit.config import DataConfig
+from vaekit.data.sources import RawData, load_source
+from vaekit.data.spec import DataSpec
+
+Batch = dict[str, Tensor]
+
+# The fast path is taken when a split's scaled tensors stay under this many bytes.
+IN_MEMORY_LIMIT = 4 * 2**30
+
+
+@dataclass
+class PreparedData:
+    spec: DataSpec
+    train: RawData
+    val: RawData | None
+    test: RawData | None
+
+
+def _split(data: RawData, fraction: float, rng: np.random.Generator) -> tuple[RawData, RawData | None]:
+    n_out = int(round(len(data) * fraction))
+    if n_out == 0:
+        return data, None
+    order = rng.permutation(len(data))
+    return data.subset(np.sort(order[n_out:])), data.subset(np.sort(order[:n_out]))
+
+
+def prepare_data(config: DataConfig) -> PreparedData:
+    """Load the source, split it with a seeded generator, and fit the spec on the training split."""
+    splits = load_source(config)
+    rng = np.random.default_rng(config.split_seed)
+    train, test = splits.train, splits.test
+    if test is None:
+        train, test = _split(train, config.test_fraction, rng)
+    train, val = _split(train, config.val_fraction, rng)
+    if config.max_samples is not None and config.max_samples < len(train):
+        train = train.subset(np.sort(rng.permutation(len(train))[: config.max_samples]))
+    return PreparedData(spec=DataSpec.fit(train, config), train=train, val=val, test=test)
+
+
+def to_tensors(data: RawData, spec: DataSpec, device: torch.device | str = "cpu", name: str = "data") -> Batch:
+    """Scale a split into model space: ``{"x": float32 (N, *shape), "y": int64 (N,)}``."""
+    tensors = {"x": spec.transform(data.x, name=name).to(device)}
+    if data.y is not None:
+        tensors["y"] = torch.from_numpy(np.asarray(data.y, dtype=np.int64)).to(device)
+    return tensors
+
+
+def fits_in_memory(data: RawData, config: DataConfig) -> bool:
+    if config.in_memory != "auto":
+        return config.in_memory == "yes"
+    return data.x.size * 4 < IN_MEMORY_LIMIT
+
+
+def epoch_order(n: int, seed: int, epoch: int, device: torch.device | str = "cpu") -> Tensor:
+    """The sample order of one epoch, a pure function of (seed, epoch) so resume needs no state."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+class TensorBatches:
+    """Batches sliced by index from tensors that already live on the device (the fast path).
+
+    Under DDP each rank takes an interleaved shard of the same epoch order, so every rank sees
+    a different part of the data and all ranks take the same number of steps.
+    """
+
+    def __init__(
+        self,
+        tensors: Batch,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.tensors = tensors
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.n = len(next(iter(tensors.values())))
+        self.device = next(iter(tensors.values())).device
+        self.per_rank = self.n // world_size if world_size > 1 else self.n
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.per_rank, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _order(self, epoch: int) -> Tensor:
+        if self.shuffle:
+            order = epoch_order(self.n, self.seed, epoch, self.device)
+        else:
+            order = torch.arange(self.n, device=self.device)
+        if self.world_size > 1:
+            order = order[self.rank :: self.world_size][: self.per_rank]
+        return order
+
+    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Yield the batches of ``epoch``, skipping the first ``start`` (a resumed epoch)."""
+        order = self._order(epoch)
+        for step in range(start, len(self)):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            yield {key: value.index_select(0, index) for key, value in self.tensors.items()}
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iterate()
+
+
+class _BatchDataset(torch.utils.data.Dataset):
+    """Gathers and scales a whole batch per item, so workers do no per-sample Python."""
+
+    def __init__(self, data: RawData, spec: DataSpec, batches: list[np.ndarray]) -> None:
+        self.data, self.spec, self.batches = data, spec, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, item: int) -> Batch:
+        index = self.batches[item]
+        batch = {"x": self.spec.transform(self.data.x[index])}
+        if self.data.y is not None:
+            batch["y"] = torch.from_numpy(np.asarray(self.data.y[index], dtype=np.int64))
+        return batch
+
+
+class StreamingBatches(TensorBatches):
+    """The same batches as :class:`TensorBatches`, read from host arrays through a DataLoader."""
+
+    def __init__(self, data: RawData, spec: DataSpec, batch_size: int, *, device: torch.device | str,
+                 num_workers: int = 0, **kwargs) -> None:
+        index = {"x": torch.zeros(len(data), 0)}  # only the length and device matter to the base
+        super().__init__(index, batch_size, **kwargs)
+        self.data, self.spec, self.num_workers = data, spec, num_workers
+        self.device = torch.device("cpu")
+        self.target = torch.device(device)
+
+    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        order = self._order(epoch).numpy()
+        batches = [order[s * self.batch_size : (s + 1) * self.batch_size] for s in range(start, len(self))]
+        loader = torch.utils.data.DataLoader(
+            _BatchDataset(self.data, self.spec, batches),
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.target.type == "cuda",
+        )
+        for batch in loader:
+            yield {key: value.to(self.target, non_blocking=True) for key, value in batch.items()}
+
+
+def make_batches(data: RawData, spec: DataSpec, config: DataConfig, batch_size: int,
+                 device: torch.device | str, **kwargs) -> TensorBatches:
+    """The fast path when the split fits, else the streaming path."""
+    if fits_in_memory(data, config):
+        return TensorBatches(to_tensors(data, spec, device, config.source), batch_size, **kwargs)
+    return StreamingBatches(data, spec, batch_size, device=device, num_workers=config.num_workers, **kwargs)

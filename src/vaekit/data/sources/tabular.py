@@ -1,0 +1,185 @@
+"""Tables as a source: CSV (standard library) and Parquet (pyarrow, optional).
+
+A table becomes float32 (N, D) with ``kind="table"``; empty cells are NaN (missing values are
+imputed later, not rejected here). ``data.label_column`` names the column that holds labels: its
+values map to 0..K-1 in sorted order and become ``y``, and the values themselves the class names.
+Row numbers in CSV errors are line numbers in the file (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vaekit.config import DataConfig
+from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
+from vaekit.errors import DataError
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return not cell.strip()
+    return True
+
+
+def encode_labels(values: Sequence[str], what: str) -> tuple[np.ndarray, list[str]]:
+    """Map label values to 0..K-1 by sorted value (numerically when every value is a number).
+
+    Returns
+    -------
+    tuple
+        ``(y, class_names)``: (N,) int64 codes and the K distinct values as strings.
+    """
+    distinct = set(values)
+    if not distinct:
+        raise DataError(f"{what}: no labels")
+    if all(_is_number(value) for value in distinct):
+        ordered = sorted(distinct, key=float)
+    else:
+        ordered = sorted(distinct)
+    code = {value: k for k, value in enumerate(ordered)}
+    y = np.fromiter((code[value] for value in values), dtype=np.int64, count=len(values))
+    return y, [str(value) for value in ordered]
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank rows with their line numbers in the file."""
+    what = f"CSV file '{path}'"
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    rows.append((reader.line_num, row))
+    except UnicodeDecodeError:
+        raise DataError(f"{what}: not UTF-8 text; expected comma-separated numbers") from None
+    except csv.Error as error:
+        raise DataError(f"{what}: line {reader.line_num}: {error}") from None
+    except OSError as error:
+        raise DataError(f"{what}: cannot be read ({error.__class__.__name__})") from None
+    if not rows:
+        raise DataError(f"{what}: empty; expected comma-separated numbers")
+    return rows
+
+
+def load_csv(path: Path, config: DataConfig) -> Splits:
+    """Read a CSV file of numbers; a first row that is not all numbers is the header.
+
+    Raises
+    ------
+    DataError
+        A ragged row (naming its row and column counts), a cell that is not a number (naming
+        its row and column), or a ``data.label_column`` that is not in the header.
+    """
+    what = f"CSV file '{path}'"
+    rows = _read_rows(path)
+    first = rows[0][1]
+    has_header = not all(_is_number(cell) for cell in first)
+    names = [cell.strip() for cell in first] if has_header else None
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{what}: a header but no data rows")
+    width = len(first)
+    for number, row in body:
+        if len(row) != width:
+            raise DataError(f"{what}: row {number} has {len(row)} columns, expected {width}")
+    label_index = _label_index(names, config.label_column, what)
+    features = [j for j in range(width) if j != label_index]
+    if not features:
+        raise DataError(f"{what}: no feature columns besides the label column")
+    x = np.empty((len(body), len(features)), dtype=np.float32)  # (N, D)
+    for i, (number, row) in enumerate(body):
+        try:
+            x[i] = [float(row[j]) if row[j].strip() else math.nan for j in features]
+        except ValueError:
+            j = next(j for j in features if not _is_number(row[j]))
+            column = repr(names[j]) if names else str(j + 1)
+            raise DataError(
+                f"{what}: row {number}, column {column}: {row[j]!r} is not a number"
+            ) from None
+    y = class_names = None
+    if label_index is not None:
+        values = [row[label_index].strip() for _, row in body]
+        for (number, _), value in zip(body, values, strict=True):
+            if not value:
+                raise DataError(
+                    f"{what}: row {number}: empty label in column {config.label_column!r}"
+                )
+        y, class_names = encode_labels(values, what)
+    feature_names = [names[j] for j in features] if names else None
+    return Splits(
+        train=RawData(x=x, y=y, kind="table", class_names=class_names, feature_names=feature_names)
+    )
+
+
+def _label_index(names: list[str] | None, label_column: str | None, what: str) -> int | None:
+    if label_column is None:
+        return None
+    if names is None:
+        raise DataError(
+            f"{what}: data.label_column={label_column!r} needs a header row, and the file has none"
+        )
+    if label_column not in names:
+        raise DataError(
+            f"{what}: no column {label_column!r} for data.label_column; columns: {', '.join(names)}"
+        )
+    return names.index(label_column)
+
+
+def load_parquet(path: Path, config: DataConfig) -> Splits:
+    """Read a Parquet file of numeric columns (needs pyarrow).
+
+    Raises
+    ------
+    DataError
+        pyarrow is missing, the file is unreadable, a feature column is not numeric, or the
+        label column is absent or has missing values.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("reading Parquet needs pyarrow: pip install 'vaekit[parquet]'") from None
+    what = f"Parquet file '{path}'"
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{what}: cannot be read ({error.__class__.__name__})") from None
+    if table.num_rows == 0:
+        raise DataError(f"{what}: no rows")
+    names = list(table.column_names)
+    label_index = _label_index(names, config.label_column, what)
+    features = [name for j, name in enumerate(names) if j != label_index]
+    if not features:
+        raise DataError(f"{what}: no feature columns besides the label column")
+    columns = []
+    for name in features:
+        column = table.column(name)
+        kind = column.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if not (numeric or pa.types.is_boolean(kind)):
+            raise DataError(f"{what}: column {name!r} has type {kind}, expected numbers")
+        # Nulls become NaN through the float cast.
+        columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+    x = np.stack(columns, axis=1).astype(np.float32)  # (N, D)
+    y = class_names = None
+    if label_index is not None:
+        values = table.column(names[label_index]).to_pylist()
+        if any(value is None for value in values):
+            raise DataError(f"{what}: missing labels in column {config.label_column!r}")
+        y, class_names = encode_labels([str(value) for value in values], what)
+    return Splits(
+        train=RawData(x=x, y=y, kind="table", class_names=class_names, feature_names=features)
+    )
+
+
+PATH_LOADERS.add(".csv", load_csv)
+PATH_LOADERS.add(".parquet", load_parquet)

@@ -1,0 +1,1 @@
+"""Honest evaluation: bounds on log-likelihood, latent diagnostics, the final report."""

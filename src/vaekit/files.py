@@ -1,0 +1,45 @@
+"""Atomic file writes: every artefact goes to a temporary name in its folder, then is renamed.
+
+A reader (or a crash) therefore sees either the old file or the complete new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, tree: Any) -> Path:
+    return atomic_write_text(path, json.dumps(tree, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Save tensors as safetensors (no pickle), copied to contiguous CPU memory first."""
+    flat = {name: value.detach().to("cpu").contiguous().clone() for name, value in tensors.items()}
+    return atomic_write_bytes(path, safetensors_bytes(flat, metadata=metadata))

@@ -1,0 +1,146 @@
+"""The run folder, the only artefact format: JSON + safetensors, never pickle.
+
+::
+
+    RUN/config.json        resolved RunConfig + versions
+    RUN/data_spec.json     what input the model accepts and how it is scaled
+    RUN/model.safetensors  weights (loading never executes code)
+    RUN/checkpoint/        last.safetensors for --resume
+    RUN/history.csv        one row per epoch
+    RUN/metrics.json       final evaluation
+    RUN/figures/           PNGs written by commands
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+import vaekit
+from vaekit.config import RunConfig, config_from_dict
+from vaekit.data.spec import DataSpec
+from vaekit.errors import RunFolderError
+from vaekit.files import atomic_save_tensors, atomic_write_json
+from vaekit.models import VAE, build_model
+
+CONFIG, SPEC, WEIGHTS, METRICS, HISTORY = "config.json", "data_spec.json", "model.safetensors", "metrics.json", "history.csv"
+
+
+def versions() -> dict[str, str]:
+    return {"vaekit": vaekit.__version__, "torch": torch.__version__}
+
+
+def write_header(folder: Path, config: RunConfig, spec: DataSpec) -> None:
+    """config.json and data_spec.json: written when training starts, so --resume can rebuild."""
+    atomic_write_json(folder / CONFIG, {**config.to_dict(), "versions": versions()})
+    atomic_write_json(folder / SPEC, spec.to_dict())
+
+
+def save_weights(folder: Path, model: VAE) -> None:
+    atomic_save_tensors(folder / WEIGHTS, model.state_dict(), metadata={"format": "vaekit-model-1"})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunFolderError(f"run folder {str(path.parent)!r} has no {path.name}; is it a vaekit run?")
+    try:
+        tree = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunFolderError(f"{str(path)!r} is not valid JSON") from None
+    if not isinstance(tree, dict):
+        raise RunFolderError(f"{str(path)!r}: expected a JSON object")
+    return tree
+
+
+def read_config(folder: str | Path) -> RunConfig:
+    tree = _read_json(Path(folder) / CONFIG)
+    tree.pop("versions", None)
+    return config_from_dict(tree, f"run config {str(Path(folder) / CONFIG)!r}")
+
+
+def read_spec(folder: str | Path) -> DataSpec:
+    path = Path(folder) / SPEC
+    try:
+        return DataSpec.from_dict(_read_json(path))
+    except TypeError:
+        raise RunFolderError(f"{str(path)!r} does not describe a data spec") from None
+
+
+def load_model(folder: str | Path, config: RunConfig, spec: DataSpec, device: str | torch.device = "cpu") -> VAE:
+    """Rebuild the model from config + spec, then load weights (no code is executed)."""
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        raise RunFolderError(f"run folder {str(folder)!r} has no {WEIGHTS}; did training finish?")
+    model = build_model(spec, config.model)
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as error:
+        raise RunFolderError(f"{str(path)!r} is unreadable ({error.__class__.__name__})") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RunFolderError(f"{str(path)!r} does not match its config.json (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+    return model.to(device).eval()
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    path = folder / METRICS
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    atomic_write_json(path, {**existing, **metrics})
+
+
+class _EncoderGraph(torch.nn.Module):
+    """x (model space) -> posterior mean and log-variance (the mean twice-free for a point code)."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        qz = self.model.encode(x)
+        logvar = getattr(qz, "logvar", torch.zeros_like(qz.mean))
+        return qz.mean, logvar
+
+
+class _DecoderGraph(torch.nn.Module):
+    """z -> the likelihood's mean, in model space."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z).mean
+
+
+def export_onnx(model: VAE, spec: DataSpec, folder: str | Path) -> list[Path]:
+    """Write ``encoder.onnx`` (x -> mean, logvar) and ``decoder.onnx`` (z -> mean), dynamic batch.
+
+    Inputs and outputs are in model space; ``data_spec.json`` (copied beside them) says how to scale.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise RunFolderError("ONNX export needs the onnx packages: pip install 'vaekit[onnx]'") from None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    x = torch.zeros(2, *spec.shape)
+    z = torch.zeros(2, model.latent_dim)
+    written = []
+    for graph, example, names, outputs, filename in (
+        (_EncoderGraph(model), x, ["x"], ["mean", "logvar"], "encoder.onnx"),
+        (_DecoderGraph(model), z, ["z"], ["x_mean"], "decoder.onnx"),
+    ):
+        tmp = folder / f".{filename}.tmp"
+        axes = {name: {0: "batch"} for name in names + outputs}
+        torch.onnx.export(graph, (example,), str(tmp), input_names=names, output_names=outputs,
+                          dynamic_axes=axes, dynamo=False)
+        tmp.replace(folder / filename)
+        written.append(folder / filename)
+    atomic_write_json(folder / SPEC, spec.to_dict())
+    return written + [folder / SPEC]

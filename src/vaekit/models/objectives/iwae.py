@@ -1,0 +1,36 @@
+"""The importance-weighted bound (Burda, Grosse & Salakhutdinov 2016, eq. 8)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vaekit.config import ModelConfig
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.outputs import LossOutput
+
+
+class IWAE(Objective):
+    """-log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x); k = 1 is the ELBO, larger k is tighter."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.k = config.k
+
+    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+        x = batch["x"]
+        out = model(x, n_samples=self.k)  # z: (k, B, L)
+        log_px = out.px.log_prob(x)  # (k, B)
+        log_ratio = out.qz.log_prob(out.z) - out.pz.log_prob(out.z)  # (k, B)
+        bound = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)  # (B,)
+        return LossOutput(
+            loss=self.reduce(-bound),
+            per_sample=-bound,
+            recon=-log_px.mean(0),
+            kl=log_ratio.mean(0),
+        )
+
+
+OBJECTIVES.add("iwae", IWAE)

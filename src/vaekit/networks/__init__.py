@@ -1,0 +1,1 @@
+"""Encoders and decoders built from the data's shape."""

@@ -1,0 +1,32 @@
+"""Build encoder and decoder from the data's shape and the model config (never per dataset)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from vaekit.config import ModelConfig
+from vaekit.data.spec import DataSpec
+from vaekit.errors import ConfigError
+from vaekit.networks.image import ConvDecoder, ConvEncoder
+from vaekit.networks.mlp import MLPDecoder, MLPEncoder
+
+
+def network_kind(spec: DataSpec, config: ModelConfig) -> str:
+    """'conv' for images of at least 16 px a side unless the config says otherwise, else 'mlp'."""
+    if config.network != "auto":
+        if config.network == "conv" and spec.kind != "image":
+            raise ConfigError(f"model.network='conv' needs images (C, H, W); this data has shape {spec.shape}")
+        return config.network
+    return "conv" if spec.kind == "image" and min(spec.shape[1:]) >= 16 else "mlp"
+
+
+def build_networks(spec: DataSpec, config: ModelConfig, n_params: int) -> tuple[nn.Module, nn.Module]:
+    """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *shape)."""
+    act, norm = config.activation, config.norm
+    if network_kind(spec, config) == "conv":
+        feature_dim = config.hidden[-1] if config.hidden else 256
+        encoder = ConvEncoder(spec.shape, config.conv_channels, feature_dim, act, norm)
+        return encoder, ConvDecoder(config.latent_dim, encoder, n_params, act, norm)
+    encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
+    decoder = MLPDecoder(config.latent_dim, spec.shape, config.hidden, n_params, act, norm)
+    return encoder, decoder

@@ -1,0 +1,1 @@
+"""The generic trainer, its callbacks, checkpoints and DDP support (no VAE knowledge)."""

@@ -1,0 +1,131 @@
+"""Checkpoints for ``--resume``: one safetensors file holding weights, optimizer and RNG state,
+with the loop's position and callback states as JSON metadata. Written atomically each epoch and
+when a SIGINT/SIGTERM stops training mid-epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import Tensor, nn
+
+from vaekit.errors import RunFolderError
+from vaekit.files import atomic_save_tensors
+from vaekit.training.trainer import Callback, Trainer, TrainState
+
+log = logging.getLogger(__name__)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module under a DDP or torch.compile wrapper."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def _optimizer_parts(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict[str, Tensor], info: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in info["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+class Checkpointer(Callback):
+    """Writes ``folder/last.safetensors`` (rank 0 only) and restores a trainer from it."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / "last.safetensors"
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        if trainer.is_main:
+            self.save(trainer)
+
+    def save(self, trainer: Trainer) -> None:
+        tensors = {f"model.{k}": v for k, v in unwrap(trainer.model).state_dict().items()}
+        optim_tensors, optim_info = _optimizer_parts(trainer.optimizer)
+        tensors.update(optim_tensors)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and trainer.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
+        accumulators, accumulator_info = trainer.accumulators()
+        tensors.update({f"acc.{k}": v.reshape(-1) for k, v in accumulators.items()})
+        callbacks = {}
+        for callback in trainer.callbacks:
+            callbacks[type(callback).__name__] = callback.state_dict()
+            for key, value in getattr(callback, "tensors", dict)().items():
+                tensors[f"cb.{type(callback).__name__}.{key}"] = value
+        state = {
+            "train_state": vars(trainer.state),
+            "optimizer": optim_info,
+            "accumulators": accumulator_info,
+            "callbacks": callbacks,
+        }
+        atomic_save_tensors(self.path, tensors, metadata={"state": json.dumps(state)})
+
+    def read(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        if not self.path.is_file():
+            raise RunFolderError(f"no checkpoint at {str(self.path)!r} to resume from")
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+                state = json.loads(handle.metadata()["state"])
+        except Exception as error:  # a truncated or foreign file
+            raise RunFolderError(f"checkpoint {str(self.path)!r} is unreadable ({error.__class__.__name__})") from None
+        return tensors, state
+
+    def restore(self, trainer: Trainer, weights_only: bool = False) -> None:
+        """Load weights and optimizer; unless ``weights_only``, also RNG, loop position, callbacks."""
+        tensors, state = self.read()
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        unwrap(trainer.model).load_state_dict(model_state)
+        trainer.optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
+        if weights_only:
+            return
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
+        trainer.state = TrainState(**state["train_state"])
+        if trainer.state.step > 0:
+            accumulators = {k[len("acc."):]: v.reshape(()) if v.numel() == 1 and k != "acc.sums" else v
+                            for k, v in tensors.items() if k.startswith("acc.")}
+            trainer.restore_accumulators(accumulators, state["accumulators"])
+        for callback in trainer.callbacks:
+            name = type(callback).__name__
+            callback.load_state_dict(state["callbacks"].get(name, {}))
+            prefix = f"cb.{name}."
+            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if own and hasattr(callback, "load_tensors"):
+                callback.load_tensors(own)
+
+    def recover_from_divergence(self, trainer: Trainer) -> bool:
+        """Too many NaN/Inf steps: reload the last good weights and cut the learning rate 10x."""
+        if not self.path.is_file():
+            return False
+        self.restore(trainer, weights_only=True)
+        trainer.state.lr_scale *= 0.1
+        for group in trainer.optimizer.param_groups:
+            group["lr"] *= 0.1
+        log.warning("training diverged (NaN/Inf); restored the last checkpoint and lowered the "
+                    "learning rate 10x to %.3g", trainer.optimizer.param_groups[0]["lr"])
+        return True

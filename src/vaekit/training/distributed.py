@@ -1,0 +1,92 @@
+"""torchrun / DistributedDataParallel: process-group set-up, metric reduction, rank-0 writing.
+
+Under ``torchrun`` the environment carries RANK, WORLD_SIZE and LOCAL_RANK; the same ``vaekit
+train`` command then wraps the model in DDP (gloo on CPU, nccl on CUDA), shards the data per rank,
+reduces metrics, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+from torch import Tensor, nn
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce(self, tensor: Tensor) -> Tensor:
+        """Sum over ranks (identity in a single process)."""
+        if self.enabled:
+            torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
+        return tensor
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch_dist.barrier()
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        if not self.enabled:
+            return model
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def context_from_env() -> DistContext:
+    """Rank and world size as torchrun set them; a single-process context otherwise."""
+    if not launched_by_torchrun():
+        return DistContext()
+    return DistContext(
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+def init_process_group(context: DistContext, device: torch.device) -> None:
+    """Join torchrun's process group: nccl for CUDA, gloo for CPU."""
+    if context.enabled and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown_distributed() -> None:
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def select_device(preference: str, context: DistContext | None = None) -> torch.device:
+    """cuda, then mps, then cpu for "auto"; under torchrun each rank takes its local GPU."""
+    local = context.local_rank if context is not None else 0
+    if preference == "auto":
+        if torch.cuda.is_available():
+            preference = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            preference = "mps"
+        else:
+            preference = "cpu"
+    if preference == "cuda":
+        if not torch.cuda.is_available():
+            from vaekit.errors import ConfigError
+
+            raise ConfigError("train.device='cuda' but no CUDA device is available; use --device cpu or auto")
+        torch.cuda.set_device(local % torch.cuda.device_count())
+        return torch.device("cuda", local % torch.cuda.device_count())
+    return torch.device(preference)

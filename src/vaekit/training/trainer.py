@@ -1,0 +1,304 @@
+"""A generic training loop: batches -> loss_fn(model, batch) -> backward -> step -> callbacks.
+
+It knows nothing about VAEs. ``loss_fn`` returns an object with a scalar ``loss`` and a
+``metrics()`` dict of 0-d tensors; everything else (schedules, checkpoints, progress, early stopping)
+is a callback. The step keeps metrics on the device and never reads a value back to the host, except
+every ``log_every`` steps for progress and once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from vaekit.training.distributed import DistContext
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, Tensor]
+
+
+class StepOutput(Protocol):
+    loss: Tensor
+
+    def metrics(self) -> dict[str, Tensor]: ...
+
+
+class Batches(Protocol):
+    def __len__(self) -> int: ...
+
+    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]: ...
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a SIGINT/SIGTERM once the state has been checkpointed."""
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`; override the ones you need.
+
+    A callback with state that must survive ``--resume`` implements ``state_dict`` /
+    ``load_state_dict`` with JSON-serialisable values.
+    """
+
+    def on_fit_begin(self, trainer: Trainer) -> None: ...
+    def on_epoch_begin(self, trainer: Trainer) -> None: ...
+    def on_batch_begin(self, trainer: Trainer) -> None: ...
+    def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None: ...
+    def on_checkpoint(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Where the loop is; saved in every checkpoint so a resumed run continues exactly."""
+
+    epoch: int = 0  # the epoch in progress (or next to start)
+    step: int = 0  # batches done within that epoch
+    global_step: int = 0
+    bad_steps: int = 0  # non-finite steps skipped so far
+    lr_scale: float = 1.0  # lowered 10x each time a divergence is recovered from
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD, fused (one kernel per tensor) wherever torch supports it."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[nn.Module, Batch], StepOutput],
+        optimizer: torch.optim.Optimizer,
+        *,
+        callbacks: Iterable[Callback] = (),
+        grad_clip: float | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        compile: bool = False,
+        log_every: int = 50,
+        max_bad_steps: int = 10,
+        dist: DistContext | None = None,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.callbacks = list(callbacks)
+        self.grad_clip, self.log_every, self.max_bad_steps = grad_clip, log_every, max_bad_steps
+        self.dist = dist or DistContext()
+        self.device = next(model.parameters()).device
+        self.autocast_dtype = autocast_dtype
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        # Fused optimizers skip a step in-kernel when found_inf is set: the NaN guard costs no sync.
+        self.in_kernel_skip = bool(optimizer.defaults.get("fused"))
+        self._loss = torch.compile(loss_fn) if compile else loss_fn
+        self.state = TrainState()
+        self.stop_training = False
+        self._signal: int | None = None
+        self._batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
+        self.samples_seen = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    # ------------------------------------------------------------------ one step
+    def _forward(self, batch: Batch) -> StepOutput:
+        if self.autocast_dtype is None:
+            return self._loss(self.model, batch)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+            return self._loss(self.model, batch)
+
+    def _step(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
+        out = self._forward(batch)
+        out.loss.backward()
+        if self.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+            finite = torch.isfinite(norm) & torch.isfinite(out.loss)
+        else:
+            finite = torch.isfinite(out.loss)
+        if self.in_kernel_skip:
+            self.optimizer.found_inf = (~finite).to(torch.float32)
+            self.optimizer.step()
+        elif bool(finite):
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics = out.metrics()
+        if not hasattr(self, "metric_names"):
+            self.metric_names = list(metrics)
+        return torch.stack([metrics[name].float() for name in self.metric_names]), finite
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, train: Batches, val: Batches | None, epochs: int) -> TrainState:
+        """Train until ``epochs`` epochs are done (from wherever ``self.state`` says we are)."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        with contextlib.suppress(ValueError):  # only the main thread may install handlers
+            for sig in previous:
+                signal.signal(sig, self._on_signal)
+        try:
+            self._emit("on_fit_begin")
+            while self.state.epoch < epochs and not self.stop_training:
+                self._run_epoch(train, val)
+            self._emit("on_fit_end")
+        finally:
+            with contextlib.suppress(ValueError):
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        return self.state
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signum
+
+    def _run_epoch(self, train: Batches, val: Batches | None) -> None:
+        state = self.state
+        self.model.train()
+        if state.step == 0 or not hasattr(self, "_count"):
+            self.reset_accumulators()
+        self._emit("on_epoch_begin")
+        self._sync()
+        started = time.perf_counter()
+        for batch in train.iterate(state.epoch, state.step):
+            for callback in self._batch_hooks:
+                callback.on_batch_begin(self)
+            values, finite = self._step(batch)
+            n = next(iter(batch.values())).shape[0]
+            weight = finite.to(values.dtype) * n
+            self._sums = values * weight if self._sums is None else self._sums.add_(values * weight)
+            self._count.add_(weight)
+            bad = (~finite).to(torch.float32)
+            self._bad_run.add_(bad).mul_(bad)  # consecutive non-finite steps; resets on a good one
+            self._epoch_bad.add_(bad)
+            state.step += 1
+            state.global_step += 1
+            self.samples_seen += n
+            if state.global_step % self.log_every == 0:
+                self._sync()
+                self._train_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                self._check_bad_steps()
+                self._emit("on_log", self._means())
+            if self._signal is not None:
+                self._train_seconds += time.perf_counter() - started
+                self._emit("on_checkpoint")
+                raise TrainingInterrupted(f"stopped by signal {self._signal} at epoch {state.epoch + 1}, "
+                                          f"step {state.step}; checkpoint saved")
+        self._sync()
+        self._train_seconds += time.perf_counter() - started
+        self._check_bad_steps()
+        row = self._finish_epoch(val)
+        state.history.append(row)
+        state.epoch += 1
+        state.step = 0
+        self._emit("on_epoch_end", row)
+        self._emit("on_checkpoint")
+
+    def _finish_epoch(self, val: Batches | None) -> dict[str, float]:
+        sums = self._sums if self._sums is not None else torch.zeros(len(getattr(self, "metric_names", [])))
+        totals = self.dist.all_reduce(torch.cat([sums.to(self.device), self._count.view(1), self._epoch_bad.view(1)]))
+        count, bad = float(totals[-2]), int(totals[-1])
+        self.state.bad_steps += bad
+        names = getattr(self, "metric_names", [])
+        row: dict[str, float] = {"epoch": self.state.epoch + 1}
+        row.update({name: float(v) / max(count, 1.0) for name, v in zip(names, totals[:-2].tolist(), strict=True)})
+        samples = count * 1.0
+        row["skipped_steps"] = bad
+        row["train_seconds"] = round(self._train_seconds, 4)
+        row["samples_per_s"] = round(samples / self._train_seconds, 1) if self._train_seconds > 0 else math.nan
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+        return row
+
+    @torch.no_grad()
+    def evaluate(self, batches: Batches) -> dict[str, float]:
+        """Mean metrics of ``loss_fn`` over ``batches`` in eval mode (reduced over ranks)."""
+        was_training = self.model.training
+        self.model.eval()
+        sums, count = None, torch.zeros((), device=self.device)
+        for batch in batches.iterate(0):
+            out = self._forward(batch)
+            metrics = out.metrics()
+            names = list(metrics)
+            values = torch.stack([metrics[name].float() for name in names])
+            n = next(iter(batch.values())).shape[0]
+            sums = values * n if sums is None else sums.add_(values * n)
+            count += n
+        self.model.train(was_training)
+        if sums is None:
+            return {}
+        totals = self.dist.all_reduce(torch.cat([sums, count.view(1)]))
+        return {name: float(v) / float(totals[-1]) for name, v in zip(names, totals[:-1].tolist(), strict=True)}
+
+    # ------------------------------------------------------------------ epoch accumulators
+    def reset_accumulators(self) -> None:
+        self._sums: Tensor | None = None
+        self._count = torch.zeros((), device=self.device)
+        self._bad_run = torch.zeros((), device=self.device)
+        self._epoch_bad = torch.zeros((), device=self.device)
+        self._train_seconds = 0.0
+
+    def accumulators(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The unfinished epoch's running sums (tensors) and timing (JSON), for a mid-epoch checkpoint."""
+        tensors = {"count": self._count, "bad_run": self._bad_run, "epoch_bad": self._epoch_bad}
+        if self._sums is not None:
+            tensors["sums"] = self._sums
+        return tensors, {"train_seconds": self._train_seconds, "metric_names": getattr(self, "metric_names", [])}
+
+    def restore_accumulators(self, tensors: dict[str, Tensor], info: dict[str, Any]) -> None:
+        self.reset_accumulators()
+        self._count = tensors["count"].to(self.device)
+        self._bad_run = tensors["bad_run"].to(self.device)
+        self._epoch_bad = tensors["epoch_bad"].to(self.device)
+        if "sums" in tensors:
+            self._sums = tensors["sums"].to(self.device)
+            self.metric_names = list(info["metric_names"])
+        self._train_seconds = float(info["train_seconds"])
+
+    # ------------------------------------------------------------------ helpers
+    def _means(self) -> dict[str, float]:
+        if self._sums is None:
+            return {}
+        count = max(float(self._count), 1.0)
+        return {name: float(v) / count for name, v in zip(self.metric_names, self._sums.tolist(), strict=True)}
+
+    def _check_bad_steps(self) -> None:
+        if float(self._bad_run) >= self.max_bad_steps:
+            for callback in self.callbacks:
+                recover = getattr(callback, "recover_from_divergence", None)
+                if recover is not None and recover(self):
+                    self._bad_run.zero_()
+                    return
+            raise FloatingPointError(
+                f"{int(self._bad_run)} training steps in a row gave NaN/Inf and no checkpoint could be "
+                "restored; lower train.lr or set train.grad_clip"
+            )
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
