@@ -27,7 +27,8 @@ from vaekit.errors import RunFolderError
 from vaekit.files import atomic_save_tensors, atomic_write_json
 from vaekit.models import VAE, build_model
 
-CONFIG, SPEC, WEIGHTS, METRICS, HISTORY = "config.json", "data_spec.json", "model.safetensors", "metrics.json", "history.csv"
+CONFIG, SPEC, WEIGHTS = "config.json", "data_spec.json", "model.safetensors"
+METRICS, HISTORY = "metrics.json", "history.csv"
 
 
 def versions() -> dict[str, str]:

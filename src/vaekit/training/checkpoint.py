@@ -88,7 +88,7 @@ class Checkpointer(Callback):
             raise RunFolderError(f"no checkpoint at {str(self.path)!r} to resume from")
         try:
             with safe_open(str(self.path), framework="pt") as handle:
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+                tensors = {key: handle.get_tensor(key) for key in handle}
                 state = json.loads(handle.metadata()["state"])
         except Exception as error:  # a truncated or foreign file
             raise RunFolderError(f"checkpoint {str(self.path)!r} is unreadable ({error.__class__.__name__})") from None

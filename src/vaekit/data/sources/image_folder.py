@@ -105,10 +105,7 @@ def load_image_folder(path: Path, config: DataConfig) -> Splits:
     """
     files, labels, class_names = index_folder(path)
     headers = _headers(files)
-    if config.grayscale is None:
-        grey = all(mode in _GREY_MODES for mode, _ in headers)
-    else:
-        grey = config.grayscale
+    grey = all(mode in _GREY_MODES for mode, _ in headers) if config.grayscale is None else config.grayscale
     if config.image_size is not None:
         size = tuple(config.image_size)
     else:

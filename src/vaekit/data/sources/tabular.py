@@ -39,10 +39,7 @@ def encode_labels(values: Sequence[str], what: str) -> tuple[np.ndarray, list[st
     distinct = set(values)
     if not distinct:
         raise DataError(f"{what}: no labels")
-    if all(_is_number(value) for value in distinct):
-        ordered = sorted(distinct, key=float)
-    else:
-        ordered = sorted(distinct)
+    ordered = sorted(distinct, key=float) if all(_is_number(value) for value in distinct) else sorted(distinct)
     code = {value: k for k, value in enumerate(ordered)}
     y = np.fromiter((code[value] for value in values), dtype=np.int64, count=len(values))
     return y, [str(value) for value in ordered]
