@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from vaekit.training import cpu
 from vaekit.training.distributed import DistContext
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Trainer:
         log_every: int = 50,
         max_bad_steps: int = 10,
         dist: DistContext | None = None,
+        flush_denormals: bool = True,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.callbacks = list(callbacks)
@@ -118,6 +120,7 @@ class Trainer:
         self._signal: int | None = None
         self._batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
         self.samples_seen = 0
+        self.flush_denormals = flush_denormals and self.device.type == "cpu"
 
     @property
     def is_main(self) -> bool:
@@ -157,6 +160,8 @@ class Trainer:
         with contextlib.suppress(ValueError):  # only the main thread may install handlers
             for sig in previous:
                 signal.signal(sig, self._on_signal)
+        if self.flush_denormals:
+            cpu.flush_denormals()
         try:
             self._emit("on_fit_begin")
             while self.state.epoch < epochs and not self.stop_training:
