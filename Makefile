@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/vaekit train --data digits --preset vae --epochs 60 --out runs/demo
+	rm -rf runs/demo
+	$(BIN)/vaekit train --config configs/digits.yaml --quiet --out runs/demo
 	$(BIN)/vaekit sample runs/demo --n 64 --seed 0 --out runs/demo/figures/samples.png
 	$(BIN)/vaekit reconstruct runs/demo --n 16 --out runs/demo/figures/reconstructions.png
 	$(BIN)/vaekit evaluate runs/demo --k 500
