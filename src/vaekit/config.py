@@ -191,6 +191,8 @@ def resolve_config(
     tree["preset"] = name
     for text in overrides:
         key, value = parse_override(text)
+        if key == "preset":
+            raise ConfigError(f"--set {text}: choose the preset with --preset {value} (it sets other options)")
         _set_dotted(tree, key, value, f"--set {text}")
     for key, value in (flags or {}).items():
         if value is not None:

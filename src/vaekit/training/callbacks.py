@@ -73,7 +73,7 @@ class LRSchedule(Callback):
         if self.kind != "plateau":
             return
         value = row.get("val_loss", row.get("loss", math.inf))
-        if value < self.best - 1e-4 * abs(self.best):
+        if math.isinf(self.best) or value < self.best - 1e-4 * abs(self.best):
             self.best, self.wait = value, 0
         else:
             self.wait += 1

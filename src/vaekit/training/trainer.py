@@ -189,9 +189,10 @@ class Trainer:
                 callback.on_batch_begin(self)
             values, finite = self._step(batch)
             n = next(iter(batch.values())).shape[0]
-            weight = finite.to(values.dtype) * n
-            self._sums = values * weight if self._sums is None else self._sums.add_(values * weight)
-            self._count.add_(weight)
+            # A skipped step adds nothing (NaN * 0 would still be NaN, hence the where).
+            contribution = torch.where(finite, values * n, torch.zeros_like(values))
+            self._sums = contribution if self._sums is None else self._sums.add_(contribution)
+            self._count.add_(finite.to(values.dtype) * n)
             bad = (~finite).to(torch.float32)
             self._bad_run.add_(bad).mul_(bad)  # consecutive non-finite steps; resets on a good one
             self._epoch_bad.add_(bad)

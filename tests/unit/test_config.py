@@ -1,0 +1,148 @@
+"""Configuration layers (defaults < preset < file < --set < flags) and the errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaekit.config import RunConfig, config_from_dict, parse_override, resolve_config
+from vaekit.errors import ConfigError
+from vaekit.models.presets import PRESETS
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_give_the_vae_preset() -> None:
+    config = resolve_config()
+    assert config.preset == "vae"
+    assert (config.model.posterior, config.model.objective, config.model.beta) == ("gaussian", "elbo", 1.0)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_applies_its_choices(name: str) -> None:
+    config = resolve_config(preset=name)
+    assert config.preset == name
+    tree = config.to_dict()
+    for key, value in PRESETS.get(name).items():
+        section, field = key.split(".")
+        assert tree[section][field] == value, key
+
+
+def test_named_presets_set_the_documented_options() -> None:
+    assert resolve_config(preset="beta-vae").model.beta == 4.0
+    ae = resolve_config(preset="ae").model
+    assert (ae.posterior, ae.objective) == ("deterministic", "ae")
+    iwae = resolve_config(preset="iwae").model
+    assert (iwae.objective, iwae.k) == ("iwae", 5)
+
+
+def test_layers_file_then_overrides_then_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, "preset: beta-vae\nmodel:\n  beta: 2.0\n  latent_dim: 7\ntrain:\n  lr: 0.01\n")
+    from_file = resolve_config(config_file=path)
+    assert from_file.preset == "beta-vae"  # the preset named in the file
+    assert from_file.model.beta == 2.0  # the file beats the preset
+    assert from_file.train.lr == 0.01
+
+    overridden = resolve_config(config_file=path, overrides=["train.lr=0.02", "model.hidden=[8, 4]"])
+    assert overridden.train.lr == 0.02  # --set beats the file
+    assert overridden.model.hidden == [8, 4]
+    assert overridden.model.latent_dim == 7  # untouched file values stay
+
+    flagged = resolve_config(config_file=path, overrides=["train.lr=0.02"],
+                             flags={"train.lr": 0.03, "train.epochs": None})
+    assert flagged.train.lr == 0.03  # flags beat --set
+    assert flagged.train.epochs == RunConfig().train.epochs  # a None flag is ignored
+
+
+def test_preset_argument_beats_the_file_preset_and_the_file_beats_the_preset(tmp_path: Path) -> None:
+    path = write(tmp_path, "preset: iwae\nmodel:\n  k: 9\n")
+    config = resolve_config(preset="beta-vae", config_file=path)
+    assert config.preset == "beta-vae"
+    assert config.model.beta == 4.0
+    assert config.model.objective == "elbo"  # the file's preset was not applied
+    assert config.model.k == 9  # but the file's own values were
+
+
+def test_overrides_are_read_as_yaml_values() -> None:
+    assert resolve_config(overrides=["train.lr=1e-3"]).train.lr == 1e-3  # the documented spelling
+    assert parse_override("train.lr=0.5") == ("train.lr", 0.5)
+    assert parse_override("train.compile=true") == ("train.compile", True)
+    assert parse_override("model.hidden=[64, 32]") == ("model.hidden", [64, 32])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("train.lr")
+
+
+def test_unknown_key_in_file_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "model:\n  latnet_dim: 4\n")
+    with pytest.raises(ConfigError) as error:
+        resolve_config(config_file=path)
+    assert "latnet_dim" in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_unknown_section_in_file_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="optimiser"):
+        resolve_config(config_file=write(tmp_path, "optimiser:\n  lr: 0.1\n"))
+
+
+def test_unknown_key_in_override_names_the_key() -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve_config(overrides=["train.learning_rate=0.1"])
+    assert "learning_rate" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [("train.epochs=many", "epochs"), ("model.latent_dim=-3", "latent_dim"),
+     ("model.activation=swish", "activation"), ("data.val_fraction=1.5", "val_fraction")],
+)
+def test_bad_value_names_the_field(override: str, field: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve_config(overrides=[override])
+    assert field in str(error.value)
+    assert "\n" not in str(error.value)  # one line
+
+
+def test_bad_type_in_file_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        resolve_config(config_file=write(tmp_path, "train:\n  batch_size: lots\n"))
+
+
+def test_override_below_a_value_is_refused() -> None:
+    with pytest.raises(ConfigError, match="train.lr"):
+        resolve_config(overrides=["train.lr=0.1", "train.lr.value=2"])
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve_config(preset="no-such-vae")
+    message = str(error.value)
+    assert "no-such-vae" in message
+    for name in PRESETS:
+        assert name in message
+
+
+def test_unknown_preset_in_file_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="beta-vae"):
+        resolve_config(config_file=write(tmp_path, "preset: nope\n"))
+
+
+def test_missing_or_malformed_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config(config_file=tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve_config(config_file=write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="not valid"):
+        resolve_config(config_file=write(tmp_path, "model: [unclosed\n"))
+
+
+def test_saved_config_round_trips(tmp_path: Path) -> None:
+    config = resolve_config(preset="iwae", overrides=["model.hidden=[16]", "train.epochs=3"])
+    assert config_from_dict(config.to_dict(), "saved") == config
+    with pytest.raises(ConfigError, match="bogus"):
+        config_from_dict({**config.to_dict(), "bogus": 1}, "saved")
