@@ -115,7 +115,7 @@ def main() -> None:
     for proc in procs:
         proc.join()
     reference = results.get("reference", {}).get("reached")
-    for name, result in results.items():
+    for result in results.values():
         reached = result["reached"]
         if reached and reference:
             reached["speedup_vs_reference"] = round(reference["train_seconds"] / reached["train_seconds"], 2)
