@@ -62,9 +62,9 @@ class Run:
         return self.spec.transform(x, name=name).to(self.device)
 
     @torch.no_grad()
-    def encode(self, x: np.ndarray | Tensor) -> Distribution:
+    def encode(self, x: np.ndarray | Tensor, name: str = "input") -> Distribution:
         """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding."""
-        return self.model.encode(self.to_model_space(x))
+        return self.model.encode(self.to_model_space(x, name=name))
 
     @torch.no_grad()
     def decode(self, z: Tensor, mode: str = "mean") -> Tensor:
@@ -73,9 +73,9 @@ class Run:
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
 
     @torch.no_grad()
-    def reconstruct(self, x: np.ndarray | Tensor) -> Tensor:
+    def reconstruct(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
         """Decode the posterior mean of each input: the usual reconstruction, in data units."""
-        return self.decode(self.encode(x).mean)
+        return self.decode(self.encode(x, name=name).mean)
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
@@ -143,8 +143,10 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
     config = io.read_config(folder)
     if not (folder / "checkpoint" / "last.safetensors").is_file():
         raise RunFolderError(f"run folder {str(folder)!r} has no checkpoint to resume from")
-    if epochs is not None:
+    if epochs is not None and epochs != config.train.epochs:
         config.train.epochs = epochs
+        if context_from_env().is_main:
+            io.write_header(folder, config, io.read_spec(folder))  # a later --resume keeps the new target
     return _fit(config, folder, resume=True)
 
 
@@ -185,7 +187,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
     finally:
         if context.enabled:
             context.barrier()
-    run = Run(model=model.eval(), spec=data.spec, config=config, path=folder, history=trainer.state.history)
+    path = folder if context.is_main else None  # only rank 0 owns the run folder
+    run = Run(model=model.eval(), spec=data.spec, config=config, path=path, history=trainer.state.history)
     if folder is not None and context.is_main:
         io.save_weights(folder, model)
         if config.eval.enabled and data.test is not None:

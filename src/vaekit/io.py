@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,10 @@ def export_onnx(model: VAE, spec: DataSpec, folder: str | Path) -> list[Path]:
     ):
         tmp = folder / f".{filename}.tmp"
         axes = {name: {0: "batch"} for name in names + outputs}
-        torch.onnx.export(graph, (example,), str(tmp), input_names=names, output_names=outputs,
-                          dynamic_axes=axes, dynamo=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(graph, (example,), str(tmp), input_names=names, output_names=outputs,
+                              dynamic_axes=axes, dynamo=False)
         tmp.replace(folder / filename)
         written.append(folder / filename)
     atomic_write_json(folder / SPEC, spec.to_dict())

@@ -24,15 +24,18 @@ app = typer.Typer(
     name="vaekit",
     help="Variational Autoencoders for your own data: train, sample, reconstruct, encode, evaluate.",
     add_completion=False,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
-@app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+@app.callback(invoke_without_command=True)
+def _options(context: typer.Context,
+             debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
     common.STATE["debug"] = debug
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
+        raise typer.Exit(0)
 
 
 for command in (train, sample, reconstruct, encode, decode, evaluate, info, datasets, presets, export):

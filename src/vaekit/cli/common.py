@@ -18,7 +18,12 @@ STATE: dict[str, Any] = {"debug": False}
 def run_app(app: typer.Typer) -> None:
     """Run the typer app, mapping VaekitError to one line + exit 2 and other errors to exit 1."""
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except VaekitError as error:
         if STATE["debug"]:
             raise
@@ -26,12 +31,21 @@ def run_app(app: typer.Typer) -> None:
         sys.exit(2)
     except (KeyboardInterrupt, BrokenPipeError):
         sys.exit(130)
-    except Exception as error:  # an internal error: say so, briefly, unless debugging
-        if STATE["debug"]:
+    except Exception as error:
+        if _is_usage_error(error):  # click's (or typer's vendored click's) bad option or argument
+            context = getattr(error, "ctx", None)
+            command = context.command_path if context is not None else "vaekit"
+            print(f"vaekit: error: {error.format_message()} (see: {command} --help)", file=sys.stderr)
+            sys.exit(2)
+        if STATE["debug"]:  # an internal error: say so, briefly, unless debugging
             raise
         print(f"vaekit: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the "
               "traceback)", file=sys.stderr)
         sys.exit(1)
+
+
+def _is_usage_error(error: Exception) -> bool:
+    return getattr(error, "exit_code", None) == 2 and hasattr(error, "format_message")
 
 
 def example(text: str) -> Callable[[Callable], Callable]:
@@ -63,8 +77,10 @@ def load_inputs(run, source: str | None, split: str = "test"):
         chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
         if chosen is None:  # "all"
             parts = [p for p in (data.train, data.val, data.test) if p is not None]
-            chosen = RawData(x=np.concatenate([p.x for p in parts]), kind=parts[0].kind,
-                             max_level=parts[0].max_level)
+            labelled = all(p.y is not None for p in parts)
+            chosen = RawData(x=np.concatenate([p.x for p in parts]),
+                             y=np.concatenate([p.y for p in parts]) if labelled else None,
+                             kind=parts[0].kind, max_level=parts[0].max_level, class_names=parts[0].class_names)
         return chosen
     config = run.config.data.model_copy(update={"source": source})
     splits = load_source(config)

@@ -29,7 +29,7 @@ def reconstruct(
     check_suffix(out, (".png", ".npy", ".csv"))
     inputs = load_inputs(run, data, "test")
     x = inputs.x[:n]
-    recon = run.reconstruct(x)
+    recon = run.reconstruct(x, name=data or "test split")
     if out.suffix.lower() == ".png":
         original = torch.as_tensor(x, dtype=torch.float32)
         nrow = min(len(x), 16)
@@ -64,7 +64,7 @@ def encode(
     inputs = load_inputs(run, data, split)
     means, logvars = [], []
     for start in range(0, len(inputs), batch_size):
-        qz = run.encode(inputs.x[start : start + batch_size])
+        qz = run.encode(inputs.x[start : start + batch_size], name=data or "the run's data")
         means.append(qz.mean.cpu())
         if isinstance(qz, DiagonalGaussian):
             logvars.append(qz.logvar.cpu())

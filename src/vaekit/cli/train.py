@@ -49,6 +49,12 @@ def train(
         if resume:
             if out is None:
                 raise ConfigError("--resume needs --out RUN_DIR, the run folder to continue")
+            given = {"--data": data, "--preset": preset, "--config": config, "--set": overrides or None,
+                     "--batch-size": batch_size, "--lr": lr, "--seed": seed, "--device": device}
+            extra = [flag for flag, value in given.items() if value is not None]
+            if extra:
+                raise ConfigError(f"--resume continues the saved configuration; only --epochs may change "
+                                  f"(remove {', '.join(extra)})")
             run = vaekit.resume(out, epochs=epochs)
         else:
             flags = {"data.source": data, "train.epochs": epochs, "train.batch_size": batch_size,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from vaekit.errors import RunFolderError
@@ -88,9 +88,9 @@ class Checkpointer(Callback):
             raise RunFolderError(f"no checkpoint at {str(self.path)!r} to resume from")
         try:
             with safe_open(str(self.path), framework="pt") as handle:
-                tensors = {key: handle.get_tensor(key) for key in handle}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not iterable)
                 state = json.loads(handle.metadata()["state"])
-        except Exception as error:  # a truncated or foreign file
+        except (OSError, KeyError, ValueError, SafetensorError) as error:  # a truncated or foreign file
             raise RunFolderError(f"checkpoint {str(self.path)!r} is unreadable ({error.__class__.__name__})") from None
         return tensors, state
 

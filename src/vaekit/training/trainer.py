@@ -176,6 +176,19 @@ class Trainer:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
 
+    def _stop_requested(self, step: int) -> bool:
+        """A SIGINT/SIGTERM was received. Under DDP the ranks agree every ``log_every`` steps (one
+        small all-reduce), so all of them stop after the same step."""
+        if not self.dist.enabled:
+            return self._signal is not None
+        if step % self.log_every:
+            return False
+        flag = torch.tensor([float(self._signal is not None)], device=self.device)
+        if self.dist.all_reduce(flag).item() > 0:
+            self._signal = self._signal or signal.SIGTERM
+            return True
+        return False
+
     def _run_epoch(self, train: Batches, val: Batches | None) -> None:
         state = self.state
         self.model.train()
@@ -205,7 +218,7 @@ class Trainer:
                 started = time.perf_counter()
                 self._check_bad_steps()
                 self._emit("on_log", self._means())
-            if self._signal is not None:
+            if self._stop_requested(state.global_step):
                 self._train_seconds += time.perf_counter() - started
                 self._emit("on_checkpoint")
                 raise TrainingInterrupted(f"stopped by signal {self._signal} at epoch {state.epoch + 1}, "

@@ -1,0 +1,67 @@
+"""Fixtures for the command-line tests: subprocess and in-process runners, and one trained run
+folder that every test may read but none may change."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from cli_support import SUBPROCESS_TIMEOUT, TRAIN_TINY, cli_env, vaekit_command
+from typer.testing import CliRunner, Result
+
+from vaekit.cli import app
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def data_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty dataset folder for $VAEKIT_DATA: no test reads a real download cache."""
+    return tmp_path_factory.mktemp("vaekit-data")
+
+
+@pytest.fixture
+def run_cli(data_store: Path, tmp_path: Path):
+    """Run ``python -m vaekit ARGS`` (cwd ``tmp_path``); returns the CompletedProcess (text)."""
+
+    def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(vaekit_command(*args), cwd=cwd or tmp_path, env=cli_env(data_store),
+                              capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def invoke(data_store: Path):
+    """Run a command in-process through typer's CliRunner; fails the test on an unexpected exit code."""
+    runner = CliRunner()
+
+    def run(args: Sequence[str | Path], expect: int = 0) -> Result:
+        words = [str(a) for a in args]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("VAEKIT_DATA", str(data_store))
+            result = runner.invoke(app, words)
+        if result.exit_code != expect:
+            detail = result.output + (f"\n{result.exception!r}" if result.exception else "")
+            pytest.fail(f"vaekit {' '.join(words)}: exit {result.exit_code}, expected {expect}\n{detail}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def pristine_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    """A 2-epoch run folder on digits, trained once per session. Read it; never write into it."""
+    out = tmp_path_factory.mktemp("pristine") / "run"
+    invoke([*TRAIN_TINY, "--out", out])
+    return out
+
+
+@pytest.fixture
+def run_copy(pristine_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained run, for commands that write into the run folder."""
+    return Path(shutil.copytree(pristine_run, tmp_path / "run"))

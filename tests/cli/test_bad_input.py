@@ -1,0 +1,228 @@
+"""Bad input fails early and cleanly (DESIGN §8): exit code 2, exactly one line on stderr that names
+the file or field at fault, no traceback, and nothing half-written.
+
+Every case runs ``python -m vaekit`` as a real subprocess, because ``vaekit.cli.main`` is where
+errors are mapped to exit codes and messages.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_support import TINY, folder_digest
+
+from vaekit.config import DataConfig
+from vaekit.data.sources import load_source
+from vaekit.data.sources.idx import IMAGES_MAGIC, LABELS_MAGIC, SPLIT_FILES
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], *names: str) -> str:
+    """Exit 2, one non-empty stderr line naming every one of ``names``, no traceback; returns the line."""
+    report = f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 2, report
+    assert "Traceback" not in result.stdout + result.stderr, report
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"expected exactly one line on stderr\n{report}"
+    for name in names:
+        assert name in lines[0], f"the error does not name {name!r}\n{report}"
+    return lines[0]
+
+
+def train_args(out: Path, *extra: str, data: str = "digits") -> list[str]:
+    return ["train", "--data", data, "--epochs", "1", *TINY, *extra, "--out", str(out)]
+
+
+# ------------------------------------------------------------------------------------ data files
+
+
+def test_missing_data_file(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(*train_args(out, data="nope.npz"))
+    assert_clean_error(result, "nope.npz")
+    assert not out.exists()
+
+
+def test_ragged_csv(run_cli, tmp_path: Path) -> None:
+    table = tmp_path / "ragged.csv"
+    table.write_text("a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")
+    out = tmp_path / "out"
+    line = assert_clean_error(run_cli(*train_args(out, data=str(table))), "ragged.csv")
+    assert "row 4" in line, "the error says which row is ragged"
+    assert not out.exists()
+
+
+def write_idx(path: Path, magic: int, array: np.ndarray) -> None:
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def write_fake_mnist(folder: Path) -> dict[str, Path]:
+    """Four valid gzip IDX files (8x8 images, so a training run would be tiny); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = {}
+    for split, n in (("train", 40), ("test", 10)):
+        images_name, labels_name = SPLIT_FILES[split]
+        write_idx(folder / images_name, IMAGES_MAGIC, rng.integers(0, 256, size=(n, 8, 8)))
+        write_idx(folder / labels_name, LABELS_MAGIC, np.arange(n) % 10)
+        paths[images_name], paths[labels_name] = folder / images_name, folder / labels_name
+    return paths
+
+
+def test_fake_mnist_folder_is_valid(tmp_path: Path) -> None:
+    """The control for the corrupt-IDX cases: uncorrupted, the same folder loads."""
+    write_fake_mnist(tmp_path / "mnist")
+    splits = load_source(DataConfig(source="mnist", root=str(tmp_path / "mnist"), download=False))
+    assert splits.train.x.shape == (40, 1, 8, 8) and splits.test.x.shape == (10, 1, 8, 8)
+
+
+def truncate_content(path: Path) -> None:
+    """A whole gzip stream around an IDX file whose data stop short of what the header promises."""
+    data = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(data[: len(data) - 17]))
+
+
+def truncate_stream(path: Path) -> None:
+    """A download cut off mid-way: the gzip stream itself ends early."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def wrong_magic(path: Path) -> None:
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    data[2:4] = b"\x08\x02"  # unsigned bytes, but 2 dimensions
+    path.write_bytes(gzip.compress(bytes(data)))
+
+
+@pytest.mark.parametrize(
+    ("filename", "corrupt"),
+    [
+        ("train-images-idx3-ubyte.gz", truncate_content),
+        ("train-labels-idx1-ubyte.gz", truncate_stream),
+        ("t10k-images-idx3-ubyte.gz", wrong_magic),
+        ("t10k-labels-idx1-ubyte.gz", wrong_magic),
+    ],
+    ids=["truncated-data", "truncated-gzip", "wrong-magic-images", "wrong-magic-labels"],
+)
+def test_corrupt_idx_file(run_cli, tmp_path: Path, filename: str, corrupt) -> None:
+    paths = write_fake_mnist(tmp_path / "mnist")
+    corrupt(paths[filename])
+    out = tmp_path / "out"
+    args = train_args(out, "--set", f"data.root={tmp_path / 'mnist'}", "--set", "data.download=false", data="mnist")
+    assert_clean_error(run_cli(*args), filename)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------ inputs to a trained run
+
+
+@pytest.fixture
+def bad_shape_npz(tmp_path: Path) -> Path:
+    """7x7 images for a model trained on 8x8 digits."""
+    path = tmp_path / "bad.npz"
+    np.savez(path, x=np.zeros((10, 7, 7), dtype=np.uint8), y=np.zeros(10, dtype=np.int64))
+    return path
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "encode", "evaluate"])
+def test_input_that_does_not_match_the_data_spec(run_cli, pristine_run: Path, tmp_path: Path,
+                                                  bad_shape_npz: Path, command: str) -> None:
+    before = folder_digest(pristine_run)
+    out = {"reconstruct": ["--out", str(tmp_path / "r.png")], "encode": ["--out", str(tmp_path / "z.npy")],
+           "evaluate": ["--k", "5"]}[command]
+    line = assert_clean_error(run_cli(command, str(pristine_run), "--data", str(bad_shape_npz), *out), "bad.npz")
+    assert "(1, 7, 7)" in line and "(1, 8, 8)" in line, "the error says what shape was expected"
+    assert not (tmp_path / "r.png").exists() and not (tmp_path / "z.npy").exists()
+    assert folder_digest(pristine_run) == before
+
+
+def test_decode_latents_of_the_wrong_width(run_cli, pristine_run: Path, tmp_path: Path) -> None:
+    latents = tmp_path / "z3.npy"
+    np.save(latents, np.zeros((5, 3), dtype=np.float32))  # the model's latent_dim is 4
+    out = tmp_path / "d.npy"
+    line = assert_clean_error(run_cli("decode", str(pristine_run), "--latents", str(latents), "--out", str(out)),
+                              "z3.npy")
+    assert "4" in line
+    assert not out.exists()
+
+
+def test_sample_from_a_missing_run(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "s.png"
+    assert_clean_error(run_cli("sample", str(tmp_path / "no-such-run"), "--n", "4", "--out", str(out)),
+                       "no-such-run")
+    assert not out.exists() and not (tmp_path / "no-such-run").exists()
+
+
+def test_sample_to_an_unsupported_file_type(run_cli, pristine_run: Path, tmp_path: Path) -> None:
+    before = folder_digest(pristine_run)
+    assert_clean_error(run_cli("sample", str(pristine_run), "--out", str(tmp_path / "s.txt")), "--out", "s.txt")
+    assert not (tmp_path / "s.txt").exists()
+    assert folder_digest(pristine_run) == before
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+def test_unknown_preset(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    line = assert_clean_error(run_cli(*train_args(out, "--preset", "nope")), "nope")
+    assert "vae" in line, "the error lists the known presets"
+    assert not out.exists()
+
+
+def test_unknown_override_key(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert_clean_error(run_cli(*train_args(out, "--set", "model.nope=1")), "model.nope")
+    assert not out.exists()
+
+
+def test_override_of_the_wrong_type(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # No --epochs flag here: a flag would win over the override.
+    args = ["train", "--data", "digits", "--set", "train.epochs=abc", *TINY, "--out", str(out)]
+    line = assert_clean_error(run_cli(*args), "train.epochs")
+    assert "abc" in line
+    assert not out.exists()
+
+
+def test_config_file_with_an_unknown_key(run_cli, tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("train:\n  epochs: 1\n  learning_rate: 0.01\n")
+    out = tmp_path / "out"
+    assert_clean_error(run_cli(*train_args(out, "--config", str(config))), "typo.yaml", "train.learning_rate")
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------ run folders
+
+
+def test_train_refuses_an_existing_run(run_cli, pristine_run: Path, tmp_path: Path) -> None:
+    existing = Path(shutil.copytree(pristine_run, tmp_path / "existing"))
+    before = folder_digest(existing)
+    line = assert_clean_error(run_cli(*train_args(existing)), "existing")
+    assert "--resume" in line
+    assert folder_digest(existing) == before
+
+
+def test_resume_without_a_checkpoint(run_cli, pristine_run: Path, tmp_path: Path) -> None:
+    # A run whose training never wrote a checkpoint: only the header files.
+    started = tmp_path / "started"
+    started.mkdir()
+    for name in ("config.json", "data_spec.json"):
+        shutil.copy(pristine_run / name, started / name)
+    before = folder_digest(started)
+    line = assert_clean_error(run_cli("train", "--out", str(started), "--resume"), "started")
+    assert "checkpoint" in line
+    assert folder_digest(started) == before
+
+
+def test_resume_of_a_missing_run(run_cli, tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    assert_clean_error(run_cli("train", "--out", str(missing), "--resume"), "missing")
+    assert not missing.exists()

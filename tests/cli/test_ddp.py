@@ -1,0 +1,61 @@
+"""The same ``vaekit train`` under torchrun (DESIGN §7): two CPU processes on the gloo backend wrap
+the model in DDP, shard the data, reduce metrics, and rank 0 alone writes the run folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from cli_support import SUBPROCESS_TIMEOUT, TRAIN_TINY, cli_env, read_history
+
+import vaekit
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
+
+
+@dataclass
+class Launched:
+    folder: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory, data_store: Path) -> Launched:
+    work = tmp_path_factory.mktemp("ddp")
+    out = work / "run"
+    # --standalone: a private rendezvous on a free local port, so parallel test runs cannot collide.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "vaekit", *TRAIN_TINY, "--out", str(out)]
+    result = subprocess.run(command, cwd=work, env=cli_env(data_store), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    return Launched(out, result)
+
+
+def test_two_process_training_writes_a_loadable_run(ddp_run: Launched) -> None:
+    result = ddp_run.result
+    assert result.returncode == 0, f"torchrun exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+
+    rows = read_history(ddp_run.folder / "history.csv")
+    assert [int(float(row["epoch"])) for row in rows] == [1, 2]
+    assert all(float(row["loss"]) > 0 and float(row["val_loss"]) > 0 for row in rows)
+    assert (ddp_run.folder / "checkpoint" / "last.safetensors").is_file()
+    assert "test" in (ddp_run.folder / "metrics.json").read_text()
+
+    run = vaekit.load(ddp_run.folder)
+    assert run.model.latent_dim == 4
+    samples = run.sample(8, seed=0)
+    assert samples.shape == (8, 1, 8, 8) and torch.isfinite(samples).all()
+    torch.testing.assert_close(samples, run.sample(8, seed=0), rtol=0, atol=0)
+
+
+def test_only_rank_zero_reports(ddp_run: Launched) -> None:
+    """Rank 0 writes the run folder and its figures and prints the summary; the other ranks stay quiet."""
+    assert ddp_run.result.returncode == 0, ddp_run.result.stderr
+    output = ddp_run.result.stdout + ddp_run.result.stderr
+    reports = [line for line in output.splitlines() if line.startswith("run folder:")]
+    assert len(reports) == 1, f"the end-of-training report came from {len(reports)} ranks:\n{output}"
