@@ -226,3 +226,32 @@ def test_resume_of_a_missing_run(run_cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     assert_clean_error(run_cli("train", "--out", str(missing), "--resume"), "missing")
     assert not missing.exists()
+
+
+# ------------------------------------------------------------------------------------ usage
+
+
+def test_a_bad_option_value_is_one_line(run_cli, pristine_run: Path) -> None:
+    line = assert_clean_error(run_cli("sample", str(pristine_run), "--n", "0"), "--n")
+    assert "vaekit sample --help" in line
+
+
+def test_an_unknown_command_is_one_line(run_cli) -> None:
+    assert_clean_error(run_cli("nocommand"), "nocommand")
+
+
+def test_resume_refuses_options_it_would_ignore(run_cli, run_copy: Path) -> None:
+    before = folder_digest(run_copy)
+    assert_clean_error(run_cli("train", "--out", str(run_copy), "--resume", "--lr", "0.1"), "--lr")
+    assert folder_digest(run_copy) == before
+
+
+def test_preset_through_set_is_refused(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert_clean_error(run_cli(*train_args(out, "--set", "preset=beta-vae")), "--preset")
+    assert not out.exists()
+
+
+def test_bare_command_prints_help_and_succeeds(run_cli) -> None:
+    result = run_cli()
+    assert result.returncode == 0 and "Usage:" in result.stdout and "train" in result.stdout
