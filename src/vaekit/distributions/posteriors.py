@@ -17,23 +17,15 @@ from vaekit.registry import Registry
 LOG_2PI = math.log(2 * math.pi)
 
 
-class DiagonalGaussian(Distribution):
-    """N(mu, diag(sigma^2)) over the last axis, parameterised by the log-variance.
+class _LatentDistribution(Distribution):
+    """Shared by posteriors: the last axis is the event, ``loc`` is the mean and the mode."""
 
-    ``rsample`` is the reparameterisation z = mu + sigma * eps (Kingma & Welling 2014, eq. 10).
-    """
-
-    arg_constraints = {"loc": constraints.real, "logvar": constraints.real}
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, loc: Tensor, logvar: Tensor) -> None:
-        self.loc, self.logvar = loc, logvar  # (..., L) each
+    def __init__(self, loc: Tensor) -> None:
+        self.loc = loc  # (..., L)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
-
-    @property
-    def scale(self) -> Tensor:
-        return torch.exp(0.5 * self.logvar)
 
     @property
     def mean(self) -> Tensor:
@@ -42,6 +34,27 @@ class DiagonalGaussian(Distribution):
     @property
     def mode(self) -> Tensor:
         return self.loc
+
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator)
+
+
+class DiagonalGaussian(_LatentDistribution):
+    """N(mu, diag(sigma^2)) over the last axis, parameterised by the log-variance.
+
+    ``rsample`` is the reparameterisation z = mu + sigma * eps (Kingma & Welling 2014, eq. 10).
+    """
+
+    arg_constraints = {"loc": constraints.real, "logvar": constraints.real}
+
+    def __init__(self, loc: Tensor, logvar: Tensor) -> None:
+        self.logvar = logvar  # (..., L)
+        super().__init__(loc)
+
+    @property
+    def scale(self) -> Tensor:
+        return torch.exp(0.5 * self.logvar)
 
     @property
     def variance(self) -> Tensor:
@@ -52,10 +65,6 @@ class DiagonalGaussian(Distribution):
         eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
         return self.loc + self.scale * eps  # (*S, ..., L)
 
-    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator)
-
     def log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * (((z - self.loc) ** 2) * torch.exp(-self.logvar) + self.logvar + LOG_2PI).sum(-1)
 
@@ -63,30 +72,13 @@ class DiagonalGaussian(Distribution):
         return 0.5 * (self.logvar + 1.0 + LOG_2PI).sum(-1)
 
 
-class PointMass(Distribution):
+class PointMass(_LatentDistribution):
     """A deterministic 'posterior' z = f(x): the plain autoencoder's code, with no density."""
 
     arg_constraints = {"loc": constraints.real}
-    support = constraints.real_vector
-    has_rsample = True
-
-    def __init__(self, loc: Tensor) -> None:
-        self.loc = loc
-        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     def rsample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         return self.loc.expand(torch.Size(sample_shape) + self.loc.shape)
-
-    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
-        return self.rsample(sample_shape).detach()
 
 
 class GaussianHead(nn.Module):
