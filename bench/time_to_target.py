@@ -33,7 +33,7 @@ VAEKIT_CONTENDERS = {
 def worker(name: str, threads: int, conn) -> None:
     torch.set_num_threads(threads)
     import vaekit
-    from vaekit.api import _callbacks
+    from vaekit.api import training_callbacks
     from vaekit.data.loaders import make_batches, prepare_data, to_tensors
     from vaekit.models import build_model, build_objective
     from vaekit.training.trainer import Trainer, make_optimizer
@@ -57,7 +57,8 @@ def worker(name: str, threads: int, conn) -> None:
         objective = build_objective(config.model)
         batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, "cpu", seed=1)
         optimizer = make_optimizer(vae.parameters(), "adam", config.train.lr)
-        trainer = Trainer(vae, objective, optimizer, callbacks=_callbacks(config, None, objective, len(batches)))
+        callbacks = training_callbacks(config, None, objective, len(batches))
+        trainer = Trainer(vae, objective, optimizer, callbacks=callbacks)
         done = [0]
 
         def run_epoch() -> None:

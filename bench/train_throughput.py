@@ -8,7 +8,8 @@ Contenders, on Fashion-MNIST (60,000 train / 10,000 test, pixels scaled to [0, 1
   reference  the classic example's loop: DataLoader over a TensorDataset, batch 128, sigmoid +
              BCE summed, Adam (default), ``loss.item()`` per batch;
   vaekit     ``vaekit.training.Trainer`` on the same architecture (configs/classic.yaml);
-  ablations  vaekit without one of its defaults (``--ablations``).
+  ablations  vaekit without one of its defaults (``--ablations``);
+  gemm-only  (``--limit``, MLP) only the matrix products of each step: the machine's ceiling.
 Models: the classic MLP (784-400-20) and a conv VAE (vaekit's default conv network on 28x28, the
 reference loop driving the very same modules). After the last epoch every contender's test -ELBO is
 measured with one estimator (5 draws per image, fixed noise).
@@ -104,6 +105,31 @@ def test_neg_elbo(encode, decode_logits, x_test, draws: int = 5, batch: int = 10
     return total / len(x_test)
 
 
+class GemmOnlyStep:
+    """The machine's limit for the classic MLP: only the 11 matrix products of a batch-128 training
+    step (4 forward, 7 backward; x needs no gradient), on preallocated tensors, nothing else."""
+
+    def __init__(self, n_samples: int, batch: int = 128) -> None:
+        self.steps = n_samples // batch
+        self.n = self.steps * batch
+        r = lambda *shape: torch.randn(*shape)  # noqa: E731
+        x, h1, z, h3 = r(batch, 784), r(batch, 400), r(batch, 20), r(batch, 400)
+        w1, wh, w3, w4 = r(400, 784), r(40, 400), r(400, 20), r(784, 400)
+        g4, g3, gh = r(batch, 784), r(batch, 400), r(batch, 40)
+        self.products = [  # (out, a, b): out = a @ b
+            (r(batch, 400), x, w1.t()), (r(batch, 40), h1, wh.t()), (r(batch, 400), z, w3.t()),
+            (r(batch, 784), h3, w4.t()),
+            (r(784, 400), g4.t(), h3), (r(batch, 400), g4, w4), (r(400, 20), g3.t(), z),
+            (r(batch, 20), g3, w3), (r(40, 400), gh.t(), h1), (r(batch, 400), gh, wh), (r(400, 784), g3.t(), x),
+        ]
+
+    def epoch(self) -> int:
+        for _ in range(self.steps):
+            for out, a, b in self.products:
+                torch.mm(a, b, out=out)
+        return self.n
+
+
 # ---------------------------------------------------------------------------- workers
 def worker(name: str, model_kind: str, threads: int, conn) -> None:
     """Build one contender, then run one epoch per 'epoch' message; reply with timings."""
@@ -122,7 +148,11 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
     x_test = to_tensors(data.test, data.spec)["x"]
     torch.manual_seed(1)
     vae = build_model(data.spec, config.model)
-    if name == "reference":
+    if name == "gemm-only":
+        limit = GemmOnlyStep(len(train))
+        run_epoch = limit.epoch
+        encode = decode_logits = None
+    elif name == "reference":
         model = ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         dataset = torch.utils.data.TensorDataset(train, torch.zeros(len(train)))
@@ -131,12 +161,12 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         run_epoch = lambda: reference_epoch(model, optimizer, loader, sink)  # noqa: E731
         encode, decode_logits = model.encode, model.decode_logits
     else:
-        flush = name != "vaekit-no-ftz"
+        tuning = name != "vaekit-no-cpu-tuning"
         optimizer = make_optimizer(vae.parameters(), "adam", 1e-3)
         if name == "vaekit-unfused-adam":
             optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
         batches = make_batches(data.train, data.spec, config.data, 128, "cpu", shuffle=True, seed=1)
-        trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, flush_denormals=flush)
+        trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, cpu_tuning=tuning)
         epochs_done = [0]
 
         def run_epoch() -> int:
@@ -158,7 +188,8 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
             conn.send({"seconds": seconds, "samples_per_s": seen / seconds})
         elif message == "test":
             vae.eval()
-            conn.send({"test_neg_elbo": test_neg_elbo(encode, decode_logits, x_test)})
+            value = test_neg_elbo(encode, decode_logits, x_test) if encode is not None else float("nan")
+            conn.send({"test_neg_elbo": value})
     conn.close()
 
 
@@ -220,12 +251,16 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,conv")
     parser.add_argument("--conv-epochs", type=int, default=None, help="epochs for the conv model (default --epochs)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--ablations", action="store_true", help="also vaekit without FTZ / with unfused Adam")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also vaekit without its CPU tuning / with unfused Adam")
+    parser.add_argument("--limit", action="store_true", help="also the GEMM-only step (MLP): the machine's limit")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_throughput.json"))
     args = parser.parse_args()
     contenders = ["reference", "vaekit"]
     if args.ablations:
-        contenders += ["vaekit-no-ftz", "vaekit-unfused-adam"]
+        contenders += ["vaekit-no-cpu-tuning", "vaekit-unfused-adam"]
+    if args.limit:
+        contenders.append("gemm-only")
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
@@ -237,7 +272,8 @@ def main() -> None:
     }
     for model_kind in args.models.split(","):
         epochs = args.conv_epochs if (model_kind == "conv" and args.conv_epochs) else args.epochs
-        report["models"][model_kind] = run_model(model_kind, contenders, epochs, args.threads)
+        names = [c for c in contenders if model_kind == "mlp" or c != "gemm-only"]
+        report["models"][model_kind] = run_model(model_kind, names, epochs, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'model':<6} {'contender':<22} {'samples/s':>10} {'vs ref':>7} {'test -ELBO':>11}")

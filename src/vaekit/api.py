@@ -105,7 +105,8 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
 
-def _callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int) -> list[Callback]:
+def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int) -> list[Callback]:
+    """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress."""
     train = config.train
     callbacks: list[Callback] = [
         LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
@@ -172,7 +173,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
                                   (config.train.precision == "auto" and device.type == "cuda")) else None
     trainer = Trainer(
         context.wrap(model, device), objective, optimizer,
-        callbacks=_callbacks(config, folder, objective, len(batches)),
+        callbacks=training_callbacks(config, folder, objective, len(batches)),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
     )

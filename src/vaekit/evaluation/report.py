@@ -12,6 +12,7 @@ from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.evaluation.latent import LatentStats
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models.vae import VAE
+from vaekit.training import cpu
 
 
 @torch.no_grad()
@@ -22,6 +23,8 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     """
     model.eval()
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        cpu.tune()
     generator = torch.Generator(device=device).manual_seed(seed)
     stats = LatentStats(model.latent_dim, device)
     stochastic = isinstance(model.encode(x[:1]), DiagonalGaussian)

@@ -169,7 +169,10 @@ class ProgressBar(Callback):
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.n = trainer.state.step
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=True)
+            shown = {"elbo": f"{-metrics['loss']:.2f}"} if "loss" in metrics else {}
+            shown.update({k: f"{v:.3f}" for k, v in metrics.items() if k not in ("loss", "samples_per_s")})
+            shown["samples/s"] = f"{metrics.get('samples_per_s', 0.0):.0f}"
+            self.bar.set_postfix(shown, refresh=True)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.bar is not None:

@@ -103,7 +103,7 @@ class Trainer:
         log_every: int = 50,
         max_bad_steps: int = 10,
         dist: DistContext | None = None,
-        flush_denormals: bool = True,
+        cpu_tuning: bool = True,
     ) -> None:
         self.model, self.optimizer = model, optimizer
         self.callbacks = list(callbacks)
@@ -120,7 +120,7 @@ class Trainer:
         self._signal: int | None = None
         self._batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
         self.samples_seen = 0
-        self.flush_denormals = flush_denormals and self.device.type == "cpu"
+        self.cpu_tuning = cpu_tuning and self.device.type == "cpu"  # see training/cpu.py
 
     @property
     def is_main(self) -> bool:
@@ -160,8 +160,8 @@ class Trainer:
         with contextlib.suppress(ValueError):  # only the main thread may install handlers
             for sig in previous:
                 signal.signal(sig, self._on_signal)
-        if self.flush_denormals:
-            cpu.flush_denormals()
+        if self.cpu_tuning:
+            cpu.tune()
         try:
             self._emit("on_fit_begin")
             while self.state.epoch < epochs and not self.stop_training:
@@ -217,7 +217,8 @@ class Trainer:
                 self._train_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 self._check_bad_steps()
-                self._emit("on_log", self._means())
+                speed = float(self._count) / max(self._train_seconds, 1e-9)
+                self._emit("on_log", {**self._means(), "samples_per_s": speed})
             if self._stop_requested(state.global_step):
                 self._train_seconds += time.perf_counter() - started
                 self._emit("on_checkpoint")
