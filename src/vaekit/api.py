@@ -20,7 +20,7 @@ from vaekit import io
 from vaekit.config import RunConfig
 from vaekit.data.loaders import make_batches, prepare_data, to_tensors
 from vaekit.data.spec import DataSpec
-from vaekit.errors import RunFolderError
+from vaekit.errors import ConfigError, RunFolderError
 from vaekit.evaluation.report import evaluate
 from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
@@ -132,7 +132,8 @@ def train(config: RunConfig, out: str | Path | None = None) -> Run:
     and rank 0 writes the folder.
     """
     folder = Path(out) if out is not None else None
-    if folder is not None and (folder / io.CONFIG).exists():
+    trained = folder is not None and ((folder / io.WEIGHTS).exists() or (folder / "checkpoint").exists())
+    if trained:  # a folder whose run failed before its first checkpoint may be trained into again
         raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
                              "or choose another --out")
     return _fit(config, folder, resume=False)
@@ -145,6 +146,8 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
     if not (folder / "checkpoint" / "last.safetensors").is_file():
         raise RunFolderError(f"run folder {str(folder)!r} has no checkpoint to resume from")
     if epochs is not None and epochs != config.train.epochs:
+        if epochs < 1:
+            raise ConfigError(f"--epochs {epochs}: expected a positive number of epochs")
         config.train.epochs = epochs
         if context_from_env().is_main:
             io.write_header(folder, config, io.read_spec(folder))  # a later --resume keeps the new target
@@ -156,15 +159,21 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
     device = select_device(config.train.device, context)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    torch.manual_seed(config.train.seed)
+    init_process_group(context, device)
+    if not context.is_main:
+        context.barrier()  # rank 0 loads (and, if needed, downloads) the data first
     data = prepare_data(config.data)
+    if context.is_main:
+        context.barrier()
+    if resume:
+        data.spec = io.read_spec(folder)  # the spec the run was trained with, not a re-fit
+    torch.manual_seed(config.train.seed)
     model = build_model(data.spec, config.model).to(device)  # same init on every rank
     objective = build_objective(config.model).to(device)
-    init_process_group(context, device)
     torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
     shard = {"rank": context.rank, "world_size": context.world_size}
-    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device,
-                           shuffle=True, seed=config.train.seed, **shard)
+    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
+                           seed=config.train.seed, drop_last=config.model.norm == "batch", **shard)
     val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False, **shard)
            if data.val is not None else None)
     optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
@@ -182,6 +191,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
         io.write_header(folder, config, data.spec)
     if resume:
         Checkpointer(folder / "checkpoint").restore(trainer)
+        if context.enabled:
+            torch.manual_seed(config.train.seed + context.rank + 1_000_003 * trainer.state.global_step)
         log.info("resuming at epoch %d, step %d", trainer.state.epoch + 1, trainer.state.step)
     try:
         trainer.fit(batches, val, config.train.epochs)
@@ -193,7 +204,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
     if folder is not None and context.is_main:
         io.save_weights(folder, model)
         if config.eval.enabled and data.test is not None:
-            x_test = to_tensors(data.test, data.spec, device, "test split")["x"]
+            x_test = to_tensors(data.test, data.spec, "cpu", "test split")["x"]  # moved per batch
             metrics = evaluate(model, x_test, k=config.eval.k, batch_size=config.eval.batch_size,
                                seed=config.train.seed)
             io.write_metrics(folder, {"test": metrics})

@@ -91,7 +91,7 @@ def load_model(folder: str | Path, config: RunConfig, spec: DataSpec, device: st
 
 def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
     path = folder / METRICS
-    existing = json.loads(path.read_text()) if path.is_file() else {}
+    existing = _read_json(path) if path.is_file() else {}
     atomic_write_json(path, {**existing, **metrics})
 
 

@@ -255,3 +255,11 @@ def test_preset_through_set_is_refused(run_cli, tmp_path: Path) -> None:
 def test_bare_command_prints_help_and_succeeds(run_cli) -> None:
     result = run_cli()
     assert result.returncode == 0 and "Usage:" in result.stdout and "train" in result.stdout
+
+
+def test_evaluate_on_an_unknown_device_is_one_line(run_cli, pristine_run: Path) -> None:
+    assert_clean_error(run_cli("evaluate", str(pristine_run), "--device", "gpu"), "--device")
+
+
+def test_resume_with_a_negative_epoch_count_is_one_line(run_cli, run_copy: Path) -> None:
+    assert_clean_error(run_cli("train", "--out", str(run_copy), "--resume", "--epochs", "-1"), "--epochs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ import typer
 from vaekit.errors import VaekitError
 
 STATE: dict[str, Any] = {"debug": False}
+
+
+class Device(str, Enum):
+    auto, cpu, cuda, mps = "auto", "cpu", "cuda", "mps"
 
 
 def run_app(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import example, load_inputs, load_run
+from vaekit.cli.common import Device, example, load_inputs, load_run
 
 log = logging.getLogger("vaekit")
 
@@ -20,14 +20,14 @@ def evaluate(
     k: int = typer.Option(1000, "--k", min=1, max=5000, help="Importance samples for the NLL estimate."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per batch."),
     seed: int = typer.Option(0, "--seed", help="Seed for the importance samples."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to evaluate."),
 ) -> None:
     """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units -> RUN/metrics.json."""
     from vaekit import io
     from vaekit.evaluation.report import evaluate as evaluate_model
     from vaekit.training.distributed import select_device
 
-    run = load_run(run_dir, device=str(select_device(device)))
+    run = load_run(run_dir, device=str(select_device(device.value)))
     inputs = load_inputs(run, data, "test")
     x = run.to_model_space(inputs.x, name=data or "test split")
     metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed)

@@ -22,7 +22,7 @@ CHUNK_ELEMENTS = 2**23
 def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
     """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B)."""
     qz, pz = model.encode(x), model.prior()
-    per_draw = max(1, x[0].numel() * x.shape[0])
+    per_draw = max(1, x[0].numel() * x.shape[0] * model.likelihood.n_params)
     chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
     parts = []
     for start in range(0, k, chunk):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.distributions.likelihoods import BernoulliFamily, CategoricalFamily
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.evaluation.latent import LatentStats
 from vaekit.evaluation.likelihood import bounds
@@ -44,7 +45,8 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     if stochastic:
         metrics["elbo"] = -metrics["neg_elbo"]
         metrics["k"] = k
-        metrics["bits_per_dim"] = metrics["nll"] / (dims * math.log(2))
+        if isinstance(model.likelihood, (BernoulliFamily, CategoricalFamily)):  # a pmf, not a density
+            metrics["bits_per_dim"] = metrics["nll"] / (dims * math.log(2))
         latent = stats.result()
         metrics["kl_per_dim"] = [round(v, 5) for v in latent["kl_per_dim"].tolist()]
         metrics["active_units"] = int(latent["active_units"])

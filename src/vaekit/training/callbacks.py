@@ -95,7 +95,11 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int, monitor: str = "val_loss") -> None:
         self.patience, self.monitor = patience, monitor
         self.best, self.wait, self.best_epoch = math.inf, 0, 0
+        self.stopped = False
         self.best_weights: dict[str, Tensor] = {}
+
+    def on_fit_begin(self, trainer: Trainer) -> None:
+        trainer.stop_training = trainer.stop_training or self.stopped  # a resumed run that had stopped
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         value = row.get(self.monitor)
@@ -109,18 +113,19 @@ class EarlyStopping(Callback):
             if self.wait >= self.patience:
                 log.info("early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)",
                          self.monitor, self.patience, self.best, self.best_epoch)
-                trainer.stop_training = True
+                trainer.stop_training = self.stopped = True
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.best_weights:
             unwrap(trainer.model).load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch, "stopped": self.stopped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state.get("best", math.inf)
         self.wait, self.best_epoch = state.get("wait", 0), state.get("best_epoch", 0)
+        self.stopped = state.get("stopped", False)
 
     def tensors(self) -> dict[str, Tensor]:
         return self.best_weights

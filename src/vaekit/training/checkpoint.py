@@ -89,8 +89,8 @@ class Checkpointer(Callback):
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not iterable)
-                state = json.loads(handle.metadata()["state"])
-        except (OSError, KeyError, ValueError, SafetensorError) as error:  # a truncated or foreign file
+                state = json.loads((handle.metadata() or {})["state"])
+        except (OSError, KeyError, ValueError, TypeError, SafetensorError) as error:  # a truncated or foreign file
             raise RunFolderError(f"checkpoint {str(self.path)!r} is unreadable ({error.__class__.__name__})") from None
         return tensors, state
 

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
+from vaekit.errors import ConfigError
+
 
 @dataclass
 class DistContext:
@@ -82,11 +84,12 @@ def select_device(preference: str, context: DistContext | None = None) -> torch.
             preference = "mps"
         else:
             preference = "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    if preference == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but no Apple GPU is available; use --device cpu or auto")
     if preference == "cuda":
         if not torch.cuda.is_available():
-            from vaekit.errors import ConfigError
-
-            raise ConfigError("train.device='cuda' but no CUDA device is available; use --device cpu or auto")
+            raise ConfigError("device 'cuda' was asked for but no CUDA device is available; use --device cpu or auto")
         torch.cuda.set_device(local % torch.cuda.device_count())
         return torch.device("cuda", local % torch.cuda.device_count())
     return torch.device(preference)

@@ -137,11 +137,13 @@ class Trainer:
         """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
         out = self._forward(batch)
         out.loss.backward()
+        # The gradient norm is taken after DDP's all-reduce, so every rank makes the same decision,
+        # and it also catches a finite loss with infinite gradients.
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
-            finite = torch.isfinite(norm) & torch.isfinite(out.loss)
         else:
-            finite = torch.isfinite(out.loss)
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None], foreach=True)
+        finite = torch.isfinite(norm) & torch.isfinite(out.loss)
         if self.in_kernel_skip:
             self.optimizer.found_inf = (~finite).to(torch.float32)
             self.optimizer.step()
@@ -242,10 +244,9 @@ class Trainer:
         names = getattr(self, "metric_names", [])
         row: dict[str, float] = {"epoch": self.state.epoch + 1}
         row.update({name: float(v) / max(count, 1.0) for name, v in zip(names, totals[:-2].tolist(), strict=True)})
-        samples = count * 1.0
         row["skipped_steps"] = bad
         row["train_seconds"] = round(self._train_seconds, 4)
-        row["samples_per_s"] = round(samples / self._train_seconds, 1) if self._train_seconds > 0 else math.nan
+        row["samples_per_s"] = round(count / self._train_seconds, 1) if self._train_seconds > 0 else math.nan
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         if val is not None:
             row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
