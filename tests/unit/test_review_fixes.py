@@ -86,3 +86,12 @@ def test_a_folder_whose_run_failed_early_can_be_trained_into(tmp_path) -> None:
                                               "eval.enabled=false"], flags={"train.epochs": 1})
     run = vaekit.train(config, out=folder)
     assert (folder / "model.safetensors").is_file() and len(run.history) == 1
+
+
+@pytest.mark.parametrize("options, has_elbo", [({}, True), ({"posterior": "deterministic", "objective": "ae"}, False)])
+def test_the_elbo_is_logged_only_for_objectives_that_bound_the_likelihood(options: dict, has_elbo: bool) -> None:
+    model, objective = model_and_objective(**options)
+    metrics = objective(model, {"x": data(8)}).metrics()
+    assert ("elbo" in metrics) is has_elbo
+    if has_elbo:
+        assert float(metrics["elbo"]) == pytest.approx(-float(metrics["loss"]))

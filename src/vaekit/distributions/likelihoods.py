@@ -14,7 +14,7 @@ A *family* (registered by name) says how many raw values the decoder must produc
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,10 @@ from torch.distributions import ContinuousBernoulli as _TorchContinuousBernoulli
 from torch.distributions import Distribution, constraints
 
 from vaekit.registry import Registry
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.spec import DataSpec
 
 Support = Literal["unit", "real", "levels"]
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -166,6 +170,11 @@ class LikelihoodFamily:
     def __init__(self, event_ndim: int) -> None:
         self.event_ndim = event_ndim
 
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
+        """The family for this data (one event = one sample of ``spec.shape``)."""
+        return cls(len(spec.shape))
+
     def _split(self, raw: Tensor) -> tuple[Tensor, ...]:
         return raw.unbind(raw.ndim - self.event_ndim - 1)
 
@@ -194,6 +203,10 @@ class GaussianFamily(LikelihoodFamily):
         super().__init__(event_ndim)
         self.log_scale = math.log(scale)
 
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> GaussianFamily:
+        return cls(len(spec.shape), scale=config.likelihood_scale)
+
     def __call__(self, raw: Tensor) -> Gaussian:
         return Gaussian(self._split(raw)[0], self.log_scale, self.event_ndim)
 
@@ -217,6 +230,10 @@ class CategoricalFamily(LikelihoodFamily):
         super().__init__(event_ndim)
         self.n_params = n_categories
         self.unit_levels = unit_levels
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> CategoricalFamily:
+        return cls(len(spec.shape), n_categories=spec.n_levels)
 
     def __call__(self, raw: Tensor) -> Categorical:
         logits = raw.movedim(raw.ndim - self.event_ndim - 1, -1)  # (*batch, *event, K)

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
-from vaekit.distributions.likelihoods import (
-    LIKELIHOODS,
-    CategoricalFamily,
-    GaussianFamily,
-    LikelihoodFamily,
-)
+from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.distributions.posteriors import POSTERIORS
 from vaekit.distributions.priors import PRIORS
 from vaekit.errors import ConfigError
@@ -31,12 +26,7 @@ def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
     name = likelihood_name(spec, config)
     family = LIKELIHOODS.get(name)
     spec.check_likelihood(name, family.support)
-    event_ndim = len(spec.shape)
-    if issubclass(family, GaussianFamily):
-        return family(event_ndim, scale=config.likelihood_scale)
-    if issubclass(family, CategoricalFamily):
-        return family(event_ndim, n_categories=spec.n_levels)
-    return family(event_ndim)
+    return family.from_spec(spec, config)
 
 
 def build_objective(config: ModelConfig) -> Objective:

@@ -31,8 +31,12 @@ class LossOutput:
     recon: Tensor  # distortion: -log p(x|z)
     kl: Tensor  # rate: KL(q(z|x) || p(z)), zero for a deterministic code
     extras: dict[str, Tensor] = field(default_factory=dict)
+    bound: bool = True  # per_sample is a bound on -log p(x) (False for a plain autoencoder)
 
     def metrics(self) -> dict[str, Tensor]:
         """Batch means of the logged quantities, as detached 0-d tensors (no host sync)."""
         values = {"loss": self.per_sample, "recon": self.recon, "kl": self.kl, **self.extras}
-        return {name: value.detach().mean() for name, value in values.items()}
+        means = {name: value.detach().mean() for name, value in values.items()}
+        if self.bound:
+            means["elbo"] = -means["loss"]
+        return means

@@ -25,11 +25,12 @@ def warmup_weight(kind: str, period: float) -> Callable[[float], float]:
     "linear" ramps from 0 to 1 over ``period`` epochs (Bowman et al. 2016); "cyclical" repeats a
     ramp over the first half of every ``period``-epoch cycle, then holds 1 (Fu et al. 2019).
     """
-    if kind == "linear":
-        return lambda t: min(1.0, t / period)
-    if kind == "cyclical":
-        return lambda t: min(1.0, 2.0 * math.fmod(t, period) / period)
-    return lambda t: 1.0
+    schedules: dict[str, Callable[[float], float]] = {
+        "none": lambda t: 1.0,
+        "linear": lambda t: min(1.0, t / period),
+        "cyclical": lambda t: min(1.0, 2.0 * math.fmod(t, period) / period),
+    }
+    return schedules[kind]
 
 
 class ScheduledValue(Callback):
@@ -58,11 +59,13 @@ class LRSchedule(Callback):
         if epoch < self.warmup:
             return (epoch + 1) / (self.warmup + 1)
         t = epoch - self.warmup
-        if self.kind == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * t / max(self.epochs - self.warmup, 1)))
-        if self.kind == "step":
-            return self.gamma ** (t // self.step_size)
-        return self.plateau_scale
+        factors: dict[str, Callable[[], float]] = {
+            "none": lambda: 1.0,
+            "cosine": lambda: 0.5 * (1 + math.cos(math.pi * t / max(self.epochs - self.warmup, 1))),
+            "step": lambda: self.gamma ** (t // self.step_size),
+            "plateau": lambda: self.plateau_scale,
+        }
+        return factors[self.kind]()
 
     def on_epoch_begin(self, trainer: Trainer) -> None:
         lr = self.base_lr * self.factor(trainer.state.epoch) * trainer.state.lr_scale
@@ -174,8 +177,7 @@ class ProgressBar(Callback):
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.n = trainer.state.step
-            shown = {"elbo": f"{-metrics['loss']:.2f}"} if "loss" in metrics else {}
-            shown.update({k: f"{v:.3f}" for k, v in metrics.items() if k not in ("loss", "samples_per_s")})
+            shown = {k: f"{v:.3f}" for k, v in metrics.items() if k != "samples_per_s"}
             shown["samples/s"] = f"{metrics.get('samples_per_s', 0.0):.0f}"
             self.bar.set_postfix(shown, refresh=True)
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from vaekit.registry import Registry
 from vaekit.training import cpu
 from vaekit.training.distributed import DistContext
 
@@ -77,16 +78,21 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.add("adam", lambda params, lr, wd, momentum, fused: torch.optim.Adam(
+    params, lr=lr, weight_decay=wd, fused=fused))
+OPTIMIZERS.add("adamw", lambda params, lr, wd, momentum, fused: torch.optim.AdamW(
+    params, lr=lr, weight_decay=wd, fused=fused))
+OPTIMIZERS.add("sgd", lambda params, lr, wd, momentum, fused: torch.optim.SGD(
+    params, lr=lr, momentum=momentum, weight_decay=wd, fused=fused))
+
+
 def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
                    momentum: float = 0.9) -> torch.optim.Optimizer:
     """Adam, AdamW or SGD, fused (one kernel per tensor) wherever torch supports it."""
     params = list(params)
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
+    return OPTIMIZERS.get(name)(params, lr, weight_decay, momentum, fused)
 
 
 class Trainer:

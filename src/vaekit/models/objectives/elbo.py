@@ -35,7 +35,8 @@ class Autoencoder(Objective):
         x = batch["x"]
         out = model(x)
         recon = -out.px.log_prob(x)  # (B,)
-        return LossOutput(loss=self.reduce(recon), per_sample=recon, recon=recon, kl=torch.zeros_like(recon))
+        return LossOutput(loss=self.reduce(recon), per_sample=recon, recon=recon, kl=torch.zeros_like(recon),
+                          bound=False)
 
 
 OBJECTIVES.add("elbo", ELBO)
