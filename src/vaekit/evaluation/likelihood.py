@@ -10,6 +10,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.distributions import Distribution
 
 from vaekit.distributions.kl import kl
 from vaekit.models.vae import VAE
@@ -19,9 +20,10 @@ CHUNK_ELEMENTS = 2**23
 
 
 @torch.no_grad()
-def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-    """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B)."""
-    qz, pz = model.encode(x), model.prior()
+def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None,
+                qz: Distribution | None = None) -> Tensor:
+    """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B). Pass ``qz`` if already known."""
+    qz, pz = qz if qz is not None else model.encode(x), model.prior()
     per_draw = max(1, x[0].numel() * x.shape[0] * model.likelihood.n_params)
     chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
     parts = []
@@ -32,11 +34,12 @@ def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | None
 
 
 @torch.no_grad()
-def bounds(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def bounds(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None,
+           qz: Distribution | None = None) -> dict[str, Tensor]:
     """Per-sample -ELBO (one draw, analytic KL when known), its recon/KL parts, and the k-sample NLL."""
-    qz, pz = model.encode(x), model.prior()
+    qz, pz = qz if qz is not None else model.encode(x), model.prior()
     z = qz.sample(generator=generator)
     recon = -model.decode(z).log_prob(x)  # (B,)
     rate = kl(qz, pz, z)  # (B,)
-    nll = -(torch.logsumexp(log_weights(model, x, k, generator), dim=0) - math.log(k))  # (B,)
+    nll = -(torch.logsumexp(log_weights(model, x, k, generator, qz), dim=0) - math.log(k))  # (B,)
     return {"neg_elbo": recon + rate, "recon": recon, "kl": rate, "nll": nll}

@@ -32,11 +32,12 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     totals: dict[str, float] = {}
     for start in range(0, len(x), batch_size):
         batch = x[start : start + batch_size].to(device)
-        stats.update(model.encode(batch))
+        qz = model.encode(batch)
+        stats.update(qz)
         if stochastic:
-            values = bounds(model, batch, k, generator)
+            values = bounds(model, batch, k, generator, qz)
         else:
-            values = {"recon": -model.decode(model.encode(batch).mean).log_prob(batch)}
+            values = {"recon": -model.decode(qz.mean).log_prob(batch)}
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + float(value.double().sum())
     n, dims = len(x), x[0].numel()
