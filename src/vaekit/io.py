@@ -96,7 +96,7 @@ def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
 
 
 class _EncoderGraph(torch.nn.Module):
-    """x (model space) -> posterior mean and log-variance (the mean twice-free for a point code)."""
+    """x (model space) -> posterior mean and log-variance (zeros for a deterministic code)."""
 
     def __init__(self, model: VAE) -> None:
         super().__init__()

@@ -69,7 +69,7 @@ class Checkpointer(Callback):
         if torch.cuda.is_available() and trainer.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
         accumulators, accumulator_info = trainer.accumulators()
-        tensors.update({f"acc.{k}": v.reshape(-1) for k, v in accumulators.items()})
+        tensors.update({f"acc.{k}": v for k, v in accumulators.items()})
         callbacks = {}
         for callback in trainer.callbacks:
             callbacks[type(callback).__name__] = callback.state_dict()
@@ -107,8 +107,7 @@ class Checkpointer(Callback):
             torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
         trainer.state = TrainState(**state["train_state"])
         if trainer.state.step > 0:
-            accumulators = {k[len("acc."):]: v.reshape(()) if v.numel() == 1 and k != "acc.sums" else v
-                            for k, v in tensors.items() if k.startswith("acc.")}
+            accumulators = {k[len("acc."):]: v for k, v in tensors.items() if k.startswith("acc.")}
             trainer.restore_accumulators(accumulators, state["accumulators"])
         for callback in trainer.callbacks:
             name = type(callback).__name__

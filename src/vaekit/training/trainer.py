@@ -125,7 +125,8 @@ class Trainer:
         self.stop_training = False
         self._signal: int | None = None
         self._batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
-        self.samples_seen = 0
+        self.metric_names: list[str] = []  # the loss output's metrics, fixed at the first step
+        self.reset_accumulators()
         self.cpu_tuning = cpu_tuning and self.device.type == "cpu"  # see training/cpu.py
 
     @property
@@ -157,7 +158,7 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         metrics = out.metrics()
-        if not hasattr(self, "metric_names"):
+        if not self.metric_names:
             self.metric_names = list(metrics)
         return torch.stack([metrics[name].float() for name in self.metric_names]), finite
 
@@ -200,7 +201,7 @@ class Trainer:
     def _run_epoch(self, train: Batches, val: Batches | None) -> None:
         state = self.state
         self.model.train()
-        if state.step == 0 or not hasattr(self, "_count"):
+        if state.step == 0:  # a resumed mid-epoch run has restored its accumulators instead
             self.reset_accumulators()
         self._emit("on_epoch_begin")
         self._sync()
@@ -219,7 +220,6 @@ class Trainer:
             self._epoch_bad.add_(bad)
             state.step += 1
             state.global_step += 1
-            self.samples_seen += n
             if state.global_step % self.log_every == 0:
                 self._sync()
                 self._train_seconds += time.perf_counter() - started
@@ -243,11 +243,11 @@ class Trainer:
         self._emit("on_checkpoint")
 
     def _finish_epoch(self, val: Batches | None) -> dict[str, float]:
-        sums = self._sums if self._sums is not None else torch.zeros(len(getattr(self, "metric_names", [])))
+        sums = self._sums if self._sums is not None else torch.zeros(len(self.metric_names))
         totals = self.dist.all_reduce(torch.cat([sums.to(self.device), self._count.view(1), self._epoch_bad.view(1)]))
         count, bad = float(totals[-2]), int(totals[-1])
         self.state.bad_steps += bad
-        names = getattr(self, "metric_names", [])
+        names = self.metric_names
         row: dict[str, float] = {"epoch": self.state.epoch + 1}
         row.update({name: float(v) / max(count, 1.0) for name, v in zip(names, totals[:-2].tolist(), strict=True)})
         row["skipped_steps"] = bad
@@ -291,7 +291,7 @@ class Trainer:
         tensors = {"count": self._count, "bad_run": self._bad_run, "epoch_bad": self._epoch_bad}
         if self._sums is not None:
             tensors["sums"] = self._sums
-        return tensors, {"train_seconds": self._train_seconds, "metric_names": getattr(self, "metric_names", [])}
+        return tensors, {"train_seconds": self._train_seconds, "metric_names": self.metric_names}
 
     def restore_accumulators(self, tensors: dict[str, Tensor], info: dict[str, Any]) -> None:
         self.reset_accumulators()
