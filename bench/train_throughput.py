@@ -8,7 +8,9 @@ Contenders, on Fashion-MNIST (60,000 train / 10,000 test, pixels scaled to [0, 1
   reference  the classic example's loop: DataLoader over a TensorDataset, batch 128, sigmoid +
              BCE summed, Adam (default), ``loss.item()`` per batch;
   vaekit     ``vaekit.training.Trainer`` on the same architecture (configs/classic.yaml);
-  ablations  vaekit without one of its defaults (``--ablations``);
+  ablations  vaekit without one of its defaults, and a minimal eager loop (``--ablations``);
+  manual     (``--limit``, MLP) the classic MLP with a hand-written backward, no autograd, every
+             intermediate preallocated: what an eager loop could reach;
   gemm-only  (``--limit``, MLP) only the matrix products of each step: the machine's ceiling.
 Models: the classic MLP (784-400-20) and a conv VAE (vaekit's default conv network on 28x28, the
 reference loop driving the very same modules). After the last epoch every contender's test -ELBO is
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 CLASSIC = Path(__file__).resolve().parents[1] / "configs" / "classic.yaml"
 
@@ -105,6 +107,109 @@ def test_neg_elbo(encode, decode_logits, x_test, draws: int = 5, batch: int = 10
     return total / len(x_test)
 
 
+def minimal_epoch(model, optimizer, train, generator, batch: int = 128) -> int:
+    """The least an eager PyTorch loop can do for this model: index batches of an in-memory
+    tensor, logits-based BCE, fused Adam, no metrics, no host sync."""
+    model.train()
+    order = torch.randperm(len(train), generator=generator)
+    for start in range(0, len(train) - batch + 1, batch):
+        x = train[order[start : start + batch]]
+        mu, logvar = model.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        logits = model.decode_logits(z).reshape(len(x), -1)
+        loss = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), -1), reduction="sum")
+        loss = loss + 0.5 * torch.sum(mu.square() + logvar.exp() - 1 - logvar)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return len(train) // batch * batch
+
+
+class ManualStep:
+    """The classic MLP trained with a hand-written backward pass: no autograd, every intermediate
+    preallocated, fused Adam. Shows what is left for an eager loop once autograd and allocation are
+    gone. ``check`` compares its gradients with autograd's before the benchmark starts."""
+
+    def __init__(self, model: ClassicVAE, train: Tensor, generator: torch.Generator, batch: int = 128) -> None:
+        self.model, self.train, self.generator, self.batch = model, train, generator, batch
+        m = model
+        self.w1, self.b1, self.w3, self.b3, self.w4, self.b4 = (
+            m.fc1.weight, m.fc1.bias, m.fc3.weight, m.fc3.bias, m.fc4.weight, m.fc4.bias)
+        with torch.no_grad():  # the two heads as one 40 x 400 layer (views keep the modules in sync)
+            self.w2 = torch.cat([m.fc21.weight, m.fc22.weight])
+            self.b2 = torch.cat([m.fc21.bias, m.fc22.bias])
+            m.fc21.weight.data, m.fc22.weight.data = self.w2[:20], self.w2[20:]
+            m.fc21.bias.data, m.fc22.bias.data = self.b2[:20], self.b2[20:]
+        self.params = [self.w1, self.b1, self.w2, self.b2, self.w3, self.b3, self.w4, self.b4]
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.step = torch.zeros(())  # Adam's step count, shared by all parameters
+        e = lambda *shape: torch.empty(*shape)  # noqa: E731
+        b = batch
+        self.h, self.o, self.std, self.eps, self.z = e(b, 400), e(b, 40), e(b, 20), e(b, 20), e(b, 20)
+        self.h3, self.logits, self.d_logits, self.d_h3 = e(b, 400), e(b, 784), e(b, 784), e(b, 400)
+        self.d_z, self.d_o, self.d_h = e(b, 20), e(b, 40), e(b, 400)
+
+    @torch.no_grad()
+    def backward(self, x: Tensor) -> None:
+        """Forward and backward of sum BCE(logits, x) + KL for one batch; gradients into self.grads."""
+        w1, b1, w2, b2, w3, b3, w4, b4 = self.params
+        g_w1, g_b1, g_w2, g_b2, g_w3, g_b3, g_w4, g_b4 = self.grads
+        h, o, std, eps, z, h3, logits = self.h, self.o, self.std, self.eps, self.z, self.h3, self.logits
+        torch.addmm(b1, x, w1.t(), out=h).clamp_(min=0)
+        torch.addmm(b2, h, w2.t(), out=o)
+        mu, logvar = o[:, :20], o[:, 20:]
+        torch.mul(logvar, 0.5, out=std).exp_()
+        eps.normal_(generator=self.generator)
+        torch.addcmul(mu, eps, std, out=z)
+        torch.addmm(b3, z, w3.t(), out=h3).clamp_(min=0)
+        torch.addmm(b4, h3, w4.t(), out=logits)
+        d_logits = torch.sigmoid(logits, out=self.d_logits).sub_(x)  # d BCE / d logits
+        torch.mm(d_logits.t(), h3, out=g_w4)
+        torch.sum(d_logits, 0, out=g_b4)
+        d_h3 = torch.mm(d_logits, w4, out=self.d_h3).mul_(h3 > 0)
+        torch.mm(d_h3.t(), z, out=g_w3)
+        torch.sum(d_h3, 0, out=g_b3)
+        d_z = torch.mm(d_h3, w3, out=self.d_z)
+        torch.add(d_z, mu, out=self.d_o[:, :20])  # d/d mu of the KL is mu
+        d_logvar = torch.mul(d_z, eps, out=self.d_o[:, 20:]).mul_(std)  # 0.5 (dz eps std + std^2 - 1)
+        d_logvar.addcmul_(std, std).sub_(1).mul_(0.5)
+        torch.mm(self.d_o.t(), h, out=g_w2)
+        torch.sum(self.d_o, 0, out=g_b2)
+        d_h = torch.mm(self.d_o, w2, out=self.d_h).mul_(h > 0)
+        torch.mm(d_h.t(), x, out=g_w1)
+        torch.sum(d_h, 0, out=g_b1)
+
+    @torch.no_grad()
+    def epoch(self) -> int:
+        order = torch.randperm(len(self.train), generator=self.generator)
+        for start in range(0, len(self.train) - self.batch + 1, self.batch):
+            self.backward(self.train[order[start : start + self.batch]])
+            self.step.add_(1)
+            torch._fused_adam_(self.params, self.grads, self.exp_avg, self.exp_avg_sq, [], [self.step] * 8,
+                               lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                               amsgrad=False, maximize=False)
+        return len(self.train) // self.batch * self.batch
+
+    def check(self) -> float:
+        """Largest gap between these gradients and autograd's on one batch, relative to their scale."""
+        x = self.train[: self.batch]
+        state = self.generator.get_state()
+        self.backward(x)
+        self.generator.set_state(state)
+        eps = torch.empty(self.batch, 20).normal_(generator=self.generator)
+        params = [p.detach().clone().requires_grad_() for p in self.params]
+        w1, b1, w2, b2, w3, b3, w4, b4 = params
+        o = F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)
+        mu, logvar = o[:, :20], o[:, 20:]
+        logits = F.linear(F.relu(F.linear(mu + eps * torch.exp(0.5 * logvar), w3, b3)), w4, b4)
+        loss = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        (loss + 0.5 * torch.sum(mu.square() + logvar.exp() - 1 - logvar)).backward()
+        pairs = zip(params, self.grads, strict=True)
+        return max(float((p.grad - g).abs().max() / p.grad.abs().max()) for p, g in pairs)
+
+
 class GemmOnlyStep:
     """The machine's limit for the classic MLP: only the 11 matrix products of a batch-128 training
     step (4 forward, 7 backward; x needs no gradient), on preallocated tensors, nothing else."""
@@ -159,6 +264,27 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=True)
         sink = open(os.devnull, "w")  # noqa: SIM115  (the example prints a log line every 10 batches)
         run_epoch = lambda: reference_epoch(model, optimizer, loader, sink)  # noqa: E731
+        encode, decode_logits = model.encode, model.decode_logits
+    elif name == "manual":
+        from vaekit.training import cpu
+
+        cpu.tune()
+        model = ClassicVAE()
+        manual = ManualStep(model, train.reshape(len(train), -1), torch.Generator().manual_seed(1))
+        gap = manual.check()
+        if gap > 1e-4:
+            raise RuntimeError(f"hand-written gradients differ from autograd's by {gap:.2e}")
+        run_epoch = manual.epoch
+        encode, decode_logits = model.encode, model.decode_logits
+    elif name == "minimal":
+        from vaekit.training import cpu
+
+        cpu.tune()
+        model = ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        flat = train.reshape(len(train), -1) if model_kind == "mlp" else train
+        generator = torch.Generator().manual_seed(1)
+        run_epoch = lambda: minimal_epoch(model, optimizer, flat, generator)  # noqa: E731
         encode, decode_logits = model.encode, model.decode_logits
     else:
         tuning = name != "vaekit-no-cpu-tuning"
@@ -252,15 +378,19 @@ def main() -> None:
     parser.add_argument("--conv-epochs", type=int, default=None, help="epochs for the conv model (default --epochs)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--ablations", action="store_true",
-                        help="also vaekit without its CPU tuning / with unfused Adam")
+                        help="also vaekit without its CPU tuning / with unfused Adam, and a minimal eager loop")
     parser.add_argument("--limit", action="store_true", help="also the GEMM-only step (MLP): the machine's limit")
+    parser.add_argument("--contenders", default=None,
+                        help="comma-separated names instead of the above (reference is always included)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_throughput.json"))
     args = parser.parse_args()
     contenders = ["reference", "vaekit"]
     if args.ablations:
-        contenders += ["vaekit-no-cpu-tuning", "vaekit-unfused-adam"]
+        contenders += ["vaekit-no-cpu-tuning", "vaekit-unfused-adam", "minimal"]
     if args.limit:
-        contenders.append("gemm-only")
+        contenders += ["manual", "gemm-only"]
+    if args.contenders:
+        contenders = ["reference", *[c for c in args.contenders.split(",") if c != "reference"]]
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
@@ -272,7 +402,7 @@ def main() -> None:
     }
     for model_kind in args.models.split(","):
         epochs = args.conv_epochs if (model_kind == "conv" and args.conv_epochs) else args.epochs
-        names = [c for c in contenders if model_kind == "mlp" or c != "gemm-only"]
+        names = [c for c in contenders if model_kind == "mlp" or c not in ("manual", "gemm-only")]
         report["models"][model_kind] = run_model(model_kind, names, epochs, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
