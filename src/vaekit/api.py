@@ -62,28 +62,31 @@ class Run:
         return self.spec.transform(x, name=name).to(self.device)
 
     @torch.no_grad()
-    def encode(self, x: np.ndarray | Tensor, name: str = "input") -> Distribution:
-        """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding."""
-        return self.model.encode(self.to_model_space(x, name=name))
+    def encode(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Distribution:
+        """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding. A conditional model
+        takes each sample's label (N,) or condition vector (N, C)."""
+        return self.model.encode(self.to_model_space(x, name=name), condition)
 
     @torch.no_grad()
-    def decode(self, z: Tensor, mode: str = "mean") -> Tensor:
+    def decode(self, z: Tensor, mode: str = "mean", condition: Tensor | None = None) -> Tensor:
         """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units."""
-        px = self.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self.device))
+        px = self.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self.device), condition)
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
 
     @torch.no_grad()
-    def reconstruct(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
+    def reconstruct(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Tensor:
         """Decode the posterior mean of each input: the usual reconstruction, in data units."""
-        return self.decode(self.encode(x, name=name).mean)
+        return self.spec.inverse(self.model.reconstruct(self.to_model_space(x, name=name), condition).mean)
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> Tensor:
-        """``n`` new samples (the likelihood mean at z ~ p(z)), in data units."""
+               temperature: float = 1.0, condition: Tensor | int | None = None) -> Tensor:
+        """``n`` new samples (the likelihood mean at z ~ p(z)), in data units; a conditional model
+        takes a label (one for all, or (n,)) or condition vectors (n, C)."""
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        return self.spec.inverse(self.model.sample(n, generator=generator, temperature=temperature).mean)
+        px = self.model.sample(n, generator=generator, temperature=temperature, condition=condition)
+        return self.spec.inverse(px.mean)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -114,6 +117,9 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     if train.kl_warmup != "none":
         fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
         callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
+    if config.model.capacity_max and hasattr(objective, "capacity"):
+        c_max, period = config.model.capacity_max, train.capacity_epochs
+        callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
     if train.early_stopping:
         callbacks.append(EarlyStopping(train.early_stopping))
     if out is not None:
@@ -169,7 +175,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
         data.spec = io.read_spec(folder)  # the spec the run was trained with, not a re-fit
     torch.manual_seed(config.train.seed)
     model = build_model(data.spec, config.model).to(device)  # same init on every rank
-    objective = build_objective(config.model).to(device)
+    objective = build_objective(config.model, data.spec, len(data.train)).to(device)
     torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
     shard = {"rank": context.rank, "world_size": context.world_size}
     batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
@@ -180,8 +186,13 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
                                config.train.weight_decay, config.train.momentum)
     autocast = torch.bfloat16 if (config.train.precision == "bf16" or
                                   (config.train.precision == "auto" and device.type == "cuda")) else None
+    aux_module = aux_optimizer = None
+    if objective.aux_module is not None:  # a discriminator: Adam with the GAN-usual betas
+        aux_module = objective.aux_module = context.wrap(objective.aux_module, device)
+        aux_optimizer = torch.optim.Adam(aux_module.parameters(), lr=config.model.disc_lr, betas=(0.5, 0.9),
+                                         fused=device.type in ("cpu", "cuda"))
     trainer = Trainer(
-        context.wrap(model, device), objective, optimizer,
+        context.wrap(model, device), objective, optimizer, aux_module=aux_module, aux_optimizer=aux_optimizer,
         callbacks=training_callbacks(config, folder, objective, len(batches)),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
@@ -204,9 +215,9 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
     if folder is not None and context.is_main:
         io.save_weights(folder, model)
         if config.eval.enabled and data.test is not None:
-            x_test = to_tensors(data.test, data.spec, "cpu", "test split")["x"]  # moved per batch
-            metrics = evaluate(model, x_test, k=config.eval.k, batch_size=config.eval.batch_size,
-                               seed=config.train.seed)
+            test = to_tensors(data.test, data.spec, "cpu", "test split")  # moved per batch
+            metrics = evaluate(model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
+                               seed=config.train.seed, y=test.get("y"))
             io.write_metrics(folder, {"test": metrics})
     shutdown_distributed()
     return run

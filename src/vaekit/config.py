@@ -53,11 +53,28 @@ class ModelConfig(_Section):
     norm: Literal["none", "batch", "layer"] = "none"
     posterior: str = "gaussian"
     prior: str = "standard_normal"
+    prior_components: int | None = Field(None, gt=0)  # mixture: 10, vamp: 500 pseudo-inputs by default
+    condition: Literal["none", "label"] = "none"  # "label": a conditional VAE on the data's class labels
+    stochastic_layers: int = Field(1, ge=1, le=8)  # > 1: a hierarchical VAE (top-down inference)
     likelihood: str = "auto"  # auto: picked from the data's value range (see DataSpec)
     likelihood_scale: float = Field(1.0, gt=0.0)  # sigma of the fixed-variance Gaussian
     objective: str = "elbo"
     beta: float = Field(1.0, ge=0.0)  # weight of the KL term (beta-VAE, Higgins et al. 2017)
     k: int = Field(5, gt=0)  # importance samples of the IWAE bound (Burda et al. 2016)
+    # Burgess et al. 2018: gamma * |KL - C| with the capacity C raised linearly to capacity_max
+    # nats over train.capacity_epochs; 0 turns it off.
+    capacity_max: float = Field(0.0, ge=0.0)
+    capacity_gamma: float = Field(1000.0, gt=0.0)
+    free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
+    mmd_weight: float = Field(100.0, ge=0.0)  # lambda of the MMD term (wae, infovae)
+    mmd_kernel: Literal["imq", "rbf"] = "imq"
+    tc_weight: float = Field(6.0, ge=0.0)  # total-correlation weight (beta-tcvae's beta, factor-vae's gamma)
+    adv_weight: float = Field(1.0, ge=0.0)  # vae-gan: weight of the generator's adversarial term
+    disc_hidden: list[int] = Field(default_factory=lambda: [1000, 1000, 1000])  # factor-vae discriminator
+    disc_lr: float = Field(1e-4, gt=0.0)  # learning rate of an objective's discriminator
+    # Denoising: corrupt the encoder's input, reconstruct the clean one: "none", "gaussian:SIGMA"
+    # (added noise) or "mask:P" (a fraction P of values set to 0). Training only.
+    corruption: str = "none"
     # How per-sample losses combine over a batch. "sum" is the classic PyTorch example; "mean"
     # keeps the learning rate independent of the batch size.
     reduction: Literal["mean", "sum"] = "mean"
@@ -79,6 +96,7 @@ class TrainConfig(_Section):
     grad_clip: float | None = Field(None, gt=0.0)  # max global gradient norm
     kl_warmup: Literal["none", "linear", "cyclical"] = "none"  # Bowman 2016 / Fu 2019
     kl_warmup_epochs: int = Field(10, gt=0)  # linear: epochs to reach full weight; cyclical: period
+    capacity_epochs: int = Field(10, gt=0)  # epochs for the capacity C to reach model.capacity_max
     early_stopping: int | None = Field(None, gt=0)  # patience in epochs on the validation loss
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only

@@ -49,9 +49,15 @@ def make_config(case: tuple[str, str, str], source: Path, *extra: str) -> RunCon
     )
 
 
-def training_images(config: RunConfig, n: int) -> torch.Tensor:
+def training_batch(config: RunConfig, n: int) -> dict[str, torch.Tensor]:
     data = prepare_data(config.data)
-    return to_tensors(data.train, data.spec)["x"][:n]  # (n, 1, 16, 16) in model space
+    tensors = to_tensors(data.train, data.spec)
+    return {"x": tensors["x"][:n], "y": tensors["y"][:n]}  # x (n, 1, 16, 16) in model space
+
+
+def condition(model, labels: torch.Tensor) -> torch.Tensor | None:
+    """The labels for a conditional model, None for the others."""
+    return labels if model.condition_dim else None
 
 
 @pytest.fixture(params=CASES, ids=IDS)
@@ -69,24 +75,27 @@ def test_loss_is_finite_and_every_parameter_gets_a_gradient(case, digits16_npz: 
     data = prepare_data(config.data)
     torch.manual_seed(0)
     model = build_model(data.spec, config.model)
-    objective = build_objective(config.model)
+    objective = build_objective(config.model, data.spec, len(data.train))
     expected_encoder = ConvEncoder if case[1] == "conv" else MLPEncoder
     assert isinstance(model.encoder, expected_encoder)
 
-    x = to_tensors(data.train, data.spec)["x"][:16]  # (16, 1, 16, 16)
-    out = objective(model, {"x": x})
+    tensors = to_tensors(data.train, data.spec)
+    out = objective(model, {"x": tensors["x"][:16], "y": tensors["y"][:16]})  # x (16, 1, 16, 16)
     assert out.loss.ndim == 0
     assert torch.isfinite(out.loss)
     assert out.per_sample.shape == (16,)
     assert torch.isfinite(out.per_sample).all()
 
-    out.loss.backward()
-    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    assert params
-    for name, param in params:
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
-        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+    networks = [model] if out.aux_loss is None else [model, objective.aux_module]
+    losses = [out.loss] if out.aux_loss is None else [out.loss, out.aux_loss]
+    for network, loss in zip(networks, losses, strict=True):  # each loss trains its own network
+        params = [(name, p) for name, p in network.named_parameters() if p.requires_grad]
+        assert params
+        loss.backward(inputs=[p for _, p in params], retain_graph=True)
+        for name, param in params:
+            assert param.grad is not None, f"{name} got no gradient"
+            assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+            assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
 def test_saved_run_loads_with_identical_outputs(case, digits16_npz: Path, tmp_path: Path) -> None:
@@ -97,14 +106,16 @@ def test_saved_run_loads_with_identical_outputs(case, digits16_npz: Path, tmp_pa
     assert loaded.config == run.config
     assert loaded.spec == run.spec
     raw = np.load(digits16_npz)["x"][:8, None]  # (8, 1, 16, 16), the data's own units
+    c = condition(run.model, torch.as_tensor(np.load(digits16_npz)["y"][:8]))
     with torch.no_grad():
         x = run.to_model_space(raw)
-        mean_before = run.model.encode(x).mean
-        mean_after = loaded.model.encode(loaded.to_model_space(raw)).mean
+        mean_before = run.model.encode(x, c).mean
+        mean_after = loaded.model.encode(loaded.to_model_space(raw), c).mean
         assert torch.equal(mean_before, mean_after)
-        assert torch.equal(run.model.decode(mean_before).mean, loaded.model.decode(mean_after).mean)
-    assert torch.equal(run.reconstruct(raw), loaded.reconstruct(raw))
-    assert torch.equal(run.sample(4, seed=3), loaded.sample(4, seed=3))
+        assert torch.equal(run.model.decode(mean_before, c).mean, loaded.model.decode(mean_after, c).mean)
+    assert torch.equal(run.reconstruct(raw, condition=c), loaded.reconstruct(raw, condition=c))
+    label = condition(run.model, torch.tensor(3))
+    assert torch.equal(run.sample(4, seed=3, condition=label), loaded.sample(4, seed=3, condition=label))
 
 
 def _state(run: vaekit.Run) -> dict[str, torch.Tensor]:
@@ -129,17 +140,20 @@ def test_importance_weighted_bound_is_at_least_the_elbo(case, digits16_npz: Path
     config = make_config(case, digits16_npz, "train.epochs=3", "train.seed=0")
     run = vaekit.train(config)
     model = run.model
-    x = training_images(config, 64)
-    if isinstance(model.encode(x[:1]), PointMass):
+    batch = training_batch(config, 64)
+    x, c = batch["x"], condition(model, batch["y"])
+    if isinstance(model.encode(x[:1], None if c is None else c[:1]), PointMass):
         pytest.skip(f"preset {case[0]!r} has a deterministic posterior: no bound to compare")
 
-    iwae = build_objective(config.model.model_copy(update={"objective": "iwae", "k": 50}))
-    elbo = build_objective(config.model.model_copy(update={"objective": "elbo", "beta": 1.0}))
+    plain = {"objective": "elbo", "beta": 1.0, "capacity_max": 0.0, "corruption": "none"}
+    iwae = build_objective(config.model.model_copy(update={**plain, "objective": "iwae", "k": 50}))
+    elbo = build_objective(config.model.model_copy(update=plain))
     torch.manual_seed(0)
     with torch.no_grad():
-        neg_elbo = torch.stack([elbo(model, {"x": x}).per_sample for _ in range(20)]).mean()  # many draws
-        neg_iwae_per_sample = iwae(model, {"x": x}).per_sample  # (64,)
-        nll = bounds(model, x[:16], k=200, generator=torch.Generator().manual_seed(1))["nll"].mean()
+        neg_elbo = torch.stack([elbo(model, batch).per_sample for _ in range(20)]).mean()  # many draws
+        neg_iwae_per_sample = iwae(model, batch).per_sample  # (64,)
+        nll = bounds(model, x[:16], k=200, generator=torch.Generator().manual_seed(1),
+                     condition=None if c is None else c[:16])["nll"].mean()
     neg_iwae = neg_iwae_per_sample.mean()
     assert torch.isfinite(neg_iwae) and torch.isfinite(neg_elbo)
     # per_sample is the negative bound: log p(x) >= IWAE_50 >= ELBO  <=>  -IWAE_50 <= -ELBO.

@@ -111,3 +111,51 @@ def figure_path(run, out: Path | None, name: str) -> Path:
 def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:
     if path.suffix.lower() not in allowed:
         raise VaekitError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(allowed)}")
+
+
+def condition_for(run, n: int, label: str | None, condition: str | None):
+    """The condition for ``n`` samples: a class (index or name), a vector, or every class in turn."""
+    import torch
+
+    from vaekit.errors import ConfigError
+
+    dim = run.model.condition_dim
+    if not dim:
+        if label is not None or condition is not None:
+            option = "--label" if label is not None else "--condition"
+            raise ConfigError(f"{option}: run {str(run.path)!r} is not conditional (train the cvae preset "
+                              "to generate by class)")
+        return None
+    if label is not None and condition is not None:
+        raise ConfigError("--label and --condition: give one of them")
+    if condition is not None:
+        try:
+            vector = [float(v) for v in condition.split(",")]
+        except ValueError:
+            vector = []
+        if len(vector) != dim:
+            raise ConfigError(f"--condition {condition!r}: expected {dim} comma-separated numbers")
+        return torch.tensor(vector).expand(n, dim)
+    if label is None:
+        return torch.arange(n) % dim
+    names = run.spec.class_names or []
+    if label in names:
+        return torch.full((n,), names.index(label))
+    if label.lstrip("-").isdigit() and 0 <= int(label) < dim:
+        return torch.full((n,), int(label))
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ConfigError(f"--label {label!r}: expected a class index 0..{dim - 1} or a name ({shown})")
+
+
+
+def labels_of(run, inputs, what: str):
+    """The inputs' labels as a tensor when the run is conditional (which needs them), else None."""
+    import torch
+
+    from vaekit.errors import DataError
+
+    if not run.model.condition_dim:
+        return None
+    if inputs.y is None:
+        raise DataError(f"{what}: this run is conditional and needs labelled inputs; these have no labels")
+    return torch.as_tensor(inputs.y).to(run.device)

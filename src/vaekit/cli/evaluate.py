@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import Device, example, load_inputs, load_run
+from vaekit.cli.common import Device, example, labels_of, load_inputs, load_run
 
 log = logging.getLogger("vaekit")
 
@@ -30,7 +30,8 @@ def evaluate(
     run = load_run(run_dir, device=str(select_device(device.value)))
     inputs = load_inputs(run, data, "test")
     x = run.to_model_space(inputs.x, name=data or "test split")
-    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed)
+    labels = labels_of(run, inputs, data or "test split")
+    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed, y=labels)
     metrics["data"] = data or f"{run.config.data.source} (test split)"
     io.write_metrics(run_dir, {"evaluate": metrics})
     print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import check_suffix, example, figure_path, load_run
+from vaekit.cli.common import check_suffix, condition_for, example, figure_path, load_run
 
 log = logging.getLogger("vaekit")
 
@@ -27,19 +27,19 @@ def sample(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     n: int = typer.Option(64, "--n", min=1, max=100_000, help="How many samples."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Scale of z ~ N(0, T^2 I)."),
-    label: int = typer.Option(None, "--label", help="Class to generate (conditional runs only)."),
+    label: str = typer.Option(None, "--label", help="Class to generate, by index or name (conditional runs; "
+                              "default: every class in turn)."),
+    condition: str = typer.Option(None, "--condition", help="A condition vector, comma-separated "
+                                  "(conditional runs), e.g. 0,0,1,0."),
     seed: int = typer.Option(0, "--seed", help="Seed for z."),
     out: Path = typer.Option(None, "--out", help="FILE.png (grid), .npy or .csv; default RUN/figures/samples.png."),
 ) -> None:
     """Generate new samples from the prior and write a grid PNG or an array."""
-    from vaekit.errors import ConfigError
-
     run = load_run(run_dir)
     out = figure_path(run, out, "samples.png")
     check_suffix(out, (".png", ".npy", ".csv"))
-    if label is not None:
-        raise ConfigError(f"--label: run {str(run_dir)!r} is not conditional (train a cvae preset to sample by class)")
-    _write(run, run.sample(n, seed=seed, temperature=temperature), out)
+    cond = condition_for(run, n, label, condition)
+    _write(run, run.sample(n, seed=seed, temperature=temperature, condition=cond), out)
 
 
 @example("vaekit decode runs/fm --latents z.npy --out decoded.png")
@@ -48,6 +48,9 @@ def decode(
     latents: Path = typer.Option(..., "--latents", help=".npy of shape (N, latent_dim), or (N, 2, latent_dim) "
                                  "as written by `vaekit encode` (the means are used)."),
     out: Path = typer.Option(..., "--out", help="FILE.png, .npy or .csv."),
+    label: str = typer.Option(None, "--label", help="Class to decode as, by index or name (conditional runs; "
+                              "default: every class in turn)."),
+    condition: str = typer.Option(None, "--condition", help="A condition vector, comma-separated (conditional runs)."),
 ) -> None:
     """Decode latent vectors into data (the likelihood's mean)."""
     import numpy as np
@@ -71,4 +74,5 @@ def decode(
         raise DataError(f"latents file {str(latents)!r}: expected numbers of shape (N, {dim}), got {z.dtype} {z.shape}")
     if not np.isfinite(z).all():
         raise DataError(f"latents file {str(latents)!r} contains NaN or infinite values")
-    _write(run, run.decode(torch.from_numpy(z.astype(np.float32))), out)
+    cond = condition_for(run, len(z), label, condition)
+    _write(run, run.decode(torch.from_numpy(z.astype(np.float32)), condition=cond), out)

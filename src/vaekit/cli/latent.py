@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import check_suffix, example, figure_path, load_inputs, load_run
+from vaekit.cli.common import check_suffix, example, figure_path, labels_of, load_inputs, load_run
 
 log = logging.getLogger("vaekit")
 
@@ -29,7 +29,8 @@ def reconstruct(
     check_suffix(out, (".png", ".npy", ".csv"))
     inputs = load_inputs(run, data, "test")
     x = inputs.x[:n]
-    recon = run.reconstruct(x, name=data or "test split")
+    labels = labels_of(run, inputs, data or "test split")
+    recon = run.reconstruct(x, name=data or "test split", condition=None if labels is None else labels[:n])
     if out.suffix.lower() == ".png":
         original = torch.as_tensor(x, dtype=torch.float32)
         nrow = min(len(x), 16)
@@ -63,8 +64,10 @@ def encode(
     run = load_run(run_dir)
     inputs = load_inputs(run, data, split)
     means, logvars = [], []
+    labels = labels_of(run, inputs, data or "the run's data")
     for start in range(0, len(inputs), batch_size):
-        qz = run.encode(inputs.x[start : start + batch_size], name=data or "the run's data")
+        part = None if labels is None else labels[start : start + batch_size]
+        qz = run.encode(inputs.x[start : start + batch_size], name=data or "the run's data", condition=part)
         means.append(qz.mean.cpu())
         if isinstance(qz, DiagonalGaussian):
             logvars.append(qz.logvar.cpu())

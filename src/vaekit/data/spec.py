@@ -50,13 +50,16 @@ class DataSpec:
             max_level = raw.max_level or float(np.nanmax(x))
             if max_level <= 0:
                 raise DataError(f"data {config.source!r}: cannot scale to [0, 1], the maximum is {max_level}")
+        class_names = raw.class_names
+        if class_names is None and raw.y is not None and len(raw.y):  # unnamed labels 0..K-1
+            class_names = [str(i) for i in range(int(np.max(raw.y)) + 1)]
         spec = cls(
             kind=raw.kind,
             shape=list(x.shape[1:]),
             scale=scale,
             max_level=max_level,
             binarize=config.binarize,
-            class_names=raw.class_names,
+            class_names=class_names,
             feature_names=raw.feature_names,
         )
         if scale == "standardize":
@@ -65,8 +68,11 @@ class DataSpec:
             spec.loc = np.nanmean(values, axis=axes).tolist()
             spec.std = np.maximum(np.nanstd(values, axis=axes), 1e-8).tolist()
         scaled = spec.transform(x[: min(len(x), 20000)], name=config.source, allow_nan=True)
-        finite = scaled[torch.isfinite(scaled)]
-        spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
+        if bool(torch.isfinite(scaled).all()):  # the common case; masking 80M values would take seconds
+            spec.value_range = [float(scaled.min()), float(scaled.max())]
+        else:
+            finite = scaled[torch.isfinite(scaled)]
+            spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
         integral = np.issubdtype(x.dtype, np.integer) or bool(np.all(np.mod(x[:2000], 1) == 0))
         if scale == "unit" and integral and float(max_level).is_integer() and not config.binarize:
             spec.n_levels = int(max_level) + 1

@@ -7,8 +7,10 @@ sample. Bernoulli and continuous Bernoulli work from logits: sigmoid + BCE costs
 BCE-with-logits on CPU (see shared/reference/perf-anchors.md).
 
 A *family* (registered by name) says how many raw values the decoder must produce per data value
-(``n_params``) and what data it accepts (``support``); calling it on the decoder output
-``(*batch, n_params, *event)`` returns the distribution.
+(``n_params``), what data it accepts (``support``) and whether it is a pmf (``discrete``: only then is
+-log p in bits/dim a code length); calling it on the decoder output ``(*batch, n_params, *event)``
+returns the distribution. Location-scale families (Gaussian, Laplace, discretised logistic) share one
+distribution base and one family base per scale kind (fixed or learned).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 Support = Literal["unit", "real", "levels"]
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+LOG_2 = math.log(2)
 
 
 def _sum_event(values: Tensor, event_ndim: int) -> Tensor:
@@ -92,8 +95,18 @@ class ContinuousBernoulli(_EventDistribution):
         return self._torch.icdf(u.clamp(1e-6, 1 - 1e-6))
 
 
-class Gaussian(_EventDistribution):
-    """Independent N(mu, sigma^2) per value; sigma is a tensor (learned) or a fixed float."""
+def _open_uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U(0, 1) draws without 0 (``torch.rand`` never returns 1), so log u and log(1 - u) are finite."""
+    u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
+    return u.clamp_min(torch.finfo(like.dtype).tiny)
+
+
+class _LocationScale(_EventDistribution):
+    """Independent loc + scale * noise per value; log-scale is a tensor (learned) or one fixed float.
+
+    A fixed scale stays a Python float, so -log p is the plain error (squared, absolute) times a
+    constant, with no tensor of scales built per batch.
+    """
 
     def __init__(self, loc: Tensor, log_scale: Tensor | float, event_ndim: int) -> None:
         self.loc, self.log_scale = loc, log_scale
@@ -110,16 +123,95 @@ class Gaussian(_EventDistribution):
             return torch.exp(log_scale)
         return torch.full_like(self.loc, math.exp(log_scale))
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def _inv_scale(self) -> Tensor | float:
         log_scale = self.log_scale
-        inv_var = torch.exp(-2 * log_scale) if isinstance(log_scale, Tensor) else math.exp(-2 * log_scale)
-        values = -0.5 * (x - self.loc) ** 2 * inv_var - log_scale - HALF_LOG_2PI
-        return _sum_event(values, self.event_ndim)
+        return torch.exp(-log_scale) if isinstance(log_scale, Tensor) else math.exp(-log_scale)
+
+    def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        """Draws of the family's standard (loc 0, scale 1) distribution."""
+        raise NotImplementedError
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         shape = torch.Size(sample_shape) + self.loc.shape
-        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
-        return self.loc + self.scale * eps
+        return self.loc + self.scale * self._standard_noise(shape, generator)
+
+
+class Gaussian(_LocationScale):
+    """Independent N(mu, sigma^2) per value; sigma is a tensor (learned) or a fixed float."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z = (x - self.loc) * self._inv_scale()
+        values = -0.5 * z.square() - self.log_scale - HALF_LOG_2PI
+        return _sum_event(values, self.event_ndim)
+
+    def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        return torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
+
+
+class Laplace(_LocationScale):
+    """Independent Laplace(mu, b) per value: density exp(-|x - mu| / b) / (2b), an L1 reconstruction loss."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        values = -(x - self.loc).abs() * self._inv_scale() - self.log_scale - LOG_2
+        return _sum_event(values, self.event_ndim)
+
+    def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        u = _open_uniform(shape, self.loc, generator)
+        return torch.where(u < 0.5, torch.log(2 * u), -torch.log(2 * (1 - u)))  # inverse CDF
+
+
+def _log1mexp(log_d: Tensor) -> Tensor:
+    """log(1 - exp(-d)) for d = exp(log_d) > 0, finite (with finite gradients) even where d underflows."""
+    small = log_d < -10.0  # d < 5e-5: log(1 - e^-d) = log d - d/2 + O(d^2)
+    series = log_d - 0.5 * torch.exp(log_d.clamp_max(-10.0))
+    exact = torch.log(-torch.expm1(-torch.exp(log_d.clamp_min(-10.0))))
+    return torch.where(small, series, exact)
+
+
+class DiscretizedLogistic(_LocationScale):
+    """A logistic per value, discretised onto ``n_levels`` evenly spaced levels in [0, 1].
+
+    Salimans et al. 2017 (PixelCNN++), eq. 2, with one logistic per sub-pixel: level k gets the
+    logistic mass of its bin [k - 1/2, k + 1/2] / (n_levels - 1); the lowest level takes all mass
+    below, the highest all mass above, so the levels' probabilities sum to 1. A value x is read as
+    the nearest level, round(x * (n_levels - 1)).
+
+    The bin mass sigma(u) - sigma(l) is computed in log space as
+    log sigma(u) + log(1 - sigma(l)) + log(1 - exp(-(u - l))), with u - l = bin width / scale known
+    exactly, so nothing cancels: a value far in a tail, or a scale much wider than a bin, gets its
+    tiny log-probability exactly, where PixelCNN++ falls back to the density at the bin centre.
+    """
+
+    def __init__(self, loc: Tensor, log_scale: Tensor, event_ndim: int, n_levels: int) -> None:
+        self.n_levels = n_levels
+        super().__init__(loc, log_scale, event_ndim)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc.clamp(0.0, 1.0)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        top = self.n_levels - 1
+        level = (x * top).round().clamp(0, top)  # the nearest level's index: robust to x = k / 255 rounding
+        half_width = 0.5 / top
+        centred = level / top - self.loc
+        inv_scale = self._inv_scale()
+        upper = (centred + half_width) * inv_scale  # the bin's edges, standardised
+        lower = (centred - half_width) * inv_scale
+        log_cdf_upper = -F.softplus(-upper)  # log P(X <= upper edge): the lowest level's mass
+        log_sf_lower = -F.softplus(lower)  # log P(X > lower edge): the highest level's mass
+        log_width = -math.log(top) - self.log_scale  # log((upper - lower) in standard units)
+        log_bin = log_cdf_upper + log_sf_lower + _log1mexp(log_width)
+        values = torch.where(level == 0, log_cdf_upper, torch.where(level == top, log_sf_lower, log_bin))
+        return _sum_event(values, self.event_ndim)
+
+    def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        u = _open_uniform(shape, self.loc, generator)
+        return torch.log(u) - torch.log1p(-u)  # the logistic's inverse CDF
+
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
+        top = self.n_levels - 1
+        return (super().sample(sample_shape, generator) * top).round().clamp(0, top) / top
 
 
 class Categorical(_EventDistribution):
@@ -166,6 +258,7 @@ class LikelihoodFamily:
 
     n_params: int = 1
     support: Support = "real"
+    discrete: bool = False  # a pmf: -log p is a code length, so bits/dim are reported
 
     def __init__(self, event_ndim: int) -> None:
         self.event_ndim = event_ndim
@@ -184,6 +277,7 @@ class LikelihoodFamily:
 
 class BernoulliFamily(LikelihoodFamily):
     support: Support = "unit"
+    discrete = True
 
     def __call__(self, raw: Tensor) -> Bernoulli:
         return Bernoulli(self._split(raw)[0], self.event_ndim)
@@ -196,35 +290,83 @@ class ContinuousBernoulliFamily(LikelihoodFamily):
         return ContinuousBernoulli(self._split(raw)[0], self.event_ndim)
 
 
-class GaussianFamily(LikelihoodFamily):
-    """Fixed sigma (``likelihood_scale``): -log p is the squared error / (2 sigma^2) plus a constant."""
+class _FixedScaleFamily(LikelihoodFamily):
+    """Location from the decoder, one fixed scale for every value (``likelihood_scale``)."""
+
+    distribution: ClassVar[type[_LocationScale]]
 
     def __init__(self, event_ndim: int, scale: float = 1.0) -> None:
         super().__init__(event_ndim)
         self.log_scale = math.log(scale)
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> GaussianFamily:
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> _FixedScaleFamily:
         return cls(len(spec.shape), scale=config.likelihood_scale)
 
-    def __call__(self, raw: Tensor) -> Gaussian:
-        return Gaussian(self._split(raw)[0], self.log_scale, self.event_ndim)
+    def __call__(self, raw: Tensor) -> _LocationScale:
+        return self.distribution(self._split(raw)[0], self.log_scale, self.event_ndim)
 
 
-class LearnedGaussianFamily(LikelihoodFamily):
-    """Mean and log-sigma per value from the decoder; log-sigma is bounded below for stability."""
+class _LearnedScaleFamily(LikelihoodFamily):
+    """Location and log-scale per value from the decoder; log-scale is bounded below for stability."""
 
     n_params = 2
     min_log_scale = math.log(1e-3)
+    distribution: ClassVar[type[_LocationScale]]
 
-    def __call__(self, raw: Tensor) -> Gaussian:
+    def _loc_and_log_scale(self, raw: Tensor) -> tuple[Tensor, Tensor]:
         loc, raw_scale = self._split(raw)
-        log_scale = self.min_log_scale + F.softplus(raw_scale - self.min_log_scale)
-        return Gaussian(loc, log_scale, self.event_ndim)
+        return loc, self.min_log_scale + F.softplus(raw_scale - self.min_log_scale)
+
+    def __call__(self, raw: Tensor) -> _LocationScale:
+        return self.distribution(*self._loc_and_log_scale(raw), self.event_ndim)
+
+
+class GaussianFamily(_FixedScaleFamily):
+    """Fixed sigma (``likelihood_scale``): -log p is the squared error / (2 sigma^2) plus a constant."""
+
+    distribution = Gaussian
+
+
+class LearnedGaussianFamily(_LearnedScaleFamily):
+    """Mean and log-sigma per value from the decoder."""
+
+    distribution = Gaussian
+
+
+class LaplaceFamily(_FixedScaleFamily):
+    """Fixed b (``likelihood_scale``): -log p is the L1 error / b plus a constant."""
+
+    distribution = Laplace
+
+
+class LearnedLaplaceFamily(_LearnedScaleFamily):
+    """Location and log-b per value from the decoder."""
+
+    distribution = Laplace
+
+
+class DiscretizedLogisticFamily(_LearnedScaleFamily):
+    """Location and log-scale per value, discretised onto the data's ``n_levels`` (256 for 8-bit images)."""
+
+    support: Support = "levels"
+    discrete = True
+
+    def __init__(self, event_ndim: int, n_levels: int = 256) -> None:
+        super().__init__(event_ndim)
+        self.n_levels = n_levels
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> DiscretizedLogisticFamily:
+        return cls(len(spec.shape), n_levels=spec.n_levels)
+
+    def __call__(self, raw: Tensor) -> DiscretizedLogistic:
+        return DiscretizedLogistic(*self._loc_and_log_scale(raw), self.event_ndim, self.n_levels)
 
 
 class CategoricalFamily(LikelihoodFamily):
     support: Support = "levels"
+    discrete = True
 
     def __init__(self, event_ndim: int, n_categories: int, unit_levels: bool = True) -> None:
         super().__init__(event_ndim)
@@ -245,4 +387,7 @@ LIKELIHOODS.add("bernoulli", BernoulliFamily)
 LIKELIHOODS.add("continuous_bernoulli", ContinuousBernoulliFamily)
 LIKELIHOODS.add("gaussian", GaussianFamily)
 LIKELIHOODS.add("gaussian_learned", LearnedGaussianFamily)
+LIKELIHOODS.add("laplace", LaplaceFamily)
+LIKELIHOODS.add("laplace_learned", LearnedLaplaceFamily)
 LIKELIHOODS.add("categorical", CategoricalFamily)
+LIKELIHOODS.add("discretized_logistic", DiscretizedLogisticFamily)

@@ -1,13 +1,26 @@
-"""Priors p(z). Each prior is an ``nn.Module`` whose call returns a distribution on its device."""
+"""Priors p(z). A prior is an ``nn.Module`` whose call, given the model, returns a distribution.
+
+The model is passed because a VampPrior is defined through the encoder (a mixture of the posteriors
+of learned pseudo-inputs); the other priors ignore it. Priors without a closed-form KL against the
+Gaussian posterior are handled by the Monte Carlo fallback in :mod:`vaekit.distributions.kl`.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from vaekit.distributions.posteriors import LOG_2PI
+from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian
+from vaekit.errors import ConfigError
 from vaekit.registry import Registry
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.spec import DataSpec
 
 
 class StandardNormal(Distribution):
@@ -40,17 +53,123 @@ class StandardNormal(Distribution):
         return -0.5 * (z * z + LOG_2PI).sum(-1)
 
 
-class StandardNormalPrior(nn.Module):
-    """The default prior; holds no parameters, only a buffer that tracks device and dtype."""
+class GaussianMixture(Distribution):
+    """sum_k w_k N(z; mu_k, diag(sigma_k^2)) over the last axis; K components (K, L) parameters.
+
+    ``log_prob`` expands the squared distance as sum z^2/s^2 - 2 z.(mu/s^2) + sum mu^2/s^2, two
+    matrix products instead of a (..., K, L) tensor, so 500 components cost little memory.
+    """
+
+    arg_constraints = {}
+    support = constraints.real_vector
+
+    def __init__(self, loc: Tensor, logvar: Tensor, logits: Tensor | None = None) -> None:
+        self.loc, self.logvar = loc, logvar  # (K, L)
+        k = loc.shape[0]
+        self.log_weights = torch.log_softmax(logits, -1) if logits is not None else \
+            torch.full((k,), -math.log(k), device=loc.device, dtype=loc.dtype)
+        super().__init__(torch.Size(), loc.shape[-1:], validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.log_weights.exp().unsqueeze(-1) * self.loc).sum(0)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        inv_var = torch.exp(-self.logvar)  # (K, L)
+        quad = (z * z) @ inv_var.t() - 2 * z @ (self.loc * inv_var).t()  # (..., K)
+        const = (self.loc * self.loc * inv_var + self.logvar).sum(-1) + self.loc.shape[-1] * LOG_2PI  # (K,)
+        return torch.logsumexp(self.log_weights - 0.5 * (quad + const), dim=-1)
+
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            shape = torch.Size(sample_shape)
+            n = max(1, math.prod(shape))
+            index = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
+            eps = torch.randn(n, self.loc.shape[-1], device=self.loc.device, dtype=self.loc.dtype,
+                              generator=generator)
+            z = self.loc[index] + torch.exp(0.5 * self.logvar[index]) * eps
+            return z.view(*shape, -1)
+
+
+class Prior(nn.Module):
+    """Base of the priors: ``prior(model)`` is p(z); ``from_spec`` builds one from the config."""
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> Prior:
+        return cls(config.latent_dim)
+
+    def forward(self, model: Any = None) -> Distribution:
+        raise NotImplementedError
+
+
+class StandardNormalPrior(Prior):
+    """The default prior; holds no parameters, only a buffer that tracks device and dtype."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__(latent_dim)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
-    def forward(self) -> StandardNormal:
+    def forward(self, model: Any = None) -> StandardNormal:
         return StandardNormal(self.latent_dim, self._anchor.device, self._anchor.dtype)
 
 
-PRIORS: Registry[type[nn.Module]] = Registry("prior")
+class MixturePrior(Prior):
+    """A learned mixture of K diagonal Gaussians (weights, means and variances all trained).
+
+    Means start spread as N(0, I) draws so the components do not collapse onto one another.
+    """
+
+    def __init__(self, latent_dim: int, n_components: int = 10) -> None:
+        super().__init__(latent_dim)
+        self.loc = nn.Parameter(torch.randn(n_components, latent_dim))
+        self.logvar = nn.Parameter(torch.zeros(n_components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(n_components))
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> MixturePrior:
+        return cls(config.latent_dim, config.prior_components or 10)
+
+    def forward(self, model: Any = None) -> GaussianMixture:
+        return GaussianMixture(self.loc, self.logvar, self.logits)
+
+
+class VampPrior(Prior):
+    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k) over K learned
+    pseudo-inputs u_k, passed through the model's own encoder.
+
+    Pseudo-inputs live in the data's model space; for data in [0, 1] they are a sigmoid of the
+    trained values, so they stay valid inputs. They start near the middle of the data's range.
+    """
+
+    def __init__(self, latent_dim: int, shape: list[int], n_components: int = 500, unit: bool = True) -> None:
+        super().__init__(latent_dim)
+        self.unit = unit
+        self.pseudo = nn.Parameter(0.1 * torch.randn(n_components, *shape))
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> VampPrior:
+        if config.condition != "none":
+            raise ConfigError("model.prior='vamp' cannot be combined with model.condition (the pseudo-inputs "
+                              "have no labels); use prior 'standard_normal' or 'mixture'")
+        return cls(config.latent_dim, list(spec.shape), config.prior_components or 500, unit=spec.scale == "unit")
+
+    def pseudo_inputs(self) -> Tensor:
+        return torch.sigmoid(self.pseudo) if self.unit else self.pseudo
+
+    def forward(self, model: Any = None) -> GaussianMixture:
+        if model is None:
+            raise ValueError("the VampPrior is defined through the encoder: call prior(model)")
+        q = model.encode(self.pseudo_inputs())
+        if not isinstance(q, DiagonalGaussian):
+            raise ConfigError("model.prior='vamp' needs a Gaussian posterior")
+        return GaussianMixture(q.loc, q.logvar)
+
+
+PRIORS: Registry[type[Prior]] = Registry("prior")
 PRIORS.add("standard_normal", StandardNormalPrior)
+PRIORS.add("mixture", MixturePrior)
+PRIORS.add("vamp", VampPrior)

@@ -8,13 +8,15 @@ from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.distributions.posteriors import POSTERIORS
 from vaekit.distributions.priors import PRIORS
 from vaekit.errors import ConfigError
+from vaekit.models.hierarchical import HierarchicalVAE
 from vaekit.models.objectives import OBJECTIVES, Objective
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.models.presets import PRESETS
 from vaekit.models.vae import VAE
 from vaekit.networks.factory import build_networks
 
-__all__ = ["VAE", "LossOutput", "VAEOutput", "PRESETS", "build_model", "build_objective", "likelihood_name"]
+__all__ = ["VAE", "HierarchicalVAE", "LossOutput", "VAEOutput", "PRESETS", "build_model", "build_objective",
+           "likelihood_name"]
 
 
 def likelihood_name(spec: DataSpec, config: ModelConfig) -> str:
@@ -29,8 +31,10 @@ def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
     return family.from_spec(spec, config)
 
 
-def build_objective(config: ModelConfig) -> Objective:
-    objective = OBJECTIVES.get(config.objective).from_config(config)
+def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_size: int | None = None) -> Objective:
+    """The objective of ``config``; some need the data spec (a discriminator on x) or the training
+    set's size (beta-TCVAE's minibatch-weighted sampling)."""
+    objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
     if objective.needs_density and config.posterior == "deterministic":
         raise ConfigError(
             f"objective {config.objective!r} needs a posterior with a density; "
@@ -39,10 +43,27 @@ def build_objective(config: ModelConfig) -> Objective:
     return objective
 
 
+def condition_dim(spec: DataSpec, config: ModelConfig) -> int:
+    """Width of the condition vector: the number of classes for a label-conditional model."""
+    if config.condition == "none":
+        return 0
+    if spec.n_classes < 2:
+        raise ConfigError("model.condition='label' needs labelled data (class labels); this data has none")
+    return spec.n_classes
+
+
 def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
     """Assemble the VAE for this data: networks from the shape, parts from the registries."""
     likelihood = build_likelihood(spec, config)
-    encoder, decoder = build_networks(spec, config, likelihood.n_params)
-    posterior = POSTERIORS.get(config.posterior)(encoder.out_features, config.latent_dim)
-    prior = PRIORS.get(config.prior)(config.latent_dim)
-    return VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim)
+    n_cond = condition_dim(spec, config)
+    prior = PRIORS.get(config.prior).from_spec(spec, config)
+    if config.stochastic_layers > 1:
+        if config.posterior != "gaussian":
+            raise ConfigError("a hierarchical model (model.stochastic_layers > 1) needs model.posterior=gaussian")
+        width = config.hidden[-1] if config.hidden else 256
+        encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=width + n_cond)
+        return HierarchicalVAE(encoder, decoder, likelihood, prior, config.latent_dim, config.stochastic_layers,
+                               width, n_cond)
+    encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=config.latent_dim + n_cond)
+    posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
+    return VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)

@@ -7,15 +7,49 @@ from dataclasses import dataclass, field
 from torch import Tensor
 from torch.distributions import Distribution
 
+from vaekit.distributions.kl import kl
+
+
+@dataclass
+class StochasticLayer:
+    """One stochastic layer of a hierarchical model: q(z_l | x, z_>l), p(z_l | z_>l) and the drawn z_l."""
+
+    qz: Distribution
+    pz: Distribution
+    z: Tensor
+
 
 @dataclass
 class VAEOutput:
-    """One forward pass: posterior q(z|x), its sample z, likelihood p(x|z) and prior p(z)."""
+    """One forward pass: posterior q(z|x), its sample z, likelihood p(x|z) and prior p(z).
+
+    A hierarchical model puts its top layer in ``qz``/``z``/``pz`` and the layers below in
+    ``lower``; :meth:`kl` and :meth:`log_ratio` sum over all of them, so objectives and evaluation
+    never need to know how many stochastic layers there are.
+    """
 
     qz: Distribution
     z: Tensor  # (B, L), or (S, B, L) with S samples per input
     px: Distribution
     pz: Distribution
+    lower: list[StochasticLayer] = field(default_factory=list)
+
+    def layers(self) -> list[StochasticLayer]:
+        return [StochasticLayer(self.qz, self.pz, self.z), *self.lower]
+
+    def kl(self) -> Tensor:
+        """KL(q || p) per sample, summed over layers: analytic where known, else log q(z) - log p(z)."""
+        total = kl(self.qz, self.pz, self.z)
+        for layer in self.lower:
+            total = total + kl(layer.qz, layer.pz, layer.z)
+        return total
+
+    def log_ratio(self) -> Tensor:
+        """log q(z|x) - log p(z) at the drawn z, summed over layers (the IWAE weights' latent part)."""
+        total = self.qz.log_prob(self.z) - self.pz.log_prob(self.z)
+        for layer in self.lower:
+            total = total + layer.qz.log_prob(layer.z) - layer.pz.log_prob(layer.z)
+        return total
 
 
 @dataclass
@@ -23,7 +57,8 @@ class LossOutput:
     """What an objective returns. Per-sample terms are (B,) tensors, in nats.
 
     ``loss`` is the scalar to minimise; ``per_sample`` is the negative bound for each sample
-    (-ELBO, -IWAE bound, or the reconstruction error of a plain autoencoder).
+    (-ELBO, -IWAE bound, or the reconstruction error of a plain autoencoder). ``aux_loss`` is the
+    loss of the objective's own auxiliary module (a discriminator), minimised by its own optimizer.
     """
 
     loss: Tensor
@@ -32,6 +67,7 @@ class LossOutput:
     kl: Tensor  # rate: KL(q(z|x) || p(z)), zero for a deterministic code
     extras: dict[str, Tensor] = field(default_factory=dict)
     bound: bool = True  # per_sample is a bound on -log p(x) (False for a plain autoencoder)
+    aux_loss: Tensor | None = None
 
     def metrics(self) -> dict[str, Tensor]:
         """Batch means of the logged quantities, as detached 0-d tensors (no host sync)."""

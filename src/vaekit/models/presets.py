@@ -38,3 +38,66 @@ PRESETS.add(
     Preset("importance-weighted autoencoder, k = 5 samples per input (tighter bound)",
            "Burda et al. 2016", {"model.objective": "iwae", "model.k": 5}),
 )
+PRESETS.add(
+    "beta-vae-capacity",
+    Preset("beta-VAE with a growing capacity: gamma * |KL - C|, C raised to 25 nats over train.capacity_epochs",
+           "Burgess et al. 2018", {"model.capacity_max": 25.0, "model.capacity_gamma": 1000.0}),
+)
+PRESETS.add(
+    "cvae",
+    Preset("conditional VAE: class labels (one-hot) feed encoder and decoder; sample a chosen class",
+           "Sohn et al. 2015", {"model.condition": "label"}),
+)
+PRESETS.add(
+    "wae",
+    Preset("Wasserstein autoencoder: deterministic code, MMD (IMQ kernel) between q(z) and p(z)",
+           "Tolstikhin et al. 2018",
+           {"model.posterior": "deterministic", "model.objective": "mmd", "model.beta": 0.0,
+            "model.mmd_weight": 100.0}),
+)
+PRESETS.add(
+    "infovae",
+    Preset("InfoVAE: the ELBO plus an MMD term between q(z) and p(z) (keeps latents informative)",
+           "Zhao et al. 2019", {"model.objective": "mmd", "model.beta": 1.0, "model.mmd_weight": 100.0}),
+)
+PRESETS.add(
+    "beta-tcvae",
+    Preset("beta-TCVAE: penalises the total correlation of q(z) (beta = 6), minibatch-weighted sampling",
+           "Chen et al. 2018", {"model.objective": "beta-tc", "model.tc_weight": 6.0}),
+)
+PRESETS.add(
+    "factor-vae",
+    Preset("FactorVAE: ELBO + gamma * total correlation estimated by a discriminator on permuted codes",
+           "Kim & Mnih 2018", {"model.objective": "factor", "model.tc_weight": 35.0}),
+)
+PRESETS.add(
+    "vamp",
+    Preset("VampPrior: the prior is a mixture of the posteriors of 500 learned pseudo-inputs",
+           "Tomczak & Welling 2018", {"model.prior": "vamp"}),
+)
+PRESETS.add(
+    "mog-vae",
+    Preset("VAE with a learned mixture-of-Gaussians prior (10 components; multimodal latent space)",
+           "Dilokthanakul et al. 2016", {"model.prior": "mixture"}),
+)
+PRESETS.add(
+    "vae-gan",
+    Preset("VAE-GAN: a discriminator's features as the reconstruction error, plus an adversarial term "
+           "(sharper samples)", "Larsen et al. 2016", {"model.objective": "vae-gan"}),
+)
+PRESETS.add(
+    "hvae",
+    Preset("hierarchical VAE: two stochastic layers, top-down inference with residual cells",
+           "Sønderby et al. 2016; Vahdat & Kautz 2020", {"model.stochastic_layers": 2}),
+)
+PRESETS.add(
+    "dae",
+    Preset("denoising autoencoder: deterministic code, masked input (30%), clean reconstruction",
+           "Vincent et al. 2008",
+           {"model.posterior": "deterministic", "model.objective": "ae", "model.corruption": "mask:0.3"}),
+)
+PRESETS.add(
+    "dvae",
+    Preset("denoising VAE: the ELBO on Gaussian-corrupted inputs (sigma 0.2), clean reconstruction",
+           "Im et al. 2017", {"model.corruption": "gaussian:0.2"}),
+)

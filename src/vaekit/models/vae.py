@@ -1,46 +1,91 @@
 """The VAE: encoder -> posterior head -> q(z|x) -> z -> decoder -> p(x|z), with a prior p(z).
 
-Every named variant (vae, beta-vae, ae, iwae, …) is this one class with different parts on its five
-axes (see :mod:`vaekit.models.presets`); the objective lives outside the model.
+Every named variant (vae, beta-vae, cvae, ae, iwae, wae, vamp, …) is this one class with different
+parts on its five axes (see :mod:`vaekit.models.presets`); the objective lives outside the model.
+Conditioning (the CVAE) is an input, not a subclass: a condition vector c is appended to the
+encoder's features and to z before the decoder. Integer labels become one-hot vectors.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions.likelihoods import LikelihoodFamily
+from vaekit.errors import DataError
 from vaekit.models.outputs import VAEOutput
 
 
 class VAE(nn.Module):
     def __init__(self, encoder: nn.Module, posterior: nn.Module, decoder: nn.Module,
-                 likelihood: LikelihoodFamily, prior: nn.Module, latent_dim: int) -> None:
+                 likelihood: LikelihoodFamily, prior: nn.Module, latent_dim: int, condition_dim: int = 0) -> None:
         super().__init__()
         self.encoder, self.posterior, self.decoder, self.prior = encoder, posterior, decoder, prior
         self.likelihood = likelihood  # stateless: maps decoder output to a distribution
-        self.latent_dim = latent_dim
+        self.latent_dim, self.condition_dim = latent_dim, condition_dim
 
-    def encode(self, x: Tensor) -> Distribution:
+    def condition_vector(self, condition: Tensor | None, n: int) -> Tensor | None:
+        """(n, C) float condition from labels (n,) or vectors (n, C); None for an unconditional model."""
+        if self.condition_dim == 0:
+            return None
+        if condition is None:
+            raise DataError("this model is conditional: pass a label or condition vector with each input")
+        condition = torch.as_tensor(condition, device=self._device())
+        if condition.ndim == 0:
+            condition = condition.expand(n)
+        if not condition.is_floating_point():
+            if condition.numel() and (int(condition.min()) < 0 or int(condition.max()) >= self.condition_dim):
+                raise DataError(f"label out of range: expected 0..{self.condition_dim - 1}")
+            condition = F.one_hot(condition.long(), self.condition_dim)
+        if condition.shape != (n, self.condition_dim):
+            raise DataError(f"condition of shape {tuple(condition.shape)}: expected ({n}, {self.condition_dim}) "
+                            f"or ({n},) labels")
+        return condition.to(self._dtype())
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def encode(self, x: Tensor, condition: Tensor | None = None) -> Distribution:
         """q(z|x) for x (B, *shape); its ``mean`` is the usual embedding."""
-        return self.posterior(self.encoder(x))
+        h = self.encoder(x)
+        c = self.condition_vector(condition, x.shape[0])
+        return self.posterior(h if c is None else torch.cat([h, c], -1))
 
-    def decode(self, z: Tensor) -> Distribution:
+    def decode(self, z: Tensor, condition: Tensor | None = None) -> Distribution:
         """p(x|z) for z (..., L); leading axes (samples, batch) are kept in the batch shape."""
         lead = z.shape[:-1]
-        raw = self.decoder(z.reshape(-1, self.latent_dim))  # (N, P, *shape)
+        flat = z.reshape(-1, z.shape[-1])
+        c = self.condition_vector(condition, lead[-1] if lead else 1)
+        if c is not None:
+            flat = torch.cat([flat, c.expand(*lead, -1).reshape(-1, self.condition_dim)], -1)
+        raw = self.decoder(flat)  # (N, P, *shape)
         return self.likelihood(raw.view(*lead, *raw.shape[1:]))
 
-    def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> VAEOutput:
-        """Encode, draw z by reparameterisation (S = ``n_samples`` draws when > 1), decode."""
-        qz = self.encode(x)
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, condition: Tensor | None = None) -> Distribution:
+        """p(x | z = the posterior mean): the usual deterministic reconstruction."""
+        return self.decode(self.encode(x, condition).mean, condition)
+
+    def prior_distribution(self) -> Distribution:
+        return self.prior(self)
+
+    def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
+                condition: Tensor | None = None, qz: Distribution | None = None) -> VAEOutput:
+        """Encode (unless ``qz`` is given), draw z by reparameterisation (S = ``n_samples`` draws
+        when > 1), decode."""
+        qz = self.encode(x, condition) if qz is None else qz
         shape = () if n_samples == 1 else (n_samples,)
         z = qz.rsample(shape, generator=generator)  # (B, L) or (S, B, L)
-        return VAEOutput(qz=qz, z=z, px=self.decode(z), pz=self.prior())
+        return VAEOutput(qz=qz, z=z, px=self.decode(z, condition), pz=self.prior_distribution())
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> Distribution:
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               condition: Tensor | None = None) -> Distribution:
         """p(x|z) for ``n`` draws z ~ p(z), scaled by ``temperature`` (1.0 = the prior itself)."""
-        z = self.prior().sample((n,), generator=generator) * temperature  # (n, L)
-        return self.decode(z)
+        z = self.prior_distribution().sample((n,), generator=generator) * temperature  # (n, L)
+        return self.decode(z, condition)

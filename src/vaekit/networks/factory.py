@@ -20,13 +20,18 @@ def network_kind(spec: DataSpec, config: ModelConfig) -> str:
     return "conv" if spec.kind == "image" and min(spec.shape[1:]) >= 16 else "mlp"
 
 
-def build_networks(spec: DataSpec, config: ModelConfig, n_params: int) -> tuple[nn.Module, nn.Module]:
-    """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *shape)."""
+def build_networks(spec: DataSpec, config: ModelConfig, n_params: int,
+                   decoder_input: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *shape).
+
+    The decoder takes ``decoder_input`` values (default ``latent_dim``; more when a condition
+    vector is appended, or a hierarchical model's top-down state instead of z)."""
     act, norm = config.activation, config.norm
+    n_in = decoder_input or config.latent_dim
     if network_kind(spec, config) == "conv":
         feature_dim = config.hidden[-1] if config.hidden else 256
         encoder = ConvEncoder(spec.shape, config.conv_channels, feature_dim, act, norm)
-        return encoder, ConvDecoder(config.latent_dim, encoder, n_params, act, norm)
+        return encoder, ConvDecoder(n_in, encoder, n_params, act, norm)
     encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
-    decoder = MLPDecoder(config.latent_dim, spec.shape, config.hidden, n_params, act, norm)
+    decoder = MLPDecoder(n_in, spec.shape, config.hidden, n_params, act, norm)
     return encoder, decoder

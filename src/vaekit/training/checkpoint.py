@@ -65,6 +65,11 @@ class Checkpointer(Callback):
         tensors = {f"model.{k}": v for k, v in unwrap(trainer.model).state_dict().items()}
         optim_tensors, optim_info = _optimizer_parts(trainer.optimizer)
         tensors.update(optim_tensors)
+        aux_info = None
+        if trainer.aux_module is not None:
+            tensors.update({f"aux.{k}": v for k, v in unwrap(trainer.aux_module).state_dict().items()})
+            aux_tensors, aux_info = _optimizer_parts(trainer.aux_optimizer)
+            tensors.update({f"aux_{k}": v for k, v in aux_tensors.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available() and trainer.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
@@ -78,6 +83,7 @@ class Checkpointer(Callback):
         state = {
             "train_state": vars(trainer.state),
             "optimizer": optim_info,
+            "aux_optimizer": aux_info,
             "accumulators": accumulator_info,
             "callbacks": callbacks,
         }
@@ -100,6 +106,11 @@ class Checkpointer(Callback):
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         unwrap(trainer.model).load_state_dict(model_state)
         trainer.optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
+        if trainer.aux_module is not None and state.get("aux_optimizer") is not None:
+            unwrap(trainer.aux_module).load_state_dict(
+                {k[len("aux."):]: v for k, v in tensors.items() if k.startswith("aux.")})
+            aux_optim = {k[len("aux_"):]: v for k, v in tensors.items() if k.startswith("aux_optim.")}
+            trainer.aux_optimizer.load_state_dict(_optimizer_state(aux_optim, state["aux_optimizer"]))
         if weights_only:
             return
         torch.set_rng_state(tensors["rng.torch"])

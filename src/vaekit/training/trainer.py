@@ -110,16 +110,19 @@ class Trainer:
         max_bad_steps: int = 10,
         dist: DistContext | None = None,
         cpu_tuning: bool = True,
+        aux_module: nn.Module | None = None,
+        aux_optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        # A second network trained on the step's ``aux_loss`` (a discriminator), by its own optimizer.
+        self.aux_module, self.aux_optimizer = aux_module, aux_optimizer
+        self.aux_params = [p for p in aux_module.parameters() if p.requires_grad] if aux_module else []
         self.callbacks = list(callbacks)
         self.grad_clip, self.log_every, self.max_bad_steps = grad_clip, log_every, max_bad_steps
         self.dist = dist or DistContext()
         self.device = next(model.parameters()).device
         self.autocast_dtype = autocast_dtype
         self.params = [p for p in model.parameters() if p.requires_grad]
-        # Fused optimizers skip a step in-kernel when found_inf is set: the NaN guard costs no sync.
-        self.in_kernel_skip = bool(optimizer.defaults.get("fused"))
         self._loss = torch.compile(loss_fn) if compile else loss_fn
         self.state = TrainState()
         self.stop_training = False
@@ -143,7 +146,12 @@ class Trainer:
     def _step(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
         out = self._forward(batch)
-        out.loss.backward()
+        aux_loss = getattr(out, "aux_loss", None)
+        if aux_loss is None:
+            out.loss.backward()
+        else:  # each loss reaches only its own network's parameters
+            out.loss.backward(inputs=self.params)
+            aux_loss.backward(inputs=self.aux_params)
         # The gradient norm is taken after DDP's all-reduce, so every rank makes the same decision,
         # and it also catches a finite loss with infinite gradients.
         if self.grad_clip is not None:
@@ -151,12 +159,20 @@ class Trainer:
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None], foreach=True)
         finite = torch.isfinite(norm) & torch.isfinite(out.loss)
-        if self.in_kernel_skip:
-            self.optimizer.found_inf = (~finite).to(torch.float32)
-            self.optimizer.step()
-        elif bool(finite):
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        steps = [self.optimizer]
+        if aux_loss is not None:
+            aux_grads = [p.grad for p in self.aux_params if p.grad is not None]
+            finite = finite & torch.isfinite(aux_loss) & torch.isfinite(
+                torch.nn.utils.get_total_norm(aux_grads, foreach=True))
+            steps.append(self.aux_optimizer)
+        for optimizer in steps:
+            # Fused optimizers skip a step in-kernel when found_inf is set: the guard costs no sync.
+            if optimizer.defaults.get("fused"):
+                optimizer.found_inf = (~finite).to(torch.float32)
+                optimizer.step()
+            elif bool(finite):
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         metrics = out.metrics()
         if not self.metric_names:
             self.metric_names = list(metrics)

@@ -1,4 +1,4 @@
-"""Data sources: registered names (``digits``, ``mnist``…) and paths (arrays, tables, images).
+"""Data sources: registered names (``digits``, ``mnist``, ``dsprites``…) and paths (arrays, tables, images).
 
 Importing this package registers every source; :func:`load_source` resolves a config's ``source``.
 """
@@ -12,6 +12,7 @@ from vaekit.data.sources import (  # noqa: F401  (importing registers them)
     arrays,
     cifar,
     digits,
+    dsprites,
     idx,
     image_folder,
     tabular,

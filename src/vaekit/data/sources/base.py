@@ -24,7 +24,8 @@ class RawData:
     """Samples as loaded from disk, before any scaling.
 
     ``x`` is (N, C, H, W) for images, (N, D) for tables; any numeric dtype (uint8 images stay
-    uint8). ``y`` is (N,) int64 labels or None.
+    uint8). ``y`` is (N,) int64 labels or None. ``factors`` is (N, K) int64 ground-truth factor
+    indices, named by ``factor_names``, when the source generated the data (dSprites).
     """
 
     x: np.ndarray
@@ -33,6 +34,8 @@ class RawData:
     max_level: float | None = None  # the format's full-scale value (255 for 8-bit images)
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
+    factors: np.ndarray | None = None
+    factor_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -45,6 +48,8 @@ class RawData:
             max_level=self.max_level,
             class_names=self.class_names,
             feature_names=self.feature_names,
+            factors=None if self.factors is None else self.factors[index],
+            factor_names=self.factor_names,
         )
 
 

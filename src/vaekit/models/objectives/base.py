@@ -6,10 +6,26 @@ import torch
 from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
-from vaekit.models.outputs import LossOutput
+from vaekit.errors import ConfigError
+from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.registry import Registry
 
 Batch = dict[str, Tensor]
+
+
+def parse_corruption(text: str) -> tuple[str, float]:
+    """``"none"``, ``"gaussian:SIGMA"`` or ``"mask:P"`` -> (kind, amount)."""
+    kind, _, amount = text.partition(":")
+    if kind == "none" and not amount:
+        return "none", 0.0
+    try:
+        value = float(amount)
+    except ValueError:
+        value = -1.0
+    if kind == "gaussian" and value > 0 or kind == "mask" and 0 < value < 1:
+        return kind, value
+    raise ConfigError(f"model.corruption={text!r}: expected 'none', 'gaussian:SIGMA' (SIGMA > 0) "
+                      "or 'mask:P' (0 < P < 1)")
 
 
 class Objective:
@@ -17,25 +33,51 @@ class Objective:
 
     ``kl_weight`` is a 0-d tensor that schedules (KL warm-up) change in place, so a compiled step
     never recompiles when it moves. ``needs_density`` says the posterior must have a density.
+    ``aux_module`` is an objective's own network (a discriminator) trained by its own optimizer on
+    ``LossOutput.aux_loss``; the trainer knows it only as parameters and a loss.
     """
 
     needs_density = True
+    aux_module: nn.Module | None = None
 
     def __init__(self, config: ModelConfig) -> None:
         self.beta = config.beta
         self.reduction = config.reduction
         self.kl_weight = torch.ones(())
+        self.conditional = config.condition != "none"
+        self.corruption = parse_corruption(config.corruption)
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> Objective:
+    def from_config(cls, config: ModelConfig, **context) -> Objective:
         return cls(config)
 
     def to(self, device: torch.device | str) -> Objective:
-        self.kl_weight = self.kl_weight.to(device)
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor):
+                setattr(self, name, value.to(device))
+        if self.aux_module is not None:
+            self.aux_module.to(device)
         return self
 
     def reduce(self, per_sample: Tensor) -> Tensor:
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
+
+    def corrupt(self, x: Tensor) -> Tensor:
+        """The encoder's input under denoising training (Vincent et al. 2008); x itself otherwise."""
+        kind, amount = self.corruption
+        if kind == "gaussian":
+            return x + amount * torch.randn_like(x)
+        if kind == "mask":
+            return x * (torch.rand_like(x) >= amount).to(x.dtype)
+        return x
+
+    def forward(self, model: nn.Module, batch: Batch, n_samples: int = 1) -> VAEOutput:
+        """The model's pass over a batch: labels as the condition of a conditional model, and the
+        corrupted input while training a denoising one (the likelihood still scores the clean x)."""
+        x = batch["x"]
+        inputs = self.corrupt(x) if model.training else x
+        condition = batch.get("y") if self.conditional else None
+        return model(inputs, n_samples=n_samples, condition=condition)
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         raise NotImplementedError

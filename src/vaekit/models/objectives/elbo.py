@@ -1,28 +1,62 @@
-"""The evidence lower bound with a KL weight, and the plain autoencoder's reconstruction loss."""
+"""The evidence lower bound with a KL weight, capacity and free bits; the plain autoencoder's loss."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from vaekit.distributions.kl import kl
+from vaekit.config import ModelConfig
+from vaekit.distributions.kl import kl_per_dim
+from vaekit.distributions.posteriors import DiagonalGaussian
+from vaekit.distributions.priors import StandardNormal
+from vaekit.errors import ConfigError
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
-from vaekit.models.outputs import LossOutput
+from vaekit.models.outputs import LossOutput, VAEOutput
 
 
 class ELBO(Objective):
     """-ELBO = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), one sample of z per input.
 
-    Kingma & Welling 2014 (eq. 3); beta > 1 is the beta-VAE of Higgins et al. 2017. The reported
-    ``per_sample`` bound always uses beta = 1, so runs with different betas compare fairly.
+    Kingma & Welling 2014 (eq. 3); beta > 1 is the beta-VAE of Higgins et al. 2017. Two ways to
+    shape the KL term instead of a fixed beta:
+
+    - capacity (Burgess et al. 2018): gamma * |KL - C|, with C raised from 0 to ``capacity_max``
+      nats by a schedule that writes ``self.capacity`` in place;
+    - free bits (Kingma et al. 2016, eq. 15): each latent dimension's batch-mean KL counts as at
+      least ``free_bits`` nats, so the optimiser gains nothing by collapsing it further.
+
+    The reported ``per_sample`` bound always uses the plain KL (beta = 1), so runs with different
+    betas, capacities or free bits compare fairly.
     """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.capacity_max, self.gamma = config.capacity_max, config.capacity_gamma
+        self.capacity = torch.zeros(())
+        self.free_bits = config.free_bits
+        if self.capacity_max and self.free_bits:
+            raise ConfigError("model.capacity_max and model.free_bits both reshape the KL term; choose one")
+        if self.free_bits and config.stochastic_layers > 1:
+            raise ConfigError("model.free_bits applies to one Gaussian latent layer, not a hierarchical model")
+
+    def kl_term(self, out: VAEOutput, rate: Tensor) -> Tensor:
+        """The KL part of the loss, reduced over the batch like the reconstruction."""
+        n = rate.shape[0] if self.reduction == "sum" else 1
+        if self.capacity_max:
+            return self.gamma * (rate.mean() - self.capacity).abs() * n
+        if self.free_bits:
+            if not (isinstance(out.qz, DiagonalGaussian) and isinstance(out.pz, StandardNormal)):
+                raise ConfigError("model.free_bits needs a Gaussian posterior and the standard normal prior")
+            per_dim = kl_per_dim(out.qz).mean(0)  # (L,)
+            return self.beta * torch.clamp(per_dim, min=self.free_bits).sum() * n
+        return self.beta * self.reduce(rate)
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         x = batch["x"]
-        out = model(x)
+        out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
-        rate = kl(out.qz, out.pz, out.z)  # (B,)
-        loss = self.reduce(recon + (self.beta * self.kl_weight) * rate)
+        rate = out.kl()  # (B,)
+        loss = self.reduce(recon) + self.kl_weight * self.kl_term(out, rate)
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate)
 
 
@@ -33,7 +67,7 @@ class Autoencoder(Objective):
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         x = batch["x"]
-        out = model(x)
+        out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
         return LossOutput(loss=self.reduce(recon), per_sample=recon, recon=recon, kl=torch.zeros_like(recon),
                           bound=False)

@@ -21,9 +21,9 @@ class IWAE(Objective):
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         x = batch["x"]
-        out = model(x, n_samples=self.k)  # z: (k, B, L)
+        out = self.forward(model, batch, n_samples=self.k)  # z: (k, B, L)
         log_px = out.px.log_prob(x).reshape(self.k, -1)  # (k, B); k = 1 draws no sample axis
-        log_ratio = (out.qz.log_prob(out.z) - out.pz.log_prob(out.z)).reshape(self.k, -1)  # (k, B)
+        log_ratio = out.log_ratio().reshape(self.k, -1)  # (k, B)
         bound = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)  # (B,)
         return LossOutput(
             loss=self.reduce(-bound),

@@ -1,0 +1,361 @@
+"""Disentanglement metrics against ground-truth factors: MIG, SAP, DCI, FactorVAE and BetaVAE scores.
+
+The protocols are those compared by Locatello et al. (2019), "Challenging Common Assumptions in the
+Unsupervised Learning of Disentangled Representations", with sample counts cut to suit a CPU (each
+function's docstring gives its own). Codes are an encoder's deterministic output, e.g. the posterior mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from vaekit.errors import DataError
+
+Represent = Callable[[np.ndarray], np.ndarray]  # observations (n, ...) -> codes (n, D)
+
+
+class MetricInputError(DataError, ValueError):
+    """Codes, factors or a simulator that a disentanglement metric cannot use."""
+
+
+class GroundTruth(Protocol):
+    """A simulator of observations from independent, discrete factors of variation (e.g. dSprites)."""
+
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]  # number of discrete values of each factor
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` factor rows, (n, K) int64, column ``k`` in ``[0, factor_sizes[k])``."""
+        ...
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        """Observations (n, ...) for the factor rows (n, K)."""
+        ...
+
+
+def mig(codes: np.ndarray, factors: np.ndarray, n_bins: int = 20) -> dict[str, float | list[float]]:
+    """Mutual Information Gap (Chen et al. 2018, "Isolating Sources of Disentanglement in VAEs").
+
+    Each code dimension is cut into ``n_bins`` equal-width bins; for every factor the gap between the two
+    largest mutual informations with a code dimension is divided by the factor's entropy. A factor with more
+    values than bins caps even a perfect code below 1 (near ``log n_bins / log size``: 0.81 for 40 values).
+
+    Parameters
+    ----------
+    codes : (N, D) float array; disentanglement_lib uses N = 10,000.
+    factors : (N, K) integer array of ground-truth factor values.
+    n_bins : bins per code dimension (20 as in disentanglement_lib).
+
+    Returns
+    -------
+    ``{"mig": mean over factors, "per_factor": [gap_k / H(v_k) for each factor]}``, each in [0, 1].
+    """
+    codes, labels, sizes = _check_codes_factors(codes, factors)
+    _check_positive(n_bins=n_bins)
+    binned = _discretise(codes, n_bins)  # (N, D)
+    gaps = []
+    for k, size in enumerate(sizes):
+        information = _mutual_information(binned, n_bins, labels[:, k], size)  # (D,)
+        top_two = np.sort(information)[::-1][:2]
+        counts = np.bincount(labels[:, k], minlength=size)
+        gaps.append((top_two[0] - top_two[1]) / _entropy(counts / counts.sum()))
+    return {"mig": float(np.mean(gaps)), "per_factor": [float(gap) for gap in gaps]}
+
+
+def sap(
+    codes: np.ndarray, factors: np.ndarray, rng: np.random.Generator, test_fraction: float = 0.5
+) -> dict[str, float | list[float]]:
+    """Separated Attribute Predictability (Kumar et al. 2018, "Variational Inference of Disentangled Latent
+    Concepts from Unlabeled Observations").
+
+    For each (code dimension, factor) a threshold classifier on that one dimension (a 1-D decision tree with
+    as many leaves as the factor has values) is fitted on a random train split and scored by balanced
+    accuracy on the rest; the score per factor is the gap between its two most predictive dimensions. A
+    perfect code reaches ``1 - 1/size`` per factor, not 1, since the runner-up sits at chance. (The
+    disentanglement_lib variant uses a LinearSVC instead, which cannot isolate a middle value on one axis.)
+
+    Parameters
+    ----------
+    codes : (N, D) float array; ``evaluate_all`` passes N = 10,000, split 5,000 / 5,000.
+    factors : (N, K) integer array of ground-truth factor values.
+    rng : draws the train / test split and the classifiers' seeds.
+    test_fraction : share of the rows held out for scoring.
+
+    Returns
+    -------
+    ``{"sap": mean over factors, "per_factor": [top-two accuracy gap of each factor]}``.
+    """
+    codes, labels, sizes = _check_codes_factors(codes, factors)
+    train, test = _split(len(codes), rng, test_fraction)
+    accuracy = np.zeros((codes.shape[1], len(sizes)))  # (D, K)
+    for k, size in enumerate(sizes):
+        for d in range(codes.shape[1]):
+            tree = DecisionTreeClassifier(max_leaf_nodes=size, random_state=_seed(rng))
+            tree.fit(codes[train, d : d + 1], labels[train, k])
+            accuracy[d, k] = _balanced_accuracy(labels[test, k], tree.predict(codes[test, d : d + 1]))
+    top_two = -np.sort(-accuracy, axis=0)[:2]  # (2, K)
+    gaps = top_two[0] - top_two[1]
+    return {"sap": float(gaps.mean()), "per_factor": [float(gap) for gap in gaps]}
+
+
+def dci(
+    codes: np.ndarray,
+    factors: np.ndarray,
+    rng: np.random.Generator,
+    test_fraction: float = 0.5,
+    n_estimators: int = 20,
+    max_depth: int | None = 12,
+    max_features: float | str | None = None,
+) -> dict[str, float]:
+    """Disentanglement, completeness and informativeness (Eastwood & Williams 2018, "A Framework for the
+    Quantitative Evaluation of Disentangled Representations").
+
+    One random forest per factor predicts it from all codes; its impurity importances fill column ``k`` of
+    the importance matrix R (D, K). Disentanglement is ``1 - H_K(P_d)`` of each code's distribution over
+    factors, weighted by the code's share of total importance; completeness is ``1 - H_D`` of each factor's
+    distribution over codes, averaged; informativeness is the forests' held-out accuracy, averaged.
+
+    Parameters
+    ----------
+    codes : (N, D) float array; ``evaluate_all`` passes N = 10,000, split 5,000 / 5,000.
+    factors : (N, K) integer array of ground-truth factor values, K >= 2.
+    rng : draws the train / test split and the forests' seeds.
+    test_fraction : share of the rows held out for informativeness.
+    n_estimators, max_depth : forest size, kept small so that five factors fit in seconds on two cores.
+    max_features : codes tried at each split. All of them (None, as sklearn's regression forests do) keeps
+        the importances honest: with ``"sqrt"`` splits forced onto uninformative codes take importance too.
+
+    Returns
+    -------
+    ``{"disentanglement", "completeness", "informativeness"}``, each in [0, 1].
+    """
+    codes, labels, sizes = _check_codes_factors(codes, factors)
+    if len(sizes) < 2:
+        raise MetricInputError("dci needs at least 2 factors: disentanglement is an entropy over factors")
+    _check_positive(n_estimators=n_estimators)
+    train, test = _split(len(codes), rng, test_fraction)
+    importance = np.zeros((codes.shape[1], len(sizes)))  # (D, K)
+    accuracy = []
+    for k in range(len(sizes)):
+        forest = RandomForestClassifier(
+            n_estimators=n_estimators, max_depth=max_depth, max_features=max_features, random_state=_seed(rng)
+        )
+        forest.fit(codes[train], labels[train, k])
+        importance[:, k] = forest.feature_importances_
+        accuracy.append(forest.score(codes[test], labels[test, k]))
+    code_share = importance.sum(1) / max(importance.sum(), np.finfo(float).tiny)  # (D,)
+    per_code = 1.0 - _entropy(_normalise(importance), base=len(sizes))  # (D,)
+    per_factor = 1.0 - _entropy(_normalise(importance.T), base=codes.shape[1])  # (K,)
+    return {
+        "disentanglement": float(np.sum(code_share * per_code)),
+        "completeness": float(per_factor.mean()),
+        "informativeness": float(np.mean(accuracy)),
+    }
+
+
+def factor_vae_score(
+    represent: Represent,
+    dataset: GroundTruth,
+    rng: np.random.Generator,
+    n_train: int = 800,
+    n_eval: int = 800,
+    batch_size: int = 64,
+    n_variance_samples: int = 10_000,
+    prune_threshold: float = 0.05,
+    chunk_size: int = 1000,
+) -> float:
+    """FactorVAE metric (Kim & Mnih 2018, "Disentangling by Factorising").
+
+    Each code dimension is divided by its standard deviation over ``n_variance_samples`` random
+    observations; dimensions whose standard deviation is below ``prune_threshold`` are collapsed and left
+    out. Each vote fixes one random factor over a batch of ``batch_size`` factor rows and names the
+    dimension of least normalised variance; a majority vote maps each dimension to a factor on the
+    ``n_train`` training votes and is scored on ``n_eval`` fresh votes. Returns that accuracy (0.0 when
+    every dimension is collapsed); chance is about ``1 / K``.
+    """
+    _check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size, n_variance_samples=n_variance_samples)
+    sizes = _check_dataset(dataset)
+    scale = _encode(represent, dataset, dataset.sample_factors(n_variance_samples, rng), chunk_size).std(0, ddof=1)
+    active = scale >= prune_threshold  # (D,)
+    if not active.any():
+        return 0.0
+
+    def votes(n: int) -> np.ndarray:
+        fixed = rng.integers(len(sizes), size=n)  # (n,) factor held fixed in each vote
+        rows = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, len(sizes))
+        rows[np.arange(n), :, fixed] = rows[np.arange(n), :1, fixed]  # one value per vote, from p(v_k)
+        codes = _encode(represent, dataset, rows.reshape(n * batch_size, -1), chunk_size)
+        variance = (codes[:, active] / scale[active]).reshape(n, batch_size, -1).var(1, ddof=1)  # (n, D_active)
+        counts = np.zeros((int(active.sum()), len(sizes)), dtype=np.int64)  # (D_active, K)
+        np.add.at(counts, (variance.argmin(1), fixed), 1)
+        return counts
+
+    train_votes, eval_votes = votes(n_train), votes(n_eval)
+    classifier = train_votes.argmax(1)  # (D_active,) majority factor of each dimension
+    return float(eval_votes[np.arange(len(classifier)), classifier].sum() / n_eval)
+
+
+def beta_vae_score(
+    represent: Represent,
+    dataset: GroundTruth,
+    rng: np.random.Generator,
+    n_train: int = 1000,
+    n_eval: int = 1000,
+    batch_size: int = 64,
+    chunk_size: int = 1000,
+) -> float:
+    """BetaVAE metric (Higgins et al. 2017, "beta-VAE: Learning Basic Visual Concepts...").
+
+    Each point picks a factor ``k`` and ``batch_size`` pairs of factor rows that share factor ``k``; its
+    feature is the batch mean of ``|z1 - z2|``. A logistic regression learns ``k`` from ``n_train`` points
+    and is scored on ``n_eval`` more (disentanglement_lib uses 10,000 / 5,000: 7.5x the encoder calls).
+    Returns that accuracy; chance is about ``1 / K``.
+    """
+    _check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size)
+    sizes = _check_dataset(dataset)
+
+    def points(n: int) -> tuple[np.ndarray, np.ndarray]:
+        fixed = rng.integers(len(sizes), size=n)  # (n,)
+        first = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, len(sizes))
+        second = dataset.sample_factors(n * batch_size, rng).reshape(n, batch_size, len(sizes))
+        second[np.arange(n), :, fixed] = first[np.arange(n), :, fixed]
+        difference = np.abs(
+            _encode(represent, dataset, first.reshape(n * batch_size, -1), chunk_size)
+            - _encode(represent, dataset, second.reshape(n * batch_size, -1), chunk_size)
+        )  # (n * batch_size, D)
+        return difference.reshape(n, batch_size, -1).mean(1), fixed
+
+    train_features, train_labels = points(n_train)
+    eval_features, eval_labels = points(n_eval)
+    if len(np.unique(train_labels)) < 2:
+        raise MetricInputError(f"beta_vae_score drew one factor for all {n_train} training points; raise n_train")
+    classifier = LogisticRegression(max_iter=1000, random_state=_seed(rng))
+    classifier.fit(train_features, train_labels)
+    return float(classifier.score(eval_features, eval_labels))
+
+
+def evaluate_all(
+    represent: Represent,
+    dataset: GroundTruth,
+    rng: np.random.Generator,
+    n_samples: int = 10_000,
+    chunk_size: int = 1000,
+) -> dict[str, float]:
+    """All five metrics with their defaults; MIG, SAP and DCI share ``n_samples`` encoded factor rows.
+
+    Returns a flat dict: ``mig``, ``sap``, ``dci_disentanglement``, ``dci_completeness``,
+    ``dci_informativeness``, ``factor_vae`` and ``beta_vae``.
+    """
+    _check_positive(n_samples=n_samples)
+    _check_dataset(dataset)
+    factors = dataset.sample_factors(n_samples, rng)  # (N, K)
+    codes = _encode(represent, dataset, factors, chunk_size)  # (N, D)
+    scores = {"mig": mig(codes, factors)["mig"], "sap": sap(codes, factors, rng)["sap"]}
+    scores.update({f"dci_{name}": value for name, value in dci(codes, factors, rng).items()})
+    scores["factor_vae"] = factor_vae_score(represent, dataset, rng, chunk_size=chunk_size)
+    scores["beta_vae"] = beta_vae_score(represent, dataset, rng, chunk_size=chunk_size)
+    return scores
+
+
+def _check_codes_factors(codes: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Codes as float64 (N, D) and factors relabelled to ``0..size-1`` per column, with each column's size."""
+    codes, factors = np.asarray(codes), np.asarray(factors)
+    if codes.ndim != 2 or codes.shape[1] < 2:
+        raise MetricInputError(f"codes must be a 2-D array (N, D) with D >= 2, got shape {codes.shape}")
+    if factors.ndim != 2:
+        raise MetricInputError(f"factors must be a 2-D array (N, K), got shape {factors.shape}")
+    if len(codes) != len(factors):
+        raise MetricInputError(f"codes and factors must have the same rows, got {len(codes)} and {len(factors)}")
+    if not np.issubdtype(factors.dtype, np.integer):
+        raise MetricInputError(f"factors must be integers (discrete values), got dtype {factors.dtype}")
+    if not np.issubdtype(codes.dtype, np.number) or not np.isfinite(codes).all():
+        raise MetricInputError("codes must be finite numbers")
+    labels = np.empty(factors.shape, dtype=np.int64)
+    sizes = []
+    for k in range(factors.shape[1]):
+        values, labels[:, k] = np.unique(factors[:, k], return_inverse=True)
+        if len(values) < 2:
+            raise MetricInputError(f"factor column {k} takes a single value; drop constant factors")
+        sizes.append(len(values))
+    return codes.astype(np.float64), labels, sizes
+
+
+def _check_dataset(dataset: GroundTruth) -> tuple[int, ...]:
+    sizes = tuple(int(size) for size in dataset.factor_sizes)
+    if len(sizes) < 2 or min(sizes) < 2:
+        raise MetricInputError(f"the simulator needs >= 2 factors of >= 2 values each, got sizes {sizes}")
+    return sizes
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise MetricInputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _encode(represent: Represent, dataset: GroundTruth, factors: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Render and represent ``factors`` ``chunk_size`` rows at a time, so observations never pile up."""
+    _check_positive(chunk_size=chunk_size)
+    chunks = []
+    for start in range(0, len(factors), chunk_size):
+        rows = factors[start : start + chunk_size]
+        codes = np.asarray(represent(dataset.render(rows)), dtype=np.float64)
+        if codes.ndim != 2 or len(codes) != len(rows):
+            raise MetricInputError(f"represent must return (n, D) codes for n = {len(rows)}, got {codes.shape}")
+        chunks.append(codes)
+    return np.concatenate(chunks)
+
+
+def _split(n: int, rng: np.random.Generator, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    n_test = int(round(n * test_fraction))
+    if not 0 < n_test < n:
+        raise MetricInputError(f"test_fraction={test_fraction} leaves no train or no test rows out of {n}")
+    order = rng.permutation(n)
+    return order[n_test:], order[:n_test]
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31 - 1))
+
+
+def _discretise(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin index of each entry in ``n_bins`` equal-width bins spanning its column's range: (N, D) int."""
+    low, high = codes.min(0), codes.max(0)
+    width = np.where(high > low, (high - low) / n_bins, 1.0)
+    return np.minimum(((codes - low) / width).astype(np.int64), n_bins - 1)
+
+
+def _mutual_information(binned: np.ndarray, n_bins: int, labels: np.ndarray, size: int) -> np.ndarray:
+    """I(binned code d; factor) in nats for every column d of ``binned``: (D,)."""
+    n, n_codes = binned.shape
+    cell = np.arange(n_codes) * (n_bins * size) + binned * size + labels[:, None]  # (N, D) joint cell index
+    joint = np.bincount(cell.ravel(), minlength=n_codes * n_bins * size).reshape(n_codes, n_bins, size) / n
+    independent = joint.sum(2, keepdims=True) * joint.sum(1, keepdims=True)  # p(code bin) p(factor)
+    seen = joint > 0
+    terms = np.zeros_like(joint)
+    terms[seen] = joint[seen] * np.log(joint[seen] / independent[seen])
+    return terms.sum((1, 2))
+
+
+def _normalise(weights: np.ndarray) -> np.ndarray:
+    """Rows as distributions; an all-zero row becomes uniform (no information, maximal entropy)."""
+    totals = weights.sum(1, keepdims=True)
+    uniform = np.full_like(weights, 1.0 / weights.shape[1])
+    return np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), uniform)
+
+
+def _entropy(p: np.ndarray, base: float = np.e) -> np.ndarray:
+    """Entropy along the last axis of distributions ``p``, in units of log ``base``."""
+    logs = np.log(np.where(p > 0, p, 1.0))
+    return -(p * logs).sum(-1) / np.log(base)
+
+
+def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present in ``truth``: chance is ``1 / n_classes`` however unbalanced."""
+    return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
