@@ -57,7 +57,7 @@ class ModelConfig(_Section):
     condition: Literal["none", "label"] = "none"  # "label": a conditional VAE on the data's class labels
     stochastic_layers: int = Field(1, ge=1, le=8)  # > 1: a hierarchical VAE (top-down inference)
     likelihood: str = "auto"  # auto: picked from the data's value range (see DataSpec)
-    likelihood_scale: float = Field(1.0, gt=0.0)  # sigma of the fixed-variance Gaussian
+    likelihood_scale: float = Field(1.0, gt=0.0)  # fixed scale: the Gaussian's sigma, the Laplace's b
     objective: str = "elbo"
     beta: float = Field(1.0, ge=0.0)  # weight of the KL term (beta-VAE, Higgins et al. 2017)
     k: int = Field(5, gt=0)  # importance samples of the IWAE bound (Burda et al. 2016)
