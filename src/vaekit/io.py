@@ -96,33 +96,35 @@ def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
 
 
 class _EncoderGraph(torch.nn.Module):
-    """x (model space) -> posterior mean and log-variance (zeros for a deterministic code)."""
+    """x (model space) [, condition (B, C) float] -> posterior mean and log-variance (zeros for a
+    deterministic code)."""
 
     def __init__(self, model: VAE) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        qz = self.model.encode(x)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        qz = self.model.encode(x, condition)
         logvar = getattr(qz, "logvar", torch.zeros_like(qz.mean))
         return qz.mean, logvar
 
 
 class _DecoderGraph(torch.nn.Module):
-    """z -> the likelihood's mean, in model space."""
+    """z [, condition (B, C) float] -> the likelihood's mean, in model space."""
 
     def __init__(self, model: VAE) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(z).mean
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.decode(z, condition).mean
 
 
 def export_onnx(model: VAE, spec: DataSpec, folder: str | Path) -> list[Path]:
     """Write ``encoder.onnx`` (x -> mean, logvar) and ``decoder.onnx`` (z -> mean), dynamic batch.
 
     Inputs and outputs are in model space; ``data_spec.json`` (copied beside them) says how to scale.
+    A conditional model's graphs take a second input, ``condition``: (B, C) one-hot class vectors.
     """
     try:
         import onnx  # noqa: F401
@@ -133,16 +135,18 @@ def export_onnx(model: VAE, spec: DataSpec, folder: str | Path) -> list[Path]:
     model = model.eval().cpu()
     x = torch.zeros(2, *spec.shape)
     z = torch.zeros(2, model.latent_dim)
+    extra = [torch.zeros(2, model.condition_dim)] if model.condition_dim else []
+    extra_names = ["condition"] if model.condition_dim else []
     written = []
     for graph, example, names, outputs, filename in (
-        (_EncoderGraph(model), x, ["x"], ["mean", "logvar"], "encoder.onnx"),
-        (_DecoderGraph(model), z, ["z"], ["x_mean"], "decoder.onnx"),
+        (_EncoderGraph(model), x, ["x", *extra_names], ["mean", "logvar"], "encoder.onnx"),
+        (_DecoderGraph(model), z, ["z", *extra_names], ["x_mean"], "decoder.onnx"),
     ):
         tmp = folder / f".{filename}.tmp"
         axes = {name: {0: "batch"} for name in names + outputs}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(graph, (example,), str(tmp), input_names=names, output_names=outputs,
+            torch.onnx.export(graph, (example, *extra), str(tmp), input_names=names, output_names=outputs,
                               dynamic_axes=axes, dynamo=False)
         tmp.replace(folder / filename)
         written.append(folder / filename)

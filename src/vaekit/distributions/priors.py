@@ -56,12 +56,14 @@ class StandardNormal(Distribution):
 class GaussianMixture(Distribution):
     """sum_k w_k N(z; mu_k, diag(sigma_k^2)) over the last axis; K components (K, L) parameters.
 
-    ``log_prob`` expands the squared distance as sum z^2/s^2 - 2 z.(mu/s^2) + sum mu^2/s^2, two
-    matrix products instead of a (..., K, L) tensor, so 500 components cost little memory.
+    ``log_prob`` forms the (rows, K, L) standardised differences directly (exact even for very
+    narrow components, where expanding the square would cancel in float32), a block of rows at a
+    time so that 500 components and thousands of importance samples stay in bounded memory.
     """
 
     arg_constraints = {}
     support = constraints.real_vector
+    block_elements = 2**24  # rows x K x L evaluated at once by log_prob
 
     def __init__(self, loc: Tensor, logvar: Tensor, logits: Tensor | None = None) -> None:
         self.loc, self.logvar = loc, logvar  # (K, L)
@@ -75,10 +77,17 @@ class GaussianMixture(Distribution):
         return (self.log_weights.exp().unsqueeze(-1) * self.loc).sum(0)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        inv_var = torch.exp(-self.logvar)  # (K, L)
-        quad = (z * z) @ inv_var.t() - 2 * z @ (self.loc * inv_var).t()  # (..., K)
-        const = (self.loc * self.loc * inv_var + self.logvar).sum(-1) + self.loc.shape[-1] * LOG_2PI  # (K,)
-        return torch.logsumexp(self.log_weights - 0.5 * (quad + const), dim=-1)
+        lead, (k, dim) = z.shape[:-1], self.loc.shape
+        flat = z.reshape(-1, dim)
+        inv_std = torch.exp(-0.5 * self.logvar)  # (K, L)
+        # log w_k - 0.5 (L log 2 pi + sum log sigma_k^2), one value per component
+        const = self.log_weights - 0.5 * (self.logvar.sum(-1) + dim * LOG_2PI)
+        rows = max(1, self.block_elements // (k * dim))
+        parts = []
+        for start in range(0, flat.shape[0], rows):
+            diff = (flat[start : start + rows, None, :] - self.loc) * inv_std  # (rows, K, L)
+            parts.append(torch.logsumexp(const - 0.5 * diff.square().sum(-1), dim=-1))
+        return torch.cat(parts).reshape(lead) if parts else flat.new_zeros(lead)
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():

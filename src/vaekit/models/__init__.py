@@ -34,6 +34,9 @@ def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
 def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_size: int | None = None) -> Objective:
     """The objective of ``config``; some need the data spec (a discriminator on x) or the training
     set's size (beta-TCVAE's minibatch-weighted sampling)."""
+    if (config.capacity_max or config.free_bits) and config.objective != "elbo":
+        raise ConfigError(f"model.capacity_max and model.free_bits shape the ELBO's KL term; objective "
+                          f"{config.objective!r} does not use them (use model.objective=elbo)")
     objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
     if objective.needs_density and config.posterior == "deterministic":
         raise ConfigError(

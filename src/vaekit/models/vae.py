@@ -29,6 +29,8 @@ class VAE(nn.Module):
     def condition_vector(self, condition: Tensor | None, n: int) -> Tensor | None:
         """(n, C) float condition from labels (n,) or vectors (n, C); None for an unconditional model."""
         if self.condition_dim == 0:
+            if condition is not None:
+                raise DataError("this model is not conditional: it takes no label or condition vector")
             return None
         if condition is None:
             raise DataError("this model is conditional: pass a label or condition vector with each input")

@@ -132,11 +132,13 @@ class Checkpointer(Callback):
         """Too many NaN/Inf steps: reload the last good weights and cut the learning rate 10x."""
         if not self.path.is_file():
             return False
-        rates = [group["lr"] for group in trainer.optimizer.param_groups]  # the restore resets them
+        optimizers = [o for o in (trainer.optimizer, trainer.aux_optimizer) if o is not None]
+        rates = [[group["lr"] for group in o.param_groups] for o in optimizers]  # the restore resets them
         self.restore(trainer, weights_only=True)
         trainer.state.lr_scale *= 0.1
-        for group, rate in zip(trainer.optimizer.param_groups, rates, strict=True):
-            group["lr"] = rate * 0.1
+        for optimizer, lrs in zip(optimizers, rates, strict=True):
+            for group, rate in zip(optimizer.param_groups, lrs, strict=True):
+                group["lr"] = rate * 0.1
         log.warning("training diverged (NaN/Inf); restored the last checkpoint and lowered the "
                     "learning rate 10x to %.3g", trainer.optimizer.param_groups[0]["lr"])
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -22,7 +24,7 @@ def parse_corruption(text: str) -> tuple[str, float]:
         value = float(amount)
     except ValueError:
         value = -1.0
-    if kind == "gaussian" and value > 0 or kind == "mask" and 0 < value < 1:
+    if kind == "gaussian" and 0 < value < math.inf or kind == "mask" and 0 < value < 1:
         return kind, value
     raise ConfigError(f"model.corruption={text!r}: expected 'none', 'gaussian:SIGMA' (SIGMA > 0) "
                       "or 'mask:P' (0 < P < 1)")

@@ -60,6 +60,8 @@ class BetaTCVAE(Objective):
         recon = -out.px.log_prob(x)
         parts = self.decompose(qz, out.z, out.pz.log_prob(out.z))
         penalty = parts["mi"] + self.tc_weight * parts["tc"] + parts["dim_kl"]
+        for layer in out.lower:  # a hierarchical model's lower layers keep their plain KL (MC estimate)
+            penalty = penalty + layer.qz.log_prob(layer.z) - layer.pz.log_prob(layer.z)
         loss = self.reduce(recon) + self.kl_weight * self.reduce(penalty)
         rate = out.kl()
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate,
