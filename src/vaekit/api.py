@@ -82,9 +82,12 @@ class Run:
     def sample(self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0, condition: Tensor | int | None = None) -> Tensor:
         """``n`` new samples (the likelihood mean at z ~ p(z)), in data units; a conditional model
-        takes a label (one for all, or (n,)) or condition vectors (n, C)."""
+        takes a label (one for all, or (n,)) or condition vectors (n, C), and cycles through its
+        classes when given none."""
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
+        if condition is None and self.model.condition_dim:
+            condition = torch.arange(n, device=self.device) % self.model.condition_dim
         px = self.model.sample(n, generator=generator, temperature=temperature, condition=condition)
         return self.spec.inverse(px.mean)
 

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.distributions import ContinuousBernoulli as _TorchContinuousBernoulli
 from torch.distributions import Distribution, constraints
 
+from vaekit.distributions.posteriors import randn
 from vaekit.registry import Registry
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Gaussian(_LocationScale):
         return _sum_event(values, self.event_ndim)
 
     def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
-        return torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
+        return randn(shape, self.loc, generator)
 
 
 class Laplace(_LocationScale):

@@ -17,6 +17,14 @@ from vaekit.registry import Registry
 LOG_2PI = math.log(2 * math.pi)
 
 
+def randn(shape: torch.Size | tuple, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard normal noise with ``like``'s dtype and device. Without a generator it calls plain
+    ``torch.randn``, which torch.compile traces with dynamic batch sizes (the generator overload fails)."""
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
+
+
 class _LatentDistribution(Distribution):
     """Shared by posteriors: the last axis is the event, ``loc`` is the mean and the mode."""
 
@@ -62,7 +70,7 @@ class DiagonalGaussian(_LatentDistribution):
 
     def rsample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         shape = torch.Size(sample_shape) + self.loc.shape
-        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
+        eps = randn(shape, self.loc, generator)
         return self.loc + self.scale * eps  # (*S, ..., L)
 
     def log_prob(self, z: Tensor) -> Tensor:

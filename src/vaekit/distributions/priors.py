@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian
+from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian, randn
 from vaekit.errors import ConfigError
 from vaekit.registry import Registry
 
@@ -44,10 +44,12 @@ class StandardNormal(Distribution):
 
     def rsample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         shape = torch.Size(sample_shape) + self.event_shape
-        return torch.randn(shape, device=self.device, dtype=self.dtype, generator=generator)
+        return randn(shape, torch.empty((), device=self.device, dtype=self.dtype), generator)
 
-    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
-        return self.rsample(sample_shape, generator)
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """Draws from N(0, T^2 I): ``temperature`` T < 1 keeps to the high-density region."""
+        return self.rsample(sample_shape, generator) * temperature
 
     def log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * (z * z + LOG_2PI).sum(-1)
@@ -89,14 +91,15 @@ class GaussianMixture(Distribution):
             parts.append(torch.logsumexp(const - 0.5 * diff.square().sum(-1), dim=-1))
         return torch.cat(parts).reshape(lead) if parts else flat.new_zeros(lead)
 
-    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """Draws from the mixture; ``temperature`` T scales each component's spread around its mean."""
         with torch.no_grad():
             shape = torch.Size(sample_shape)
             n = max(1, math.prod(shape))
             index = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
-            eps = torch.randn(n, self.loc.shape[-1], device=self.loc.device, dtype=self.loc.dtype,
-                              generator=generator)
-            z = self.loc[index] + torch.exp(0.5 * self.logvar[index]) * eps
+            eps = randn((n, self.loc.shape[-1]), self.loc, generator)
+            z = self.loc[index] + temperature * torch.exp(0.5 * self.logvar[index]) * eps
             return z.view(*shape, -1)
 
 
@@ -164,6 +167,9 @@ class VampPrior(Prior):
         if config.condition != "none":
             raise ConfigError("model.prior='vamp' cannot be combined with model.condition (the pseudo-inputs "
                               "have no labels); use prior 'standard_normal' or 'mixture'")
+        if config.norm == "batch":
+            raise ConfigError("model.prior='vamp' with model.norm='batch': the pseudo-inputs would mix into the "
+                              "batch statistics; use model.norm=layer or none")
         return cls(config.latent_dim, list(spec.shape), config.prior_components or 500, unit=spec.scale == "unit")
 
     def pseudo_inputs(self) -> Tensor:

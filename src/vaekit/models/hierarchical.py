@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions.likelihoods import LikelihoodFamily
-from vaekit.distributions.posteriors import GaussianHead
+from vaekit.distributions.posteriors import GaussianHead, randn
 from vaekit.models.outputs import StochasticLayer, VAEOutput
 from vaekit.models.vae import VAE
 
@@ -87,8 +87,7 @@ class HierarchicalVAE(VAE):
             if pick == "mean":
                 z = qz.mean
             elif d is None:  # generation: a tempered draw from the conditional prior
-                z = qz.loc + temperature * qz.scale * torch.randn(qz.loc.shape, device=s.device, dtype=s.dtype,
-                                                                  generator=generator)
+                z = qz.loc + temperature * qz.scale * randn(qz.loc.shape, qz.loc, generator)
             else:
                 z = qz.rsample(generator=generator)
             layers.append(StochasticLayer(qz, pz, z))
@@ -124,6 +123,6 @@ class HierarchicalVAE(VAE):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                condition: Tensor | None = None) -> Distribution:
-        z = self.prior_distribution().sample((n,), generator=generator) * temperature
+        z = self.prior_distribution().sample((n,), generator=generator, temperature=temperature)
         s, _ = self._top_down(z, None, "sample", generator, temperature)
         return self._likelihood(s, condition)

@@ -57,7 +57,7 @@ PRESETS.add(
 )
 PRESETS.add(
     "infovae",
-    Preset("InfoVAE: the ELBO plus an MMD term between q(z) and p(z) (keeps latents informative)",
+    Preset("InfoVAE (alpha = 0): the ELBO plus an MMD term between q(z) and p(z) (keeps latents informative)",
            "Zhao et al. 2019", {"model.objective": "mmd", "model.beta": 1.0, "model.mmd_weight": 100.0}),
 )
 PRESETS.add(

@@ -9,7 +9,6 @@ encoder's features and to z before the decoder. Integer labels become one-hot ve
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
@@ -38,9 +37,12 @@ class VAE(nn.Module):
         if condition.ndim == 0:
             condition = condition.expand(n)
         if not condition.is_floating_point():
-            if condition.numel() and (int(condition.min()) < 0 or int(condition.max()) >= self.condition_dim):
+            # Training labels come from the validated data; checking them per step would sync the host.
+            if not self.training and condition.numel() and (
+                    int(condition.min()) < 0 or int(condition.max()) >= self.condition_dim):
                 raise DataError(f"label out of range: expected 0..{self.condition_dim - 1}")
-            condition = F.one_hot(condition.long(), self.condition_dim)
+            labels = condition.long().reshape(-1, 1)
+            condition = torch.zeros(labels.shape[0], self.condition_dim, device=labels.device).scatter_(1, labels, 1.0)
         if condition.shape != (n, self.condition_dim):
             raise DataError(f"condition of shape {tuple(condition.shape)}: expected ({n}, {self.condition_dim}) "
                             f"or ({n},) labels")
@@ -88,6 +90,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                condition: Tensor | None = None) -> Distribution:
-        """p(x|z) for ``n`` draws z ~ p(z), scaled by ``temperature`` (1.0 = the prior itself)."""
-        z = self.prior_distribution().sample((n,), generator=generator) * temperature  # (n, L)
+        """p(x|z) for ``n`` draws z ~ p(z) at ``temperature`` (1.0 = the prior itself; lower values
+        shrink each draw towards its mode: the origin for N(0, I), a component's mean for a mixture)."""
+        z = self.prior_distribution().sample((n,), generator=generator, temperature=temperature)  # (n, L)
         return self.decode(z, condition)

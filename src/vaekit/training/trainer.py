@@ -147,11 +147,8 @@ class Trainer:
         """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
         out = self._forward(batch)
         aux_loss = getattr(out, "aux_loss", None)
-        if aux_loss is None:
-            out.loss.backward()
-        else:  # each loss reaches only its own network's parameters
-            out.loss.backward(inputs=self.params)
-            aux_loss.backward(inputs=self.aux_params)
+        # One backward: an objective keeps each loss away from the other network's parameters.
+        (out.loss if aux_loss is None else out.loss + aux_loss).backward()
         # The gradient norm is taken after DDP's all-reduce, so every rank makes the same decision,
         # and it also catches a finite loss with infinite gradients.
         if self.grad_clip is not None:

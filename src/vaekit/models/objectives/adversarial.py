@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
 from vaekit.errors import ConfigError
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
 from vaekit.models.outputs import LossOutput
 
 
@@ -38,8 +38,10 @@ class VAEGAN(Objective):
 
     where GAN_gen asks the discriminator to call both the reconstruction x~ and a prior sample x_p
     real (the non-saturating form); the discriminator minimises its cross-entropy on x (real), x~
-    and x_p (generated). The element-wise likelihood term is kept (Larsen et al. drop it) because
-    it anchors early training; the per-sample bound reported is the plain -ELBO.
+    and x_p (generated). Two departures from the paper's Algorithm 1: the element-wise likelihood
+    term is kept (it anchors early training), and the encoder also receives the adversarial term
+    through x~ (the paper trains it with the prior and feature terms only). The per-sample bound
+    reported is the plain -ELBO.
     """
 
     def __init__(self, config: ModelConfig, trunk: nn.Module) -> None:
@@ -65,7 +67,7 @@ class VAEGAN(Objective):
         prior_z = out.pz.sample((len(x),)).to(out.z.dtype)
         condition = batch.get("y") if self.conditional else None
         x_gen = _decode(model, prior_z, condition)
-        disc = self.aux_module
+        disc = frozen(self.aux_module)  # the encoder and decoder's view: gradients reach x~, not D
         _, feat_real = disc(x)
         logit_rec, feat_rec = disc(x_rec)
         logit_gen, _ = disc(x_gen)
@@ -75,8 +77,9 @@ class VAEGAN(Objective):
             F.binary_cross_entropy_with_logits(logit_gen, ones, reduction="none")
         loss = self.reduce(recon + feature_error + self.adv_weight * gan_gen) + \
             self.beta * self.kl_weight * self.reduce(rate)
-        logit_all, _ = disc(torch.cat([x, x_rec.detach(), x_gen.detach()]))
-        targets = torch.cat([torch.ones(len(x)), torch.zeros(2 * len(x))]).to(logit_all)
+        logit_all, _ = self.aux_module(torch.cat([x, x_rec.detach(), x_gen.detach()]))
+        targets = torch.zeros_like(logit_all)
+        targets[: len(x)] = 1.0  # real x; reconstructions and prior samples are "generated"
         aux_loss = F.binary_cross_entropy_with_logits(logit_all, targets)
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate,
                           extras={"feature_error": feature_error, "disc_loss": aux_loss.detach()},

@@ -36,7 +36,8 @@ class Objective:
     ``kl_weight`` is a 0-d tensor that schedules (KL warm-up) change in place, so a compiled step
     never recompiles when it moves. ``needs_density`` says the posterior must have a density.
     ``aux_module`` is an objective's own network (a discriminator) trained by its own optimizer on
-    ``LossOutput.aux_loss``; the trainer knows it only as parameters and a loss.
+    ``LossOutput.aux_loss``; the trainer knows it only as parameters and a loss. The two losses must
+    not reach each other's parameters (see :func:`frozen`): the trainer backpropagates their sum once.
     """
 
     needs_density = True
@@ -83,6 +84,16 @@ class Objective:
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         raise NotImplementedError
+
+
+def frozen(module: nn.Module):
+    """``module`` as a function of its input only: its parameters enter detached, so a loss computed
+    through it trains what feeds it, never the module itself (the generator's view of a
+    discriminator). Lets one backward pass serve both losses of an adversarial objective."""
+    inner = getattr(module, "module", module)  # under DDP, skip the wrapper (no gradient sync needed)
+    state = {name: p.detach() for name, p in inner.named_parameters()}
+    state.update(dict(inner.named_buffers()))
+    return lambda *args: torch.func.functional_call(inner, state, args)
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")

@@ -29,6 +29,8 @@ def kernel_matrix(a: Tensor, b: Tensor, kind: str) -> Tensor:
 def mmd(z: Tensor, z_prior: Tensor, kind: str = "imq") -> Tensor:
     """Unbiased estimate of MMD^2 between samples z (N, L) and z_prior (M, L) (Gretton et al. 2012)."""
     n, m = len(z), len(z_prior)
+    if n < 2 or m < 2:  # a last batch of one: no unbiased estimate, no penalty
+        return z.new_zeros(())
     k_zz, k_pp, k_zp = kernel_matrix(z, z, kind), kernel_matrix(z_prior, z_prior, kind), kernel_matrix(z, z_prior, kind)
     same_z = (k_zz.sum() - k_zz.diagonal().sum()) / (n * (n - 1))
     same_p = (k_pp.sum() - k_pp.diagonal().sum()) / (m * (m - 1))

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from vaekit.config import ModelConfig
 from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian
 from vaekit.errors import ConfigError
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
 from vaekit.models.outputs import LossOutput
 
 
@@ -81,9 +81,10 @@ class Discriminator(nn.Module):
     def __init__(self, latent_dim: int, hidden: list[int]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for n_in, n_out in zip([latent_dim, *hidden[:-1]], hidden, strict=True):
+        widths = [latent_dim, *hidden]
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
-        self.net = nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else latent_dim, 2))
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 2))
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
@@ -107,12 +108,12 @@ class FactorVAE(Objective):
         out = self.forward(model, batch)
         _gaussian(out)
         recon, rate = -out.px.log_prob(x), out.kl()
-        logits = self.aux_module(out.z)
+        logits = frozen(self.aux_module)(out.z)
         tc = logits[:, 0] - logits[:, 1]  # (B,) log D(z) / (1 - D(z))
         loss = self.reduce(recon) + self.kl_weight * self.reduce(self.beta * rate + self.tc_weight * tc)
         z = out.z.detach()
         both = self.aux_module(torch.cat([z, permute_dims(z)]))
-        labels = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)
+        labels = torch.arange(2, device=z.device).repeat_interleave(len(z))  # z: class 0, permuted: class 1
         aux_loss = F.cross_entropy(both, labels)
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate,
                           extras={"tc": tc, "disc_loss": aux_loss.detach()}, aux_loss=aux_loss)
