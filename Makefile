@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.vaekit-installed
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
-.PHONY: install demo test test-slow lint bench data clean
+.PHONY: install demo test test-slow lint bench bench-family data clean
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ data:
 
 bench: install data
 	$(BIN)/python bench/train_throughput.py --out bench/results/train_throughput.json
+
+# The VAE family's figures (BENCHMARKS.md): about 1.5 hours on a 2-core CPU.
+bench-family: install data
+	$(BIN)/python bench/disentangle.py --samples 50000 --epochs 3 --seeds 0,1,2 --out bench/results/disentangle.json
+	$(BIN)/python bench/family_nll.py --epochs 10 --k 1000 --out bench/results/family_nll.json
+	$(BIN)/python bench/cvae_classes.py --epochs 10 --out bench/results/cvae_classes.json
 
 clean:
 	rm -rf $(VENV) .cache runs
