@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="an extra config override for every preset, e.g. train.kl_warmup=linear")
     parser.add_argument("--out", type=Path, default=Path("bench/results/family_nll.json"))
     args = parser.parse_args()
     rows = []
@@ -39,7 +41,7 @@ def main() -> None:
         config = vaekit.resolve_config(preset=preset, overrides=[
             f"data.source={args.data}", "model.network=mlp", "model.hidden=[512, 256]", "model.latent_dim=32",
             "model.likelihood=bernoulli", f"train.epochs={args.epochs}", "train.batch_size=128", "train.lr=1e-3",
-            f"train.seed={args.seed}", "train.progress=false", "eval.enabled=false",
+            f"train.seed={args.seed}", "train.progress=false", "eval.enabled=false", *args.overrides,
         ])
         started = time.perf_counter()
         run = vaekit.train(config)
