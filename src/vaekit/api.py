@@ -61,6 +61,12 @@ class Run:
     def to_model_space(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
         return self.spec.transform(x, name=name).to(self.device)
 
+    def _condition(self, n: int, condition: Tensor | int | None) -> Tensor | int | None:
+        """For generation: a conditional model given no condition cycles through its classes."""
+        if condition is None and self.model.condition_dim:
+            return torch.arange(n, device=self.device) % self.model.condition_dim
+        return condition
+
     @torch.no_grad()
     def encode(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Distribution:
         """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding. A conditional model
@@ -69,8 +75,10 @@ class Run:
 
     @torch.no_grad()
     def decode(self, z: Tensor, mode: str = "mean", condition: Tensor | None = None) -> Tensor:
-        """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units."""
-        px = self.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self.device), condition)
+        """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units; a
+        conditional model cycles through its classes when given no condition."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        px = self.model.decode(z, self._condition(len(z), condition))
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
 
     @torch.no_grad()
@@ -86,9 +94,7 @@ class Run:
         classes when given none."""
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        if condition is None and self.model.condition_dim:
-            condition = torch.arange(n, device=self.device) % self.model.condition_dim
-        px = self.model.sample(n, generator=generator, temperature=temperature, condition=condition)
+        px = self.model.sample(n, generator=generator, temperature=temperature, condition=self._condition(n, condition))
         return self.spec.inverse(px.mean)
 
 
@@ -120,7 +126,7 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     if train.kl_warmup != "none":
         fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
         callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
-    if config.model.capacity_max and hasattr(objective, "capacity"):
+    if config.model.capacity_max:  # build_objective allows it with the ELBO only
         c_max, period = config.model.capacity_max, train.capacity_epochs
         callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
     if train.early_stopping:

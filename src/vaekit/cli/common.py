@@ -137,7 +137,7 @@ def condition_for(run, n: int, label: str | None, condition: str | None):
             raise ConfigError(f"--condition {condition!r}: expected {dim} comma-separated numbers")
         return torch.tensor(vector).expand(n, dim)
     if label is None:
-        return torch.arange(n) % dim
+        return None  # Run.sample / Run.decode cycle through the classes
     names = run.spec.class_names or []
     if label in names:
         return torch.full((n,), names.index(label))
@@ -145,7 +145,6 @@ def condition_for(run, n: int, label: str | None, condition: str | None):
         return torch.full((n,), int(label))
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     raise ConfigError(f"--label {label!r}: expected a class index 0..{dim - 1} or a name ({shown})")
-
 
 
 def labels_of(run, inputs, what: str):

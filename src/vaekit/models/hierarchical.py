@@ -66,9 +66,7 @@ class HierarchicalVAE(VAE):
 
     def encode(self, x: Tensor, condition: Tensor | None = None) -> Distribution:
         """q(z_L | x), the top layer's posterior: the model's embedding."""
-        top = self.bottom_up(x)[-1]
-        c = self.condition_vector(condition, x.shape[0])
-        return self.posterior(top if c is None else torch.cat([top, c], -1))
+        return self.posterior_from(self.bottom_up(x)[-1], condition)
 
     def _top_down(self, z_top: Tensor, d: list[Tensor] | None, pick: str, generator=None,
                   temperature: float = 1.0) -> tuple[Tensor, list[StochasticLayer]]:
@@ -100,9 +98,7 @@ class HierarchicalVAE(VAE):
     def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
                 condition: Tensor | None = None, qz: Distribution | None = None) -> VAEOutput:
         d = self.bottom_up(x)
-        if qz is None:
-            c = self.condition_vector(condition, x.shape[0])
-            qz = self.posterior(d[-1] if c is None else torch.cat([d[-1], c], -1))
+        qz = self.posterior_from(d[-1], condition) if qz is None else qz
         z = qz.rsample(() if n_samples == 1 else (n_samples,), generator=generator)
         s, lower = self._top_down(z, d, "sample", generator)
         return VAEOutput(qz=qz, z=z, px=self._likelihood(s, condition), pz=self.prior_distribution(), lower=lower)
@@ -115,9 +111,8 @@ class HierarchicalVAE(VAE):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, condition: Tensor | None = None) -> Distribution:
         """p(x | posterior means at every layer): uses the detail the lower layers carry."""
-        d = self.bottom_up(x)
-        z = self.encode(x, condition).mean
-        s, _ = self._top_down(z, d, "mean")
+        d = self.bottom_up(x)  # one bottom-up pass serves the top posterior and the lower layers
+        s, _ = self._top_down(self.posterior_from(d[-1], condition).mean, d, "mean")
         return self._likelihood(s, condition)
 
     @torch.no_grad()

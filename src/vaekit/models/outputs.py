@@ -39,17 +39,11 @@ class VAEOutput:
 
     def kl(self) -> Tensor:
         """KL(q || p) per sample, summed over layers: analytic where known, else log q(z) - log p(z)."""
-        total = kl(self.qz, self.pz, self.z)
-        for layer in self.lower:
-            total = total + kl(layer.qz, layer.pz, layer.z)
-        return total
+        return sum(kl(layer.qz, layer.pz, layer.z) for layer in self.layers())
 
     def log_ratio(self) -> Tensor:
         """log q(z|x) - log p(z) at the drawn z, summed over layers (the IWAE weights' latent part)."""
-        total = self.qz.log_prob(self.z) - self.pz.log_prob(self.z)
-        for layer in self.lower:
-            total = total + layer.qz.log_prob(layer.z) - layer.pz.log_prob(layer.z)
-        return total
+        return sum(layer.qz.log_prob(layer.z) - layer.pz.log_prob(layer.z) for layer in self.layers())
 
 
 @dataclass

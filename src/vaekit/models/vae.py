@@ -56,8 +56,11 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor, condition: Tensor | None = None) -> Distribution:
         """q(z|x) for x (B, *shape); its ``mean`` is the usual embedding."""
-        h = self.encoder(x)
-        c = self.condition_vector(condition, x.shape[0])
+        return self.posterior_from(self.encoder(x), condition)
+
+    def posterior_from(self, h: Tensor, condition: Tensor | None = None) -> Distribution:
+        """The posterior head on features h (B, H), with the condition vector appended if any."""
+        c = self.condition_vector(condition, h.shape[0])
         return self.posterior(h if c is None else torch.cat([h, c], -1))
 
     def decode(self, z: Tensor, condition: Tensor | None = None) -> Distribution:
