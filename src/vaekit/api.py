@@ -121,7 +121,8 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress."""
     train = config.train
     callbacks: list[Callback] = [
-        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
+        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma,
+                   aux_lr=config.model.disc_lr)
     ]
     if train.kl_warmup != "none":
         fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)

@@ -8,6 +8,7 @@ Model-level checks use a 6-feature table and a tiny MLP; anything that trains go
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -346,6 +347,33 @@ def test_resume_restores_the_discriminator_and_its_optimizer(tmp_path: Path) -> 
     assert [row["loss"] for row in straight.history] == [row["loss"] for row in resumed.history]
 
 
+def test_the_lr_schedule_scales_the_discriminator_from_its_own_rate(tmp_path: Path) -> None:
+    vaekit.train(digits_config("factor-vae", "train.epochs=3", "train.schedule=cosine", "train.lr=2e-3",
+                               "model.disc_lr=1e-4"), out=tmp_path / "run")
+    with safe_open(str(tmp_path / "run" / "checkpoint" / "last.safetensors"), framework="pt") as handle:
+        state = json.loads(handle.metadata()["state"])
+    factor = 0.5 * (1 + math.cos(math.pi * 2 / 3))  # cosine over 3 epochs, at the last one
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 * factor)
+    assert state["aux_optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * factor)
+
+
+def test_gradient_clipping_bounds_the_discriminator_too() -> None:
+    model, objective = table_model(dataset_size=64, objective="factor", disc_hidden=[8], tc_weight=35.0)
+    disc = objective.aux_module
+    disc_params = list(disc.parameters())
+    norms = []
+
+    class Recording(torch.optim.SGD):
+        def step(self, closure=None):
+            norms.append(float(torch.nn.utils.get_total_norm([p.grad for p in disc_params])))
+            return super().step(closure)
+
+    trainer = Trainer(model, objective, torch.optim.SGD(model.parameters(), lr=0.0), aux_module=disc,
+                      aux_optimizer=Recording(disc_params, lr=0.0), grad_clip=1e-4, cpu_tuning=False)
+    trainer._step({"x": table_x(16)})
+    assert norms and 0 < norms[0] <= 1e-4 * (1 + 1e-5)
+
+
 # ------------------------------------------------------------------------------------ capacity, free bits
 
 
@@ -568,6 +596,22 @@ def test_hvae_reconstruction_uses_the_lower_layers(hvae_run: vaekit.Run) -> None
     assert samples.shape == (4, 1, 8, 8) and torch.equal(samples, hvae_run.sample(4, seed=1))
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_generate_draws_the_lower_layers_and_is_differentiable(layers: int) -> None:
+    model, _ = table_model(stochastic_layers=layers)
+    z = torch.randn(4, 3, requires_grad=True)
+    first = model.generate(z, generator=torch.Generator().manual_seed(0)).mean
+    second = model.generate(z, generator=torch.Generator().manual_seed(1)).mean
+    if layers == 1:  # the flat model: generate is decode
+        assert torch.equal(first, second) and torch.equal(first, model.decode(z).mean)
+    else:  # a fresh draw of z_1 from p(z_1 | z_2) each call
+        assert not torch.equal(first, second)
+        cold = model.generate(z, generator=torch.Generator().manual_seed(1), temperature=0.0).mean
+        torch.testing.assert_close(cold, model.decode(z).mean)  # temperature 0: the prior means
+    first.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
 def test_a_condition_for_a_model_that_is_not_conditional_is_refused() -> None:
     model, _ = table_model()
     x = table_x(4)
@@ -606,6 +650,9 @@ def test_priors_that_nothing_would_train_are_refused() -> None:
         table_model(prior="mixture", posterior="deterministic", objective="mmd", beta=0.0)
     with pytest.raises(ConfigError, match="batch"):
         table_model(prior="vamp", norm="batch")
+    with pytest.raises(ConfigError, match="lower layers"):  # WAE's MMD reaches the top layer only
+        table_model(stochastic_layers=2, objective="mmd", beta=0.0)
+    table_model(stochastic_layers=2, objective="mmd", beta=1.0)  # InfoVAE keeps the KL of every layer
 
 
 def test_a_discriminator_without_hidden_layers_is_linear() -> None:

@@ -38,6 +38,9 @@ def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_s
         raise ConfigError(f"model.capacity_max and model.free_bits shape the ELBO's KL term; objective "
                           f"{config.objective!r} does not use them (use model.objective=elbo)")
     objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
+    if not objective.needs_density and config.stochastic_layers > 1:
+        raise ConfigError(f"objective {config.objective!r} (beta = {config.beta}) has no KL term, and only the KL "
+                          "term trains the lower layers of a hierarchical model; use model.stochastic_layers=1")
     if not objective.needs_density and config.prior != "standard_normal":
         raise ConfigError(f"model.prior={config.prior!r} is learned through the KL term, which objective "
                           f"{config.objective!r} (beta = {config.beta}) does not have; use the standard_normal prior")

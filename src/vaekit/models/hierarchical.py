@@ -115,9 +115,8 @@ class HierarchicalVAE(VAE):
         s, _ = self._top_down(self.posterior_from(d[-1], condition).mean, d, "mean")
         return self._likelihood(s, condition)
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               condition: Tensor | None = None) -> Distribution:
-        z = self.prior_distribution().sample((n,), generator=generator, temperature=temperature)
+    def generate(self, z: Tensor, condition: Tensor | None = None, generator: torch.Generator | None = None,
+                 temperature: float = 1.0) -> Distribution:
+        """p(x | z_L, z_<L) with every lower layer drawn from its conditional prior at ``temperature``."""
         s, _ = self._top_down(z, None, "sample", generator, temperature)
         return self._likelihood(s, condition)

@@ -96,4 +96,11 @@ class VAE(nn.Module):
         """p(x|z) for ``n`` draws z ~ p(z) at ``temperature`` (1.0 = the prior itself; lower values
         shrink each draw towards its mode: the origin for N(0, I), a component's mean for a mixture)."""
         z = self.prior_distribution().sample((n,), generator=generator, temperature=temperature)  # (n, L)
+        return self.generate(z, condition, generator, temperature)
+
+    def generate(self, z: Tensor, condition: Tensor | None = None, generator: torch.Generator | None = None,
+                 temperature: float = 1.0) -> Distribution:
+        """p(x | z) for a draw z from the prior. Here that is :meth:`decode`; a hierarchical model
+        also draws the layers below z from their conditional priors. Differentiable (VAE-GAN's
+        generated images backpropagate through it)."""
         return self.decode(z, condition)

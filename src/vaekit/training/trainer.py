@@ -159,8 +159,11 @@ class Trainer:
         steps = [self.optimizer]
         if aux_loss is not None:
             aux_grads = [p.grad for p in self.aux_params if p.grad is not None]
-            finite = finite & torch.isfinite(aux_loss) & torch.isfinite(
-                torch.nn.utils.get_total_norm(aux_grads, foreach=True))
+            if self.grad_clip is not None:  # the clip bounds each network's gradient norm separately
+                aux_norm = torch.nn.utils.clip_grad_norm_(self.aux_params, self.grad_clip, foreach=True)
+            else:
+                aux_norm = torch.nn.utils.get_total_norm(aux_grads, foreach=True)
+            finite = finite & torch.isfinite(aux_loss) & torch.isfinite(aux_norm)
             steps.append(self.aux_optimizer)
         for optimizer in steps:
             # Fused optimizers skip a step in-kernel when found_inf is set: the guard costs no sync.

@@ -66,7 +66,7 @@ class VAEGAN(Objective):
         x_rec = out.px.mean
         prior_z = out.pz.sample((len(x),)).to(out.z.dtype)
         condition = batch.get("y") if self.conditional else None
-        x_gen = _decode(model, prior_z, condition)
+        x_gen = _generate(model, prior_z, condition)
         disc = frozen(self.aux_module)  # the encoder and decoder's view: gradients reach x~, not D
         _, feat_real = disc(x)
         logit_rec, feat_rec = disc(x_rec)
@@ -86,9 +86,10 @@ class VAEGAN(Objective):
                           aux_loss=aux_loss)
 
 
-def _decode(model: nn.Module, z: Tensor, condition: Tensor | None) -> Tensor:
+def _generate(model: nn.Module, z: Tensor, condition: Tensor | None) -> Tensor:
+    """The image for a prior draw z (a hierarchical model draws its lower layers too)."""
     inner = getattr(model, "module", model)  # under DDP the decoder is reached through .module
-    return inner.decode(z, condition).mean
+    return inner.generate(z, condition).mean
 
 
 OBJECTIVES.add("vae-gan", VAEGAN)
