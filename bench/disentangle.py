@@ -52,7 +52,7 @@ def train_and_score(name: str, seed: int, args: argparse.Namespace) -> dict:
         f"model.latent_dim={args.latent_dim}", *NETWORKS[args.network], "model.likelihood=bernoulli",
         "model.reduction=sum",
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
-        f"train.seed={seed}", "train.progress=false", "train.device=cpu", "eval.enabled=false", *extra,
+        f"train.seed={seed}", "train.progress=false", f"train.device={args.device}", "eval.enabled=false", *extra,
     ])
     started = time.perf_counter()
     run = vaekit.train(config)
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--network", choices=sorted(NETWORKS), default="mlp")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (a GPU when one is present)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/disentangle.json"))
     args = parser.parse_args()
     names, seeds = args.models.split(","), [int(s) for s in args.seeds.split(",")]
@@ -115,9 +116,10 @@ def write_report(args: argparse.Namespace, rows: list[dict], names: list[str]) -
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": torch.get_num_threads(), "torch": torch.__version__},
+                    "threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "budget": {"samples": args.samples, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                   "latent_dim": args.latent_dim, "network": args.network},
+                   "latent_dim": args.latent_dim, "network": args.network, "device": args.device},
         "runs": rows,
         "summary": summarise(rows, names),
     }

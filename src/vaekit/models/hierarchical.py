@@ -9,7 +9,8 @@ every q(z_l | ...) and every conditional prior p(z_l | z_>l), the top prior and 
 
     bottom-up   x -> encoder -> d_1 -> cell -> d_2 ... -> d_L
     top         q(z_L | x) from d_L, p(z_L) the prior
-    top-down    s = in(z_L); for l = L-1 .. 1: p(z_l | s), q(z_l | s, d_l), s = cell(s + in(z_l))
+    top-down    s = in(z_L); for l = L-1 .. 1: p(z_l | s), q(z_l | s, d_l) as a shift and rescaling
+                of p(z_l | s), s = cell(s + in(z_l))
     decoder     p(x | s)
 """
 
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions.likelihoods import LikelihoodFamily
-from vaekit.distributions.posteriors import GaussianHead, randn
+from vaekit.distributions.posteriors import DiagonalGaussian, GaussianHead, randn
 from vaekit.models.outputs import StochasticLayer, VAEOutput
 from vaekit.models.vae import VAE
 
@@ -79,7 +80,10 @@ class HierarchicalVAE(VAE):
             pz = self.prior_heads[i](s)
             if d is not None:
                 features = d[level].expand(*s.shape[:-1], -1)
-                qz = self.posterior_heads[i](torch.cat([s, features], -1))
+                shift = self.posterior_heads[i](torch.cat([s, features], -1))
+                # NVAE's residual normal (Vahdat & Kautz 2020, eq. 3): q is p shifted and rescaled, so
+                # the KL starts near 0 and measures only what x adds to the layers above.
+                qz = DiagonalGaussian(pz.loc + shift.loc, pz.logvar + shift.logvar)
             else:
                 qz = pz
             if pick == "mean":
