@@ -20,6 +20,7 @@ from vaekit import io
 from vaekit.config import RunConfig
 from vaekit.data.loaders import make_batches, prepare_data, to_tensors
 from vaekit.data.spec import DataSpec
+from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
 from vaekit.evaluation.report import evaluate
 from vaekit.models import VAE, build_model, build_objective
@@ -74,12 +75,35 @@ class Run:
         return self.model.encode(self.to_model_space(x, name=name), condition)
 
     @torch.no_grad()
+    def encode_all(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None,
+                   batch_size: int = 1024) -> tuple[Tensor, Tensor | None]:
+        """Posterior means (N, L) and log-variances (N, L), or None for a deterministic code, of a
+        whole data set, ``batch_size`` inputs per forward pass; both on the CPU."""
+        means, logvars = [], []
+        for start in range(0, len(x), batch_size):
+            part = None if condition is None else condition[start : start + batch_size]
+            qz = self.encode(x[start : start + batch_size], name=name, condition=part)
+            means.append(qz.mean.cpu())
+            if isinstance(qz, DiagonalGaussian):
+                logvars.append(qz.logvar.cpu())
+        return torch.cat(means), torch.cat(logvars) if logvars else None
+
+    @torch.no_grad()
     def decode(self, z: Tensor, mode: str = "mean", condition: Tensor | None = None) -> Tensor:
         """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units; a
         conditional model cycles through its classes when given no condition."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
         px = self.model.decode(z, self._condition(len(z), condition))
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, condition: Tensor | int | None = None, generator: torch.Generator | None = None,
+                 temperature: float = 1.0) -> Tensor:
+        """Data (the likelihood mean) for codes z (N, L) drawn from some prior-like sampler; unlike
+        :meth:`decode`, a hierarchical model draws its lower layers from their priors."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        px = self.model.generate(z, self._condition(len(z), condition), generator, temperature)
+        return self.spec.inverse(px.mean)
 
     @torch.no_grad()
     def reconstruct(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Tensor:

@@ -15,11 +15,23 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write to a temporary file beside ``path``, then rename: readers never see half a file.
+    The file gets the permissions a plain ``open`` would give (mkstemp's are owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -58,6 +58,22 @@ def save_images(spec: DataSpec, images: Tensor, path: str | Path, nrow: int | No
     return save_png(image_grid(to_unit(spec, images.cpu()), nrow, scale=display_scale(spec)), path)
 
 
+def save_gif(spec: DataSpec, frames: Tensor, path: str | Path, frame_ms: int = 120, bounce: bool = True) -> Path:
+    """Data-unit images (N, C, H, W) -> an endlessly looping animated GIF, one image per frame;
+    ``bounce`` plays the frames forward then back, so an interpolation returns to its start."""
+    import io
+
+    if spec.kind != "image":
+        raise DataError(f"{str(path)!r}: this model's data are tables, not images; write .npy or .csv")
+    unit = to_unit(spec, frames.cpu())
+    pictures = [image_grid(frame[None], 1, padding=0, scale=display_scale(spec) * 2) for frame in unit]
+    if bounce and len(pictures) > 2:
+        pictures = pictures + pictures[-2:0:-1]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def save_array(values: Tensor | np.ndarray, path: str | Path, header: list[str] | None = None) -> Path:
     """Write .npy (no pickle) or .csv, atomically."""
     import io
@@ -65,9 +81,10 @@ def save_array(values: Tensor | np.ndarray, path: str | Path, header: list[str] 
     path = Path(path)
     array = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
     buffer = io.BytesIO()
-    if path.suffix == ".npy":
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
         np.save(buffer, array, allow_pickle=False)
-    elif path.suffix == ".csv":
+    elif suffix == ".csv":
         flat = array.reshape(len(array), -1)
         names = header or [f"v{i}" for i in range(flat.shape[1])]
         np.savetxt(buffer, flat, delimiter=",", header=",".join(names), comments="", fmt="%.7g")

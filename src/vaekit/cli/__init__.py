@@ -14,15 +14,18 @@ import typer
 from vaekit.cli import common
 from vaekit.cli.data_commands import datasets, presets
 from vaekit.cli.evaluate import evaluate
+from vaekit.cli.explore import arithmetic, interpolate, swap, traverse
 from vaekit.cli.export import export
 from vaekit.cli.generate import decode, sample
 from vaekit.cli.info import info
 from vaekit.cli.latent import encode, reconstruct
+from vaekit.cli.maps import cluster, embed
+from vaekit.cli.report import report
 from vaekit.cli.train import train
 
 app = typer.Typer(
     name="vaekit",
-    help="Variational Autoencoders for your own data: train, sample, reconstruct, encode, evaluate.",
+    help="Variational Autoencoders for your own data: train, sample, reconstruct, explore, evaluate.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -38,7 +41,8 @@ def _options(context: typer.Context,
         raise typer.Exit(0)
 
 
-for command in (train, sample, reconstruct, encode, decode, evaluate, info, datasets, presets, export):
+for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
+                evaluate, report, info, datasets, presets, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

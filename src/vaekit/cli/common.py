@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -14,6 +15,8 @@ import typer
 from vaekit.errors import VaekitError
 
 STATE: dict[str, Any] = {"debug": False}
+
+log = logging.getLogger("vaekit")
 
 
 class Device(str, Enum):
@@ -106,6 +109,21 @@ def figure_path(run, out: Path | None, name: str) -> Path:
     if run.path is None:
         raise VaekitError("no --out given and the run has no folder")
     return run.path / "figures" / name
+
+
+def write_output(run, values, out: Path, nrow: int | None = None) -> None:
+    """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row), .gif (one
+    frame per item), .npy or .csv."""
+    from vaekit.applications.visualize import save_array, save_gif, save_images
+
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        save_images(run.spec, values, out, nrow=nrow)
+    elif suffix == ".gif":
+        save_gif(run.spec, values, out)
+    else:
+        save_array(values, out)
+    log.info("wrote %s", out)
 
 
 def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:

@@ -21,18 +21,34 @@ def evaluate(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Inputs per batch."),
     seed: int = typer.Option(0, "--seed", help="Seed for the importance samples."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to evaluate."),
+    fid: bool = typer.Option(False, "--fid", help="Also sample quality of generated images: FID, KID, precision "
+                             "and recall against the test images."),
+    features: Path = typer.Option(None, "--features", help="Feature network for --fid: a TorchScript .pt or an "
+                                  ".onnx taking images in [0, 1] (e.g. Inception); default a small classifier "
+                                  "vaekit trains once per data set (not comparable with published FIDs)."),
+    fid_samples: int = typer.Option(10_000, "--fid-samples", min=100, help="Generated and real images for --fid."),
+    sampler: str = typer.Option("prior", "--sampler", help="Latent sampler for --fid: prior or gmm."),
 ) -> None:
-    """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units -> RUN/metrics.json."""
+    """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units (and with --fid sample
+    quality) -> RUN/metrics.json."""
     from vaekit import io
+    from vaekit.errors import ConfigError
     from vaekit.evaluation.report import evaluate as evaluate_model
     from vaekit.training.distributed import select_device
 
+    if sampler not in ("prior", "gmm"):
+        raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
     run = load_run(run_dir, device=str(select_device(device.value)))
     inputs = load_inputs(run, data, "test")
     x = run.to_model_space(inputs.x, name=data or "test split")
     labels = labels_of(run, inputs, data or "test split")
     metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed, y=labels)
     metrics["data"] = data or f"{run.config.data.source} (test split)"
+    if fid:
+        from vaekit.applications.generate import generated_quality
+
+        report = generated_quality(run, load_inputs(run, None, "train"), inputs, fid_samples, seed, features, sampler)
+        metrics["sample_quality"] = {**report.to_dict(), "sampler": sampler}
     io.write_metrics(run_dir, {"evaluate": metrics})
     print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))
     log.info("wrote %s", run_dir / io.METRICS)

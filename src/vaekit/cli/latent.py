@@ -55,7 +55,6 @@ def encode(
     import torch
 
     from vaekit.applications.visualize import save_array
-    from vaekit.distributions.posteriors import DiagonalGaussian
     from vaekit.errors import ConfigError
 
     if split not in ("train", "test", "all"):
@@ -63,21 +62,14 @@ def encode(
     check_suffix(out, (".npy", ".csv"))
     run = load_run(run_dir)
     inputs = load_inputs(run, data, split)
-    means, logvars = [], []
     labels = labels_of(run, inputs, data or "the run's data")
-    for start in range(0, len(inputs), batch_size):
-        part = None if labels is None else labels[start : start + batch_size]
-        qz = run.encode(inputs.x[start : start + batch_size], name=data or "the run's data", condition=part)
-        means.append(qz.mean.cpu())
-        if isinstance(qz, DiagonalGaussian):
-            logvars.append(qz.logvar.cpu())
-    mean = torch.cat(means)
+    mean, logvar = run.encode_all(inputs.x, name=data or "the run's data", condition=labels, batch_size=batch_size)
     dim = mean.shape[1]
-    if out.suffix == ".npy":
-        save_array(torch.stack([mean, torch.cat(logvars)], 1) if logvars else mean, out)
+    if out.suffix.lower() == ".npy":
+        save_array(mean if logvar is None else torch.stack([mean, logvar], 1), out)
     else:
-        columns = [mean] + ([torch.cat(logvars)] if logvars else [])
-        header = [f"mean_{i}" for i in range(dim)] + ([f"logvar_{i}" for i in range(dim)] if logvars else [])
+        columns = [mean] + ([] if logvar is None else [logvar])
+        header = [f"mean_{i}" for i in range(dim)] + ([] if logvar is None else [f"logvar_{i}" for i in range(dim)])
         table = torch.cat(columns, 1).numpy()
         if inputs.y is not None:
             table = np.concatenate([table, inputs.y[:, None].astype(np.float32)], 1)

@@ -1,0 +1,181 @@
+"""vaekit interpolate, traverse, arithmetic, swap: figures of what a model's latent space does."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import check_suffix, example, figure_path, labels_of, load_inputs, load_run, write_output
+
+log = logging.getLogger("vaekit")
+
+DATA_HELP = "Inputs (dataset name or path); default the run's test split."
+
+
+def _indices(text: str, n: int, option: str) -> list[int]:
+    """"3,7,12" -> [3, 7, 12], each a valid index into n inputs."""
+    from vaekit.errors import ConfigError
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 <= v < n for v in values):
+        raise ConfigError(f"{option} {text!r}: expected comma-separated indices in 0..{n - 1}")
+    return values
+
+
+def _class(inputs, run, label: str, option: str) -> int:
+    """A class given by name or index, checked against the inputs' labels."""
+    import numpy as np
+
+    from vaekit.errors import ConfigError, DataError
+
+    if inputs.y is None:
+        raise DataError(f"{option}: these inputs have no labels; pick groups with --from-indices/--to-indices")
+    names = list(inputs.class_names or run.spec.class_names or [])
+    present = np.unique(inputs.y)
+    if label in names:
+        return names.index(label)
+    if label.lstrip("-").isdigit() and int(label) in present:
+        return int(label)
+    shown = ", ".join(names[:12]) if names else ", ".join(str(v) for v in present[:12])
+    raise ConfigError(f"{option} {label!r}: expected a class index or name present in the inputs ({shown})")
+
+
+@example("vaekit interpolate runs/fm --a 0 --b 1 --steps 10 --path spherical --out morph.gif")
+def interpolate(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    a: int = typer.Option(0, "--a", min=0, help="Index of the first input."),
+    b: int = typer.Option(1, "--b", min=0, help="Index of the second input."),
+    steps: int = typer.Option(10, "--steps", min=2, max=200, help="Points on the path, both ends included."),
+    path: str = typer.Option("linear", "--path", help="linear or spherical (slerp)."),
+    out: Path = typer.Option(None, "--out", help="FILE.png (a strip), .gif (animated) or .npy; "
+                             "default RUN/figures/interpolation.png."),
+) -> None:
+    """Decode the path between the codes of two inputs: a strip PNG or an animated GIF."""
+    from vaekit.applications.explore import interpolate as run_interpolate
+    from vaekit.errors import ConfigError
+
+    if path not in ("linear", "spherical"):
+        raise ConfigError(f"--path {path!r}: expected linear or spherical")
+    run = load_run(run_dir)
+    out = figure_path(run, out, "interpolation.png")
+    check_suffix(out, (".png", ".gif", ".npy"))
+    inputs = load_inputs(run, data, "test")
+    a, b = _indices(f"{a},{b}", len(inputs), "--a/--b")
+    labels = labels_of(run, inputs, data or "test split")
+    images = run_interpolate(run, inputs.x[a], inputs.x[b], steps, path,
+                             labels=None if labels is None else labels[[a, b]])
+    write_output(run, images, out, nrow=steps)
+
+
+@example("vaekit traverse runs/fm --dims 8 --span 3 --steps 9 --out traverse.png")
+def traverse(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help=DATA_HELP + " Orders the dimensions by KL and sets their spread."),
+    dims: int = typer.Option(10, "--dims", min=1, help="Rows: this many dimensions, highest KL first."),
+    span: float = typer.Option(3.0, "--span", min=0.1, max=20.0, help="Each row spans +-SPAN standard deviations."),
+    steps: int = typer.Option(9, "--steps", min=2, max=64, help="Columns per row."),
+    center: int = typer.Option(None, "--center", min=0, help="Traverse around this input's code (default: the "
+                               "mean code)."),
+    out: Path = typer.Option(None, "--out", help="FILE.png or .npy; default RUN/figures/traversal.png."),
+) -> None:
+    """One row per latent dimension, ordered by KL, values across +-k sigma: a grid PNG."""
+    from vaekit.applications.explore import traverse as run_traverse
+
+    run = load_run(run_dir)
+    out = figure_path(run, out, "traversal.png")
+    check_suffix(out, (".png", ".npy"))
+    inputs = load_inputs(run, data, "test")
+    labels = labels_of(run, inputs, data or "test split")
+    if center is not None:
+        _indices(str(center), len(inputs), "--center")
+    result = run_traverse(run, inputs.x, None if center is None else inputs.x[center], dims, span, steps,
+                          labels=labels)
+    write_output(run, result.images, out, nrow=steps)
+    log.info("rows: latent dimensions %s (mean KL %s nats)", result.dims,
+             ", ".join(f"{float(result.kl[d]):.2f}" for d in result.dims))
+
+
+@example("vaekit arithmetic runs/fm --from Sneaker --to Sandal --apply 0,1,2 --out shift.png")
+def arithmetic(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    source: str = typer.Option(None, "--from", help="Group B by label (name or index): the vector points away "
+                               "from it..."),
+    target: str = typer.Option(None, "--to", help="...and towards group A (a label)."),
+    from_indices: str = typer.Option(None, "--from-indices", help="Group B as comma-separated indices instead."),
+    to_indices: str = typer.Option(None, "--to-indices", help="Group A as comma-separated indices instead."),
+    apply: str = typer.Option("0,1,2,3", "--apply", help="Inputs to move, comma-separated indices."),
+    strengths: str = typer.Option("0,0.5,1,1.5,2", "--strengths", help="Multiples of the vector, one column each."),
+    analogy: str = typer.Option(None, "--analogy", help="A,B,C indices: decode C + (B - A) for 'A is to B as C "
+                                "is to ?' instead of an attribute vector."),
+    out: Path = typer.Option(None, "--out", help="FILE.png or .npy; default RUN/figures/arithmetic.png."),
+) -> None:
+    """Latent arithmetic: move inputs along "mean code of A minus mean code of B", or analogies."""
+    import numpy as np
+    import torch
+
+    from vaekit.applications import explore
+    from vaekit.errors import ConfigError
+
+    run = load_run(run_dir)
+    out = figure_path(run, out, "arithmetic.png")
+    check_suffix(out, (".png", ".npy"))
+    if run.model.condition_dim:
+        raise ConfigError("arithmetic works on unconditional runs; for a cvae use `vaekit swap`")
+    inputs = load_inputs(run, data, "test")
+    if analogy is not None:
+        a, b, c = (_indices(analogy, len(inputs), "--analogy") + [None] * 3)[:3]
+        if c is None:
+            raise ConfigError(f"--analogy {analogy!r}: expected three indices A,B,C")
+        images = explore.analogy(run, inputs.x[a], inputs.x[b], inputs.x[c]).cpu()
+        if out.suffix.lower() == ".png":  # one row: a, b, c, then the answer
+            images = torch.cat([torch.as_tensor(inputs.x[[a, b, c]], dtype=images.dtype), images])
+        write_output(run, images, out, nrow=4)
+        return
+    if from_indices is not None or to_indices is not None:
+        if from_indices is None or to_indices is None:
+            raise ConfigError("--from-indices and --to-indices: give both groups")
+        group_b, group_a = _indices(from_indices, len(inputs), "--from-indices"), _indices(to_indices, len(inputs),
+                                                                                          "--to-indices")
+    elif source is not None and target is not None:
+        group_b = np.flatnonzero(inputs.y == _class(inputs, run, source, "--from")).tolist()
+        group_a = np.flatnonzero(inputs.y == _class(inputs, run, target, "--to")).tolist()
+    else:
+        raise ConfigError("give --from and --to (labels), --from-indices and --to-indices, or --analogy")
+    try:
+        factors = [float(v) for v in strengths.split(",")]
+    except ValueError:
+        raise ConfigError(f"--strengths {strengths!r}: expected comma-separated numbers") from None
+    chosen = _indices(apply, len(inputs), "--apply")
+    images = explore.shift_attribute(run, inputs.x, group_a, group_b, inputs.x[chosen], factors)
+    write_output(run, images, out, nrow=len(factors))
+
+
+@example("vaekit swap runs/cvae --apply 0,1,2,3 --out swap.png")
+def swap(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder of a conditional model (cvae)."),
+    data: str = typer.Option(None, "--data", help=DATA_HELP),
+    apply: str = typer.Option("0,1,2,3", "--apply", help="Inputs, comma-separated indices: one row each."),
+    out: Path = typer.Option(None, "--out", help="FILE.png or .npy; default RUN/figures/swap.png."),
+) -> None:
+    """Style and content: each input encoded under its own label, drawn as every class."""
+    from vaekit.applications.explore import swap_labels
+
+    run = load_run(run_dir)
+    out = figure_path(run, out, "swap.png")
+    check_suffix(out, (".png", ".npy"))
+    inputs = load_inputs(run, data, "test")
+    chosen = _indices(apply, len(inputs), "--apply")
+    labels = labels_of(run, inputs, data or "test split")
+    if labels is None:
+        from vaekit.errors import ConfigError
+
+        raise ConfigError(f"run {str(run_dir)!r} is not conditional; swap needs a cvae (model.condition=label)")
+    images = swap_labels(run, inputs.x[chosen], labels[chosen])
+    write_output(run, images, out, nrow=run.model.condition_dim)

@@ -1,0 +1,104 @@
+"""vaekit embed, vaekit cluster: the latent space as a map, and how well it clusters by class."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import check_suffix, example, labels_of, load_inputs, load_run
+
+log = logging.getLogger("vaekit")
+
+
+def _subset(inputs, max_points: int, seed: int):
+    """At most ``max_points`` inputs, a seeded random subset (in their order) when there are more."""
+    import dataclasses
+
+    import numpy as np
+
+    if len(inputs) <= max_points:
+        return inputs
+    chosen = np.sort(np.random.default_rng(seed).choice(len(inputs), max_points, replace=False))
+    return dataclasses.replace(inputs, x=inputs.x[chosen], y=None if inputs.y is None else inputs.y[chosen],
+                               factors=None if inputs.factors is None else inputs.factors[chosen])
+
+
+@example("vaekit embed runs/fm --data fashion-mnist --method tsne --out map.png")
+def embed(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default the run's test split."),
+    out: Path = typer.Option(..., "--out", help="FILE.png: a 2-D (or 3-D) map coloured by label; FILE.npy or "
+                             ".csv: the latent means (N, L), and the label in the csv."),
+    method: str = typer.Option("pca", "--method", help="pca, tsne or umap (the umap extra)."),
+    dims: int = typer.Option(2, "--dims", min=2, max=3, help="2 or 3 map dimensions."),
+    max_points: int = typer.Option(5000, "--max-points", min=3, help="Map at most this many inputs (a seeded "
+                                   "subset; t-SNE is quadratic)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the subset and the projection."),
+) -> None:
+    """Embed inputs: latent means to .npy/.csv, or a 2-D/3-D map (PCA, t-SNE, UMAP) as PNG."""
+    import numpy as np
+
+    from vaekit.applications.maps import PROJECTIONS, project, save_map
+    from vaekit.applications.visualize import save_array
+    from vaekit.errors import ConfigError
+
+    check_suffix(out, (".png", ".npy", ".csv"))
+    if method not in PROJECTIONS:
+        raise ConfigError(f"--method {method!r}: expected one of {', '.join(PROJECTIONS)}")
+    run = load_run(run_dir)
+    inputs = load_inputs(run, data, "test")
+    if out.suffix.lower() == ".png":
+        inputs = _subset(inputs, max_points, seed)
+    x, y = inputs.x, inputs.y
+    labels = labels_of(run, inputs, data or "test split")
+    means, _ = run.encode_all(x, name=data or "test split", condition=labels)
+    if out.suffix.lower() == ".png":
+        points = project(means.numpy(), method, dims, seed)
+        names = inputs.class_names or run.spec.class_names
+        save_map(points, out, y, names, title=f"{run.path.name if run.path else 'run'}: {method.upper()} of "
+                 f"{len(x)} latent means ({means.shape[1]}-d)")
+    elif out.suffix.lower() == ".csv" and y is not None:
+        header = [f"mean_{i}" for i in range(means.shape[1])] + ["label"]
+        save_array(np.concatenate([means.numpy(), y[:, None].astype(np.float32)], 1), out, header)
+    else:
+        save_array(means, out, [f"mean_{i}" for i in range(means.shape[1])])
+    log.info("wrote %s", out)
+
+
+@example("vaekit cluster runs/fm --data fashion-mnist --method kmeans")
+def cluster(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    data: str = typer.Option(None, "--data", help="Labelled inputs (dataset name or path); default the run's "
+                             "test split."),
+    method: str = typer.Option("kmeans", "--method", help="kmeans or gmm."),
+    clusters: int = typer.Option(None, "--clusters", min=2, help="Number of clusters (default: number of classes)."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score raw inputs and PCA "
+                                   "with the latent dimension."),
+    max_points: int = typer.Option(10_000, "--max-points", min=10, help="Cluster at most this many inputs."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the subset and the clustering."),
+) -> None:
+    """Cluster latent means (k-means or a Gaussian mixture): NMI, ARI and accuracy against labels."""
+    from vaekit.errors import ConfigError, DataError
+    from vaekit.evaluation.clustering import cluster_scores, pca_baseline
+
+    if method not in ("kmeans", "gmm"):
+        raise ConfigError(f"--method {method!r}: expected kmeans or gmm")
+    run = load_run(run_dir)
+    inputs = load_inputs(run, data, "test")
+    if inputs.y is None:
+        raise DataError(f"{data or 'the run data'}: cluster scores need labelled inputs; these have none")
+    inputs = _subset(inputs, max_points, seed)
+    x, y = inputs.x, inputs.y
+    labels = labels_of(run, inputs, data or "test split")
+    means, _ = run.encode_all(x, name=data or "test split", condition=labels)
+    rows = {"latent": means.numpy()}
+    if baselines:
+        flat = x.reshape(len(x), -1).astype("float32")
+        rows["raw"] = flat
+        rows["pca"] = pca_baseline(flat, flat, means.shape[1], seed)[0]
+    typer.echo(f"{'representation':<15} {'dim':>5} {'NMI':>7} {'ARI':>7} {'ACC':>7}")
+    for name, codes in rows.items():
+        scores = cluster_scores(codes, y, clusters, method, seed)
+        typer.echo(f"{name:<15} {codes.shape[1]:>5} {scores['nmi']:>7.4f} {scores['ari']:>7.4f} {scores['acc']:>7.4f}")
