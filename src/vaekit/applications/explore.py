@@ -4,7 +4,8 @@ code arithmetic with :mod:`vaekit.applications.latent_ops`, and returns decoded 
 the data's units, ready for :func:`~vaekit.applications.visualize.save_images`.
 
 A conditional run encodes each input under its label and decodes under the label given (by default
-the input's own), so the codes carry the style and the label the content.
+the input's own), so the codes carry the style and the label the content. Attribute vectors and
+analogies are for unconditional runs: in a conditional one the label, not the code, carries the class.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def _labels(run: Run, labels: np.ndarray | Tensor | None, n: int, what: str) -> 
     if len(labels) != n:
         raise DataError(f"{what}: expected {n} labels, one per input, got {len(labels)}")
     return labels
+
+
+def _unconditional(run: Run, what: str) -> None:
+    if run.model.condition_dim:
+        raise DataError(f"{what}: works on unconditional runs; a conditional run's class is its label "
+                        "(use swap_labels)")
 
 
 def interpolate(run: Run, a: np.ndarray | Tensor, b: np.ndarray | Tensor, steps: int = 10, path: str = "linear",
@@ -87,6 +94,7 @@ def shift_attribute(run: Run, codes_of: np.ndarray | Tensor, in_a: Tensor | Sequ
     """Add the attribute vector "mean code of group A minus mean code of group B" (both groups
     indices or masks into ``codes_of``; Larsen et al. 2016, White 2016) to the codes of ``apply_to``
     at each strength: (len(apply_to) * len(strengths), *shape), one row per input."""
+    _unconditional(run, "shift_attribute")
     codes, _ = run.encode_all(torch.as_tensor(np.asarray(codes_of)), batch_size=batch_size)  # (N, L)
     vector = latent_ops.attribute_vector(codes, in_a, in_b)  # (L,)
     start = run.encode(torch.as_tensor(np.asarray(apply_to))).mean.cpu()  # (M, L)
@@ -97,6 +105,7 @@ def shift_attribute(run: Run, codes_of: np.ndarray | Tensor, in_a: Tensor | Sequ
 def analogy(run: Run, a: np.ndarray | Tensor, b: np.ndarray | Tensor, c: np.ndarray | Tensor) -> Tensor:
     """"a is to b as c is to ?": decode z_c + (z_b - z_a) for each row of ``c`` (N, *shape); returns
     (N, *shape)."""
+    _unconditional(run, "analogy")
     x = torch.stack([torch.as_tensor(np.asarray(v)).reshape(run.spec.shape) for v in (a, b)])  # (2, *shape)
     za, zb = run.encode(x).mean  # (L,) each
     zc = run.encode(torch.as_tensor(np.asarray(c)).reshape(-1, *run.spec.shape)).mean

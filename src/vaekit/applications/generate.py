@@ -38,18 +38,18 @@ class LatentMixture:
         from sklearn.mixture import GaussianMixture
 
         values = np.asarray(torch.as_tensor(codes).detach().cpu(), dtype=np.float64)
-        if values.ndim != 2 or not np.isfinite(values).all():
-            raise DataError(f"latent codes: expected a finite (N, L) array, got shape {values.shape}")
+        if values.ndim != 2 or len(values) == 0 or not np.isfinite(values).all():
+            raise DataError(f"latent codes: expected a finite, non-empty (N, L) array, got shape {values.shape}")
         if not 1 <= n_components <= len(values):
             raise ConfigError(f"n_components={n_components}: expected 1..{len(values)} (the number of codes)")
         if len(values) > max_codes:
             values = values[np.random.default_rng(seed).choice(len(values), max_codes, replace=False)]
         # A small ridge keeps every covariance positive definite when some dimensions are inactive.
         gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=1e-5, random_state=seed).fit(values)
-        covariances = torch.as_tensor(gmm.covariances_, dtype=torch.float32)  # (K, L, L)
+        # The Cholesky factor in float64, where sklearn's ridge still counts, then cast.
+        scale_tril = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))  # (K, L, L)
         return cls(weights=torch.as_tensor(gmm.weights_, dtype=torch.float32),
-                   means=torch.as_tensor(gmm.means_, dtype=torch.float32),
-                   scale_tril=torch.linalg.cholesky(covariances))
+                   means=torch.as_tensor(gmm.means_, dtype=torch.float32), scale_tril=scale_tril.float())
 
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
         """``n`` codes (n, L): a component by its weight, then its mean plus ``temperature`` times
@@ -100,11 +100,7 @@ def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, 
     def unit(x: np.ndarray | Tensor) -> Tensor:
         return to_unit(run.spec, torch.as_tensor(np.asarray(x)))
 
-    if features is None:
-        train_y, test_y = (None if data.y is None else torch.as_tensor(data.y) for data in (train, test))
-        network = default_feature_network(run.config.data, unit(train.x), train_y, unit(test.x), test_y)
-    else:
-        network = load_feature_network(features)
+    network = load_feature_network(features) if features else default_feature_network(run.config.data, unit)
     real = test.x[np.random.default_rng(seed).permutation(len(test))[:n]]
     if sampler == "gmm":
         conditions = None if not run.model.condition_dim else torch.as_tensor(train.y)

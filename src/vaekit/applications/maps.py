@@ -73,7 +73,8 @@ def save_map(points: np.ndarray, path: str | Path, labels: np.ndarray | None = N
         palette = plt.get_cmap("tab10" if len(np.unique(labels)) <= 10 else "tab20")
         for index, value in enumerate(np.unique(labels)):
             chosen = labels == value
-            name = class_names[int(value)] if class_names is not None and int(value) < len(class_names) else str(value)
+            known = class_names is not None and 0 <= int(value) < len(class_names)
+            name = class_names[int(value)] if known else str(value)
             axis.scatter(*(c[chosen] for c in columns), s=size, alpha=0.6, color=palette(index % palette.N),
                          label=name)
         axis.legend(markerscale=max(1.0, 24 / size) ** 0.5, fontsize=7, loc="best", framealpha=0.8)

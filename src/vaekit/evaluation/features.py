@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -146,31 +147,42 @@ def load_feature_network(path: str | Path) -> FeatureNetwork:
     raise ConfigError(f"feature network {str(path)!r}: expected a vaekit classifier folder, a .pt or an .onnx file")
 
 
+# The data settings that change the images themselves; loader settings (workers, in-memory) and the
+# training-side subsetting (max_samples, val_fraction) do not get a classifier of their own.
+IMAGE_KEYS = ("source", "binarize", "image_size", "grayscale", "test_fraction", "split_seed")
+
+
 def classifier_folder(data_config) -> Path:
-    """Where the default feature classifier for a data set is cached: one per data configuration,
-    shared by every run on that data, so their FIDs are comparable."""
+    """Where the default feature classifier for a data set is cached: one per data set (see
+    ``IMAGE_KEYS``), shared by every run on it, so their FIDs are comparable."""
     import hashlib
 
     from vaekit.data.download import default_root
 
     tree = data_config.model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:12]
-    slug = "".join(c if c.isalnum() else "-" for c in str(tree.get("source", "data")))[-40:]
+    key = {name: tree.get(name) for name in IMAGE_KEYS}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() else "-" for c in str(key["source"]))[-40:]
     return default_root("feature-classifiers") / f"{slug}-{digest}"
 
 
-def default_feature_network(data_config, train_x: Tensor, train_y: Tensor | None, test_x: Tensor,
-                            test_y: Tensor | None, epochs: int = 5, seed: int = 0) -> FeatureNetwork:
-    """The cached classifier for this data (trained once, on labelled images in [0, 1])."""
+def default_feature_network(data_config, unit: Callable[[np.ndarray], Tensor], epochs: int = 5,
+                            seed: int = 0) -> FeatureNetwork:
+    """The cached classifier for this data set, trained once on the full training split of its
+    source (``unit`` maps raw images to [0, 1]) and scored on its test split."""
+    from vaekit.data.sources import load_source
+
     folder = classifier_folder(data_config)
     if not (folder / FEATURES_JSON).is_file():
-        if train_y is None:
+        splits = load_source(data_config.model_copy(update={"max_samples": None}))
+        if splits.train.y is None:
             raise DataError("the default feature network is a classifier and needs labelled training images; "
                             "pass --features with your own extractor")
         log.info("training the feature classifier for FID (once per data set; cached in %s)", folder)
-        n_classes = int(train_y.max()) + 1
-        net = train_classifier(train_x, train_y, n_classes, epochs, seed)
-        score = accuracy(net, test_x, test_y) if test_y is not None else None
+        train_y = torch.as_tensor(splits.train.y)
+        net = train_classifier(unit(splits.train.x), train_y, int(train_y.max()) + 1, epochs, seed)
+        test = splits.test
+        score = None if test is None or test.y is None else accuracy(net, unit(test.x), torch.as_tensor(test.y))
         save_classifier(net, folder, {"data": str(data_config.source), "epochs": epochs, "seed": seed,
                                       "test_accuracy": None if score is None else round(score, 4)})
     return load_feature_network(folder)
