@@ -22,8 +22,12 @@ demo: install
 	$(BIN)/vaekit train --config configs/digits.yaml --quiet --out runs/demo
 	$(BIN)/vaekit sample runs/demo --n 64 --seed 0 --out runs/demo/figures/samples.png
 	$(BIN)/vaekit reconstruct runs/demo --n 16 --out runs/demo/figures/reconstructions.png
+	$(BIN)/vaekit interpolate runs/demo --a 0 --b 5 --path spherical --out runs/demo/figures/interpolation.gif
+	$(BIN)/vaekit traverse runs/demo --out runs/demo/figures/traversal.png
+	$(BIN)/vaekit embed runs/demo --out runs/demo/figures/latent_map.png
 	$(BIN)/vaekit evaluate runs/demo --k 500
-	@echo "demo run folder: runs/demo (figures in runs/demo/figures)"
+	$(BIN)/vaekit report runs/demo --out runs/demo/report.html
+	@echo "demo run folder: runs/demo (figures in runs/demo/figures, everything in runs/demo/report.html)"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -218,10 +218,10 @@ def test_embed_draws_a_map(pristine_run: Path, invoke, tmp_path: Path, args: lis
 # ---------------------------------------------------------------------------------- cluster
 
 
-def score_table(output: str) -> dict[str, list[float]]:
-    """``representation dim NMI ARI ACC`` rows -> {representation: [NMI, ARI, ACC]}."""
+def score_table(output: str, probe: bool = False) -> dict[str, list[float]]:
+    """``representation dim NMI ARI ACC [probe]`` rows -> {representation: [NMI, ARI, ACC(, probe)]}."""
     lines = [line.split() for line in output.strip().splitlines()]
-    assert lines[0] == ["representation", "dim", "NMI", "ARI", "ACC"], output
+    assert lines[0] == ["representation", "dim", "NMI", "ARI", "ACC"] + (["probe"] if probe else []), output
     return {words[0]: [float(v) for v in words[2:]] for words in lines[1:]}
 
 
@@ -230,6 +230,14 @@ def test_cluster_scores_the_latent_space_and_two_baselines(pristine_run: Path, i
     assert list(table) == ["latent", "raw", "pca"]
     for name, scores in table.items():
         assert len(scores) == 3 and all(math.isfinite(s) and -1.0 <= s <= 1.0 for s in scores), (name, scores)
+
+
+def test_cluster_with_a_linear_probe(pristine_run: Path, invoke) -> None:
+    table = score_table(invoke(["cluster", pristine_run, "--probe"]).stdout, probe=True)
+    assert list(table) == ["latent", "raw", "pca"]
+    for name, scores in table.items():
+        assert len(scores) == 4 and 0.1 < scores[3] <= 1.0, (name, scores)  # ten digit classes: chance is 0.1
+    assert table["raw"][3] > 0.8  # logistic regression on raw 8x8 digits is a strong baseline
 
 
 def test_cluster_a_conditional_run_with_a_mixture(cvae_run: Path, invoke) -> None:

@@ -19,6 +19,8 @@ from torch import Tensor
 
 from vaekit.api import Run
 from vaekit.applications import latent_ops
+from vaekit.distributions.kl import kl_per_dim
+from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import DataError
 
 
@@ -62,20 +64,21 @@ class Traversal:
     images: Tensor
     dims: list[int]
     values: Tensor  # (steps,) offsets in units of each dimension's spread
-    kl: Tensor  # (L,) mean KL per dimension on the reference inputs
+    kl: Tensor  # (L,) mean KL per dimension on the reference inputs (a deterministic code: mean squared code)
 
 
 def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tensor | None = None,
              n_dims: int | None = 10, span: float = 3.0, steps: int = 9, labels: np.ndarray | Tensor | None = None,
              batch_size: int = 1024) -> Traversal:
     """Vary one latent dimension at a time (Higgins et al. 2017): rows ordered by each dimension's
-    mean KL on ``reference`` inputs, values across +-``span`` times the spread of that dimension's
-    posterior means on them, every other dimension at ``center``'s code (default: the mean code).
+    mean KL to N(0, 1) on ``reference`` inputs (for a deterministic code, its mean square), values
+    across +-``span`` times the spread of that dimension's posterior means on them, every other
+    dimension at ``center``'s code (default: the mean code).
     A conditional run decodes every row under the first reference input's label."""
     reference = torch.as_tensor(np.asarray(reference))
     condition = _labels(run, labels, len(reference), "traverse")
     mean, logvar = run.encode_all(reference, condition=condition, batch_size=batch_size)  # (N, L) each
-    kl = mean.pow(2).mean(0) if logvar is None else 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean(0)  # (L,)
+    kl = (mean.pow(2) if logvar is None else kl_per_dim(DiagonalGaussian(mean, logvar))).mean(0)  # (L,)
     order = latent_ops.order_by_kl(kl)[: n_dims or len(kl)]
     if center is None:
         origin = mean.mean(0)  # (L,)

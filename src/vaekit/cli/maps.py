@@ -76,29 +76,45 @@ def cluster(
     clusters: int = typer.Option(None, "--clusters", min=2, help="Number of clusters (default: number of classes)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score raw inputs and PCA "
                                    "with the latent dimension."),
-    max_points: int = typer.Option(10_000, "--max-points", min=10, help="Cluster at most this many inputs."),
+    max_points: int = typer.Option(10_000, "--max-points", min=10, help="Cluster (and probe-train on) at most "
+                                   "this many inputs."),
+    probe: bool = typer.Option(False, "--probe", help="Also the accuracy of a linear probe (logistic regression) "
+                               "trained on the training split's codes, scored on the test inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed for the subset and the clustering."),
 ) -> None:
     """Cluster latent means (k-means or a Gaussian mixture): NMI, ARI and accuracy against labels."""
     from vaekit.errors import ConfigError, DataError
-    from vaekit.evaluation.clustering import cluster_scores, pca_baseline
+    from vaekit.evaluation.clustering import cluster_scores, linear_probe, pca_baseline
 
     if method not in ("kmeans", "gmm"):
         raise ConfigError(f"--method {method!r}: expected kmeans or gmm")
     run = load_run(run_dir)
-    inputs = load_inputs(run, data, "test")
-    if inputs.y is None:
-        raise DataError(f"{data or 'the run data'}: cluster scores need labelled inputs; these have none")
-    inputs = _subset(inputs, max_points, seed)
-    x, y = inputs.x, inputs.y
-    labels = labels_of(run, inputs, data or "test split")
-    means, _ = run.encode_all(x, name=data or "test split", condition=labels)
-    rows = {"latent": means.numpy()}
+    splits = {"test": load_inputs(run, data, "test")}
+    if probe:
+        splits["train"] = load_inputs(run, data, "train")
+        if splits["train"] is splits["test"]:
+            log.warning("these inputs have no separate test split: the probe is scored on its own training inputs")
+    codes, targets = {}, {}
+    for split, inputs in splits.items():
+        if inputs.y is None:
+            raise DataError(f"{data or 'the run data'}: cluster scores need labelled inputs; these have none")
+        inputs = _subset(inputs, max_points, seed)
+        means, _ = run.encode_all(inputs.x, name=data or f"{split} split",
+                                  condition=labels_of(run, inputs, data or f"{split} split"))
+        flat = inputs.x.reshape(len(inputs), -1).astype("float32")
+        codes[split] = {"latent": means.numpy(), "raw": flat} if baselines else {"latent": means.numpy()}
+        targets[split] = inputs.y
     if baselines:
-        flat = x.reshape(len(x), -1).astype("float32")
-        rows["raw"] = flat
-        rows["pca"] = pca_baseline(flat, flat, means.shape[1], seed)[0]
-    typer.echo(f"{'representation':<15} {'dim':>5} {'NMI':>7} {'ARI':>7} {'ACC':>7}")
-    for name, codes in rows.items():
-        scores = cluster_scores(codes, y, clusters, method, seed)
-        typer.echo(f"{name:<15} {codes.shape[1]:>5} {scores['nmi']:>7.4f} {scores['ari']:>7.4f} {scores['acc']:>7.4f}")
+        train_flat = codes.get("train", codes["test"])["raw"]
+        fitted = pca_baseline(train_flat, codes["test"]["raw"], codes["test"]["latent"].shape[1], seed)
+        codes["test"]["pca"] = fitted[1]
+        if probe:
+            codes["train"]["pca"] = fitted[0]
+    header = f"{'representation':<15} {'dim':>5} {'NMI':>7} {'ARI':>7} {'ACC':>7}"
+    typer.echo(header + (f" {'probe':>7}" if probe else ""))
+    for name, test_codes in codes["test"].items():
+        scores = cluster_scores(test_codes, targets["test"], clusters, method, seed)
+        line = f"{name:<15} {test_codes.shape[1]:>5} {scores['nmi']:>7.4f} {scores['ari']:>7.4f} {scores['acc']:>7.4f}"
+        if probe:
+            line += f" {linear_probe(codes['train'][name], targets['train'], test_codes, targets['test'], seed):>7.4f}"
+        typer.echo(line)
