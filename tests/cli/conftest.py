@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_support import SUBPROCESS_TIMEOUT, TRAIN_TINY, cli_env, vaekit_command
+from cli_support import SUBPROCESS_TIMEOUT, TINY, TRAIN_TINY, cli_env, vaekit_command
 from typer.testing import CliRunner, Result
 
 from vaekit.cli import app
@@ -58,6 +58,15 @@ def pristine_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
     """A 2-epoch run folder on digits, trained once per session. Read it; never write into it."""
     out = tmp_path_factory.mktemp("pristine") / "run"
     invoke([*TRAIN_TINY, "--out", out])
+    return out
+
+
+@pytest.fixture(scope="session")
+def cvae_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    """A 1-epoch cvae on digits (classes named "0".."9"), trained once per session. Read it; never write
+    into it."""
+    out = tmp_path_factory.mktemp("cvae") / "run"
+    invoke(["train", "--data", "digits", "--preset", "cvae", "--epochs", "1", *TINY, "--out", out])
     return out
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_support import TINY, folder_digest
+from cli_support import folder_digest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -36,14 +36,6 @@ from vaekit.data.sources import RawData
 
 LATENT_DIM = 4  # TINY sets model.latent_dim=4
 CLASSES = 10  # digits
-
-
-@pytest.fixture(scope="module")
-def cvae_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
-    """A 1-epoch cvae on digits (classes named "0".."9"). Read it; never write into it."""
-    out = tmp_path_factory.mktemp("cvae") / "run"
-    invoke(["train", "--data", "digits", "--preset", "cvae", "--epochs", "1", *TINY, "--out", out])
-    return out
 
 
 @pytest.fixture(scope="module")

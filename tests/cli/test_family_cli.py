@@ -30,14 +30,6 @@ SHAPES = ("circle", "square", "triangle")  # class names that are not indices
 
 
 @pytest.fixture(scope="module")
-def cvae_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
-    """A 1-epoch cvae on digits (classes named "0".."9"). Read it; never write into it."""
-    out = tmp_path_factory.mktemp("cvae") / "run"
-    invoke(["train", "--data", "digits", "--preset", "cvae", "--epochs", "1", *TINY, "--out", out])
-    return out
-
-
-@pytest.fixture(scope="module")
 def shapes_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
     """A 1-epoch cvae on a CSV whose labels are words: circle, square, triangle (classes 0, 1, 2)."""
     folder = tmp_path_factory.mktemp("shapes")
