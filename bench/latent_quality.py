@@ -28,6 +28,7 @@ import vaekit
 from vaekit.applications.generate import generated_quality
 from vaekit.data.loaders import prepare_data
 from vaekit.evaluation.clustering import pca_baseline, representation_table
+from vaekit.evaluation.latent import active_dims
 
 MODELS = {
     "mlp (classic)": ["model.network=mlp", "model.hidden=[400]", "model.activation=relu"],
@@ -70,7 +71,9 @@ def main() -> None:
         test_index = np.sort(rng.permutation(len(data.test))[: args.cluster_points])
         train_x, test_x = data.train.x[train_index], data.test.x[test_index]
         train_y, test_y = data.train.y[train_index], data.test.y[test_index]
-        representations = {f"latent: {name}": (run.encode_all(train_x)[0].numpy(), run.encode_all(test_x)[0].numpy())}
+        train_codes, test_codes = run.encode_all(train_x)[0], run.encode_all(test_x)[0]
+        active = active_dims(test_codes)  # inactive units carry no information; a mixture would fit their noise
+        representations = {f"latent: {name}": (train_codes[:, active].numpy(), test_codes[:, active].numpy())}
         if not baselines_done:
             raw_train = train_x.reshape(len(train_x), -1).astype(np.float32) / 255
             raw_test = test_x.reshape(len(test_x), -1).astype(np.float32) / 255

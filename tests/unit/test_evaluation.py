@@ -134,3 +134,13 @@ def test_deterministic_code_reports_reconstruction_only() -> None:
     metrics = evaluate(run.model, x, k=5)
     assert set(metrics) == {"recon", "n_samples", "latent_dim"}
     assert math.isfinite(metrics["recon"]) and metrics["n_samples"] == 32
+
+
+def test_active_dims_keeps_the_units_whose_means_vary() -> None:
+    from vaekit.evaluation.latent import active_dims
+
+    generator = torch.Generator().manual_seed(0)
+    means = torch.stack([torch.randn(200, generator=generator), 0.5 * torch.randn(200, generator=generator),
+                         0.01 * torch.randn(200, generator=generator)], 1)  # (200, 3): variances 1, 0.25, 1e-4
+    assert active_dims(means).tolist() == [True, True, False]
+    assert active_dims(torch.zeros(10, 4)).tolist() == [True] * 4  # none active: keep them all

@@ -82,9 +82,11 @@ def cluster(
                                "trained on the training split's codes, scored on the test inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed for the subset and the clustering."),
 ) -> None:
-    """Cluster latent means (k-means or a Gaussian mixture): NMI, ARI and accuracy against labels."""
+    """Cluster latent means (k-means or a Gaussian mixture): NMI, ARI and accuracy against labels.
+    The latent row uses the active units only (dim shows how many)."""
     from vaekit.errors import ConfigError, DataError
     from vaekit.evaluation.clustering import cluster_scores, linear_probe, pca_baseline
+    from vaekit.evaluation.latent import active_dims
 
     if method not in ("kmeans", "gmm"):
         raise ConfigError(f"--method {method!r}: expected kmeans or gmm")
@@ -101,12 +103,15 @@ def cluster(
         inputs = _subset(inputs, max_points, seed)
         means, _ = run.encode_all(inputs.x, name=data or f"{split} split",
                                   condition=labels_of(run, inputs, data or f"{split} split"))
+        if split == "test":  # cluster and probe the units that carry information (Burda et al. 2016)
+            active = active_dims(means)
         flat = inputs.x.reshape(len(inputs), -1).astype("float32")
-        codes[split] = {"latent": means.numpy(), "raw": flat} if baselines else {"latent": means.numpy()}
+        latent = means[:, active].numpy()
+        codes[split] = {"latent": latent, "raw": flat} if baselines else {"latent": latent}
         targets[split] = inputs.y
     if baselines:
         train_flat = codes.get("train", codes["test"])["raw"]
-        fitted = pca_baseline(train_flat, codes["test"]["raw"], codes["test"]["latent"].shape[1], seed)
+        fitted = pca_baseline(train_flat, codes["test"]["raw"], run.model.latent_dim, seed)
         codes["test"]["pca"] = fitted[1]
         if probe:
             codes["train"]["pca"] = fitted[0]

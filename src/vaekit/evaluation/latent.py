@@ -11,6 +11,14 @@ from vaekit.distributions.posteriors import DiagonalGaussian
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Cov_x(E_q[z_u]) exceeds this
 
 
+def active_dims(means: Tensor) -> Tensor:
+    """Which latent dimensions of posterior means (N, L) are active, a bool mask (L,); all of them
+    when none is. Inactive units carry no information about x, and clustering them invites a
+    mixture to fit their noise."""
+    active = means.double().var(0, unbiased=False) > ACTIVE_THRESHOLD  # (L,)
+    return active if bool(active.any()) else torch.ones_like(active)
+
+
 class LatentStats:
     """Accumulates, batch by batch, the posterior means' moments and the KL per dimension."""
 
