@@ -343,6 +343,8 @@ BAD_INPUT = [
                  id="from-unknown-label"),
     pytest.param("pristine_run", ["arithmetic", "--analogy", "1,2"], "shift.png", ["--analogy", "1,2"],
                  id="analogy-two-indices"),
+    pytest.param("pristine_run", ["arithmetic", "--analogy", "1,2,3,4"], "shift.png", ["--analogy", "1,2,3,4"],
+                 id="analogy-four-indices"),
     pytest.param("cvae_run", ["arithmetic", "--from", "3", "--to", "8"], "shift.png", ["unconditional", "swap"],
                  id="arithmetic-on-a-cvae"),
     pytest.param("pristine_run", ["swap"], "swap.png", ["not conditional"], id="swap-unconditional"),

@@ -105,9 +105,13 @@ def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, 
     if sampler == "gmm":
         conditions = None if not run.model.condition_dim else torch.as_tensor(train.y)
         mixture = fit_aggregate_posterior(run, train.x, conditions, components, seed)
-        fake = torch.cat([sample_mixture(run, mixture, len(part), seed + i, temperature).cpu()
-                          for i, part in enumerate(torch.arange(n).split(1000))])
+
+        def draw(count: int, part_seed: int) -> Tensor:
+            return sample_mixture(run, mixture, count, part_seed, temperature)
     else:
-        fake = torch.cat([run.sample(len(part), seed=seed + i, temperature=temperature).cpu()
-                          for i, part in enumerate(torch.arange(n).split(1000))])
+
+        def draw(count: int, part_seed: int) -> Tensor:
+            return run.sample(count, seed=part_seed, temperature=temperature)
+
+    fake = torch.cat([draw(len(part), seed + i).cpu() for i, part in enumerate(torch.arange(n).split(1000))])
     return sample_quality(network(unit(real)), network(unit(fake)), network.description, seed=seed)

@@ -130,9 +130,10 @@ def arithmetic(
         raise ConfigError("arithmetic works on unconditional runs; for a cvae use `vaekit swap`")
     inputs = load_inputs(run, data, "test")
     if analogy is not None:
-        a, b, c = (_indices(analogy, len(inputs), "--analogy") + [None] * 3)[:3]
-        if c is None:
+        picks = _indices(analogy, len(inputs), "--analogy")
+        if len(picks) != 3:
             raise ConfigError(f"--analogy {analogy!r}: expected three indices A,B,C")
+        a, b, c = picks
         images = explore.analogy(run, inputs.x[a], inputs.x[b], inputs.x[c]).cpu()
         if out.suffix.lower() == ".png":  # one row: a, b, c, then the answer
             images = torch.cat([torch.as_tensor(inputs.x[[a, b, c]], dtype=images.dtype), images])
