@@ -29,10 +29,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import vaekit
+from vaekit import io as run_io
 from vaekit.cli import app
 from vaekit.cli.common import run_app
+from vaekit.config import resolve_config
 from vaekit.data.loaders import prepare_data
 from vaekit.data.sources import RawData
+from vaekit.models import build_model
 
 LATENT_DIM = 4  # TINY sets model.latent_dim=4
 CLASSES = 10  # digits
@@ -129,6 +132,17 @@ def test_traverse_writes_one_row_per_dimension(pristine_run: Path, invoke, tmp_p
     invoke(["traverse", pristine_run, "--dims", "2", "--steps", "7", "--out", figure])
     picture = load_picture(figure)
     assert picture.width > picture.height, "two rows of seven"
+
+
+def test_traverse_of_a_conditional_run_draws_the_centre_under_its_own_label(cvae_run: Path, held_out: RawData,
+                                                                           invoke, tmp_path: Path) -> None:
+    k = int(np.flatnonzero(held_out.y != held_out.y[0])[0])  # another class than the first input's
+    grid = tmp_path / "grid.npy"
+    invoke(["traverse", cvae_run, "--dims", "2", "--steps", "3", "--center", str(k), "--out", grid])
+    middle = images(grid, (2 * 3, 1, 8, 8)).reshape(2, 3, 1, 8, 8)[:, 1]  # the centre column of each row
+    run = vaekit.load(cvae_run)
+    own = run.reconstruct(held_out.x[k : k + 1], condition=torch.as_tensor(held_out.y[k : k + 1])).numpy()
+    np.testing.assert_allclose(middle, np.repeat(own, 2, axis=0), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------- arithmetic
@@ -232,6 +246,20 @@ def test_cluster_with_a_linear_probe(pristine_run: Path, invoke) -> None:
     assert table["raw"][3] > 0.8  # logistic regression on raw 8x8 digits is a strong baseline
 
 
+def test_cluster_with_fewer_inputs_than_latent_dimensions_narrows_the_pca_baseline(tmp_path: Path, invoke) -> None:
+    """A 16-d model on 10 inputs: PCA has at most 10 components (an untrained folder; scores do not matter)."""
+    config = resolve_config(preset="vae", overrides=["data.source=digits", "model.hidden=[16]", "model.latent_dim=16"])
+    spec = prepare_data(config.data).spec
+    torch.manual_seed(0)
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    run_io.write_header(folder, config, spec)
+    run_io.save_weights(folder, build_model(spec, config.model))
+    table = invoke(["cluster", folder, "--max-points", "10", "--clusters", "2"]).stdout
+    dims = {line.split()[0]: int(line.split()[1]) for line in table.strip().splitlines()[1:]}
+    assert dims["pca"] == 10 and dims["raw"] == 64
+
+
 def test_cluster_a_conditional_run_with_a_mixture(cvae_run: Path, invoke) -> None:
     table = score_table(invoke(["cluster", cvae_run, "--method", "gmm", "--clusters", "5", "--no-baselines"]).stdout)
     assert list(table) == ["latent"]
@@ -333,6 +361,23 @@ def unlabelled_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def two_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .npz of 8x8 images labelled 0 and 1 only: the other digit classes are absent."""
+    path = tmp_path_factory.mktemp("two-classes") / "images.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.uniform(0, 16, size=(30, 8, 8)).astype(np.float32), y=np.arange(30) % 2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .npz of 8x8 images that all carry label 3."""
+    path = tmp_path_factory.mktemp("one-class") / "one_class.npz"
+    np.savez(path, x=np.random.default_rng(1).uniform(0, 16, size=(30, 8, 8)).astype(np.float32), y=np.full(30, 3))
+    return path
+
+
 # (run, arguments before --out, output file name or None, what the one line must name)
 BAD_INPUT = [
     pytest.param("pristine_run", ["interpolate", "--a", "9999"], "path.png", ["--a", "9999"], id="a-out-of-range"),
@@ -365,17 +410,30 @@ BAD_INPUT = [
     pytest.param("run_copy", ["evaluate", "--k", "5", "--fid", "--fid-samples", "100", "--features", "{missing}"],
                  None, ["missing.pt"], id="evaluate-features-missing"),
     pytest.param("pristine_run", ["report"], "report.txt", ["--out", "report.txt"], id="report-out-txt"),
+    pytest.param("pristine_run", ["arithmetic", "--data", "{two_classes}", "--from", "0", "--to", "5"], "shift.png",
+                 ["--to", "'5'", "0, 1"], id="to-a-class-absent-from-the-inputs"),
+    pytest.param("pristine_run", ["arithmetic", "--from", "3", "--to", "8", "--strengths", "0,nan"], "shift.png",
+                 ["--strengths", "0,nan"], id="strengths-nan"),
+    pytest.param("pristine_run", ["traverse", "--data", "{one_input}"], "grid.png", ["traverse", "2 reference inputs"],
+                 id="traverse-one-input"),
+    pytest.param("pristine_run", ["cluster", "--data", "{one_class}"], None, ["one_class.npz", "2 classes"],
+                 id="cluster-one-class"),
+    pytest.param("pristine_run", ["cluster", "--clusters", "5000", "--max-points", "50"], None,
+                 ["--clusters", "5000"], id="cluster-more-clusters-than-inputs"),
 ]
 
 
 @pytest.mark.parametrize("run_name, args, out_name, names", BAD_INPUT)
 def test_bad_input_is_one_line_and_writes_nothing(request: pytest.FixtureRequest, run_main, unlabelled_images: Path,
-                                                  tmp_path: Path, run_name: str, args: list[str],
-                                                  out_name: str | None, names: list[str]) -> None:
+                                                  two_classes: Path, one_class: Path, tmp_path: Path, run_name: str,
+                                                  args: list[str], out_name: str | None, names: list[str]) -> None:
     run_dir = request.getfixturevalue(run_name)
     outputs = tmp_path / "outputs"
     outputs.mkdir()
-    words = [word.format(unlabelled=unlabelled_images, missing=tmp_path / "missing.pt") for word in args]
+    one_input = tmp_path / "one_input.npy"
+    np.save(one_input, np.zeros((1, 8, 8), dtype=np.float32))
+    words = [word.format(unlabelled=unlabelled_images, missing=tmp_path / "missing.pt", two_classes=two_classes,
+                         one_class=one_class, one_input=one_input) for word in args]
     words[1:1] = [str(run_dir)]
     if out_name is not None:
         words += ["--out", str(outputs / out_name)]

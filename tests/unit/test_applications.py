@@ -15,6 +15,7 @@ import dataclasses
 import io
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,22 @@ def test_conditional_traversal_needs_and_uses_the_labels(cvae: Run, data: Prepar
         explore.traverse(cvae, x)
 
 
+def test_conditional_traversal_around_a_centre_uses_the_centres_label(cvae: Run, data: PreparedData) -> None:
+    x, y = data.test.x[:100], data.test.y[:100]
+    k = int(np.flatnonzero(y != y[0])[0])  # a centre of another class than the first reference input
+    result = explore.traverse(cvae, x, center=x[k], labels=y, n_dims=2, steps=3, center_label=int(y[k]))
+    middle = result.images.reshape(2, 3, 1, 8, 8)[:, 1]  # (rows, ...): the centre itself in every row
+    expected = cvae.reconstruct(x[k : k + 1], condition=torch.as_tensor(y[k : k + 1]))  # (1, 1, 8, 8)
+    torch.testing.assert_close(middle, expected.expand(2, -1, -1, -1))
+    with pytest.raises(DataError, match="centre input's label"):
+        explore.traverse(cvae, x, center=x[k], labels=y)
+
+
+def test_traversal_needs_two_reference_inputs_for_the_spread(vae: Run, data: PreparedData) -> None:
+    with pytest.raises(DataError, match="at least 2 reference inputs"):
+        explore.traverse(vae, data.test.x[:1])
+
+
 def test_attribute_shift_of_strength_zero_is_the_reconstruction_and_one_adds_the_group_difference(
         vae: Run, data: PreparedData) -> None:
     codes_of, y = data.test.x[:300], data.test.y[:300]
@@ -359,7 +376,7 @@ def test_bad_codes_raise_a_data_error(codes: Tensor) -> None:
         LatentMixture.fit(codes, n_components=1)
 
 
-@pytest.mark.parametrize("n_components", [0, 6])
+@pytest.mark.parametrize("n_components", [0, 6, 2.5, True])
 def test_impossible_component_counts_raise_a_config_error(n_components: int) -> None:
     with pytest.raises(ConfigError, match="n_components"):
         LatentMixture.fit(torch.randn(5, 2), n_components=n_components)
@@ -424,15 +441,30 @@ def test_codes_with_no_more_dimensions_than_the_map_are_padded_not_reduced(metho
     np.testing.assert_array_equal(maps.project(codes[:, :1], method, 3), np.hstack([codes[:, :1], np.zeros((6, 2))]))
 
 
-def test_umap_without_its_extra_is_a_config_error() -> None:
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("umap is installed")
+def test_umap_without_its_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "umap", None)  # `import umap` fails as it does without the extra
     with pytest.raises(ConfigError, match=r"vaekit\[umap\]"):
         maps.project(plane_in_5d(), "umap", 2)
+
+
+@pytest.mark.slow  # numba compiles UMAP on first use: ~20 s per process
+@pytest.mark.filterwarnings("ignore::UserWarning:umap")
+def test_umap_map_keeps_two_clusters_apart_is_seeded_and_maps_tiny_sets() -> None:
+    pytest.importorskip("umap")
+    rng = np.random.default_rng(0)
+    codes = np.vstack([rng.normal(0.0, 1.0, (40, 6)), rng.normal(10.0, 1.0, (40, 6))])  # (80, 6)
+    cluster = np.repeat([0, 1], 40)
+    points = maps.project(codes, "umap", 2, seed=0)
+    assert points.shape == (80, 2) and np.isfinite(points).all()
+    distance = pairwise(points) + np.diag(np.full(80, np.inf))
+    assert np.array_equal(cluster[distance.argmin(1)], cluster)  # every nearest neighbour is in its own cluster
+    centres = np.stack([points[cluster == c].mean(0) for c in (0, 1)])  # (2, 2)
+    spread = max(np.linalg.norm(points[cluster == c] - centres[c], axis=1).max() for c in (0, 1))
+    assert np.linalg.norm(centres[0] - centres[1]) > 2 * spread  # the clusters do not overlap
+    np.testing.assert_array_equal(points, maps.project(codes, "umap", 2, seed=0))
+    for n, dims in ((3, 2), (4, 3)):  # too few points for UMAP's spectral initialisation
+        tiny = maps.project(codes[:n], "umap", dims, seed=0)
+        assert tiny.shape == (n, dims) and np.isfinite(tiny).all()
 
 
 @pytest.mark.parametrize(("codes", "options", "error"), [
@@ -537,6 +569,15 @@ def test_report_is_one_self_contained_page(vae: Run, data: PreparedData, tmp_pat
     assert "<h2>Metrics</h2>" in page and "test.elbo" in page and "-31.5" in page
 
 
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"], ids=["corrupt", "a-list"])
+def test_a_damaged_metrics_file_loses_its_section_not_the_report(vae: Run, data: PreparedData, tmp_path: Path,
+                                                                 text: str) -> None:
+    (tmp_path / run_io.METRICS).write_text(text)
+    page = build_report(dataclasses.replace(vae, path=tmp_path), data.test)
+    assert "<h2>Metrics</h2><p class='note'>not shown" in page
+    check_self_contained(page, FIGURES)
+
+
 def test_report_of_a_conditional_run_draws_every_figure(cvae: Run, data: PreparedData) -> None:
     check_self_contained(build_report(cvae, data.test), FIGURES)
 
@@ -617,6 +658,28 @@ def test_unusable_feature_networks_raise_the_promised_errors(tmp_path: Path) -> 
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="delete it"):
         features.load_feature_network(tmp_path / "empty")
+
+
+def test_a_corrupt_cached_classifier_or_onnx_file_is_a_data_error(classifier: features.FeatureClassifier,
+                                                                   tmp_path: Path) -> None:
+    folder = features.save_classifier(classifier, tmp_path / "cached", {"data": "digits"})
+    (folder / features.FEATURES_WEIGHTS).write_bytes(b"truncated")  # e.g. a disk filled mid-copy
+    with pytest.raises(DataError, match="delete it"):
+        features.load_feature_network(folder)
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="broken.onnx"):
+        features.load_feature_network(tmp_path / "broken.onnx")
+
+
+def test_training_the_classifier_leaves_the_global_rng_alone(data: PreparedData) -> None:
+    before = torch.random.get_rng_state()
+    first = features.train_classifier(unit(data.train.x[:16]), torch.as_tensor(data.train.y[:16]), 10, epochs=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(123)  # the caller's global state does not change the seeded weights either
+    again = features.train_classifier(unit(data.train.x[:16]), torch.as_tensor(data.train.y[:16]), 10, epochs=1)
+    for (name, value), other in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(value, other), name
 
 
 def test_classifier_folder_is_one_per_data_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -251,12 +251,20 @@ def test_precision_recall_needs_more_samples_than_k() -> None:
     [
         (kernel_inception_distance, {"subsets": 0}),
         (kernel_inception_distance, {"subset_size": 1.5}),
+        (kernel_inception_distance, {"subsets": None}),
         (precision_recall, {"k": 0}),
+        (precision_recall, {"k": float("nan")}),
         (precision_recall, {"batch_size": -1}),
     ],
-    ids=["subsets", "subset_size", "k", "batch_size"],
+    ids=["subsets", "subset_size", "subsets-None", "k", "k-NaN", "batch_size"],
 )
 def test_bad_settings_raise_a_config_error(metric, setting: dict) -> None:
     (name,) = setting
     with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
         metric(GOOD, GOOD, **setting)
+
+
+def test_kid_needs_subsets_of_at_least_two() -> None:
+    """m = 1 leaves the within-set sums empty: the estimate would be 0 / 0, a silent NaN."""
+    with pytest.raises(ConfigError, match="subset_size must be at least 2"):
+        kernel_inception_distance(GOOD, GOOD, subset_size=1)

@@ -69,25 +69,33 @@ class Traversal:
 
 def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tensor | None = None,
              n_dims: int | None = 10, span: float = 3.0, steps: int = 9, labels: np.ndarray | Tensor | None = None,
-             batch_size: int = 1024) -> Traversal:
+             batch_size: int = 1024, center_label: int | None = None) -> Traversal:
     """Vary one latent dimension at a time (Higgins et al. 2017): rows ordered by each dimension's
-    mean KL to N(0, 1) on ``reference`` inputs (for a deterministic code, its mean square), values
-    across +-``span`` times the spread of that dimension's posterior means on them, every other
-    dimension at ``center``'s code (default: the mean code).
-    A conditional run decodes every row under the first reference input's label."""
+    mean KL to N(0, 1) on ``reference`` inputs (at least 2; for a deterministic code, its mean
+    square), values across +-``span`` times the spread of that dimension's posterior means on them,
+    every other dimension at ``center``'s code (default: the mean code).
+    A conditional run encodes and decodes a given ``center`` under its ``center_label`` (then
+    required); with no centre, every row is decoded under the first reference input's label."""
     reference = torch.as_tensor(np.asarray(reference))
+    if len(reference) < 2:
+        raise DataError(f"traverse: expected at least 2 reference inputs to measure each dimension's spread, "
+                        f"got {len(reference)}")
     condition = _labels(run, labels, len(reference), "traverse")
     mean, logvar = run.encode_all(reference, condition=condition, batch_size=batch_size)  # (N, L) each
     kl = (mean.pow(2) if logvar is None else kl_per_dim(DiagonalGaussian(mean, logvar))).mean(0)  # (L,)
     order = latent_ops.order_by_kl(kl)[: n_dims or len(kl)]
     if center is None:
         origin = mean.mean(0)  # (L,)
+        row_condition = None if condition is None else condition[:1]
     else:
-        first = None if condition is None else condition[:1]
-        origin = run.encode(torch.as_tensor(np.asarray(center)).reshape(1, *run.spec.shape), condition=first).mean[0]
+        if run.model.condition_dim and center_label is None:
+            raise DataError("traverse: this run is conditional and needs the centre input's label (center_label)")
+        row_condition = _labels(run, None if center_label is None else [center_label], 1, "traverse")
+        x = torch.as_tensor(np.asarray(center)).reshape(1, *run.spec.shape)  # (1, *shape)
+        origin = run.encode(x, condition=row_condition).mean[0]  # (L,)
     grid = latent_ops.traversal_grid(origin.cpu(), order, span, steps, latent_ops.latent_std(mean))  # (R, S, L)
     codes = grid.reshape(-1, grid.shape[-1])  # (R * S, L)
-    decoded = run.decode(codes, condition=None if condition is None else condition[:1].expand(len(codes)))
+    decoded = run.decode(codes, condition=None if row_condition is None else row_condition.expand(len(codes)))
     return Traversal(images=decoded, dims=order, values=torch.linspace(-span, span, steps), kl=kl)
 
 

@@ -11,6 +11,7 @@ Gaussian mixture (scikit-learn's EM), sampled with torch so a ``torch.Generator`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,8 @@ class LatentMixture:
         values = np.asarray(torch.as_tensor(codes).detach().cpu(), dtype=np.float64)
         if values.ndim != 2 or len(values) == 0 or not np.isfinite(values).all():
             raise DataError(f"latent codes: expected a finite, non-empty (N, L) array, got shape {values.shape}")
-        if not 1 <= n_components <= len(values):
+        if (isinstance(n_components, bool) or not isinstance(n_components, Integral)
+                or not 1 <= n_components <= len(values)):
             raise ConfigError(f"n_components={n_components}: expected 1..{len(values)} (the number of codes)")
         if len(values) > max_codes:
             values = values[np.random.default_rng(seed).choice(len(values), max_codes, replace=False)]

@@ -28,12 +28,13 @@ def _tsne(codes: np.ndarray, dims: int, seed: int) -> np.ndarray:
 
 
 def _umap(codes: np.ndarray, dims: int, seed: int) -> np.ndarray:
-    """McInnes et al. 2018."""
+    """McInnes et al. 2018; random initialisation for tiny sets, where the spectral one needs N > dims + 1."""
     try:
         import umap
     except ImportError:
         raise ConfigError("--method umap needs the umap extra: pip install 'vaekit[umap]'") from None
-    return umap.UMAP(n_components=dims, random_state=seed).fit_transform(codes)
+    init = "spectral" if len(codes) > dims + 1 else "random"
+    return umap.UMAP(n_components=dims, init=init, random_state=seed).fit_transform(codes)
 
 
 PROJECTIONS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"pca": _pca, "tsne": _tsne, "umap": _umap}

@@ -97,9 +97,17 @@ def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 200
                         f"<p class='note'>Last epoch:</p>{_table(run.history[-1])}")
     metrics_path = Path(run.path or ".") / run_io.METRICS
     if run.path and metrics_path.is_file():
-        metrics = _flatten(json.loads(metrics_path.read_text()))
-        shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
-        sections.append(f"<h2>Metrics</h2>{_table(shown)}")
+        try:
+            tree = json.loads(metrics_path.read_text())
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON
+            tree = None
+        if isinstance(tree, dict):
+            shown = {k: v for k, v in _flatten(tree).items() if not isinstance(v, list)}
+            sections.append(f"<h2>Metrics</h2>{_table(shown)}")
+        else:  # a damaged metrics file loses its section, not the page
+            log.warning("report: metrics skipped (%s is not a JSON object)", metrics_path)
+            sections.append(f"<h2>Metrics</h2><p class='note'>not shown: {html.escape(run_io.METRICS)} is not "
+                            "a JSON object</p>")
     figures = _figures(run, inputs, seed, map_points)
     for title, (tag, note) in figures.items():
         sections.append(f"<h2>{html.escape(title)}</h2>{tag}<p class='note'>{html.escape(note)}</p>")

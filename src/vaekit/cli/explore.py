@@ -37,11 +37,11 @@ def _class(inputs, run, label: str, option: str) -> int:
         raise DataError(f"{option}: these inputs have no labels; pick groups with --from-indices/--to-indices")
     names = list(inputs.class_names or run.spec.class_names or [])
     present = np.unique(inputs.y)
-    if label in names:
+    if label in names and names.index(label) in present:
         return names.index(label)
     if label.lstrip("-").isdigit() and int(label) in present:
         return int(label)
-    shown = ", ".join(names[:12]) if names else ", ".join(str(v) for v in present[:12])
+    shown = ", ".join(names[v] if 0 <= v < len(names) else str(v) for v in present[:12].tolist())
     raise ConfigError(f"{option} {label!r}: expected a class index or name present in the inputs ({shown})")
 
 
@@ -95,7 +95,7 @@ def traverse(
     if center is not None:
         _indices(str(center), len(inputs), "--center")
     result = run_traverse(run, inputs.x, None if center is None else inputs.x[center], dims, span, steps,
-                          labels=labels)
+                          labels=labels, center_label=None if center is None or labels is None else int(labels[center]))
     write_output(run, result.images, out, nrow=steps)
     log.info("rows: latent dimensions %s (mean KL %s nats)", result.dims,
              ", ".join(f"{float(result.kl[d]):.2f}" for d in result.dims))
@@ -117,6 +117,8 @@ def arithmetic(
     out: Path = typer.Option(None, "--out", help="FILE.png or .npy; default RUN/figures/arithmetic.png."),
 ) -> None:
     """Latent arithmetic: move inputs along "mean code of A minus mean code of B", or analogies."""
+    import math
+
     import numpy as np
     import torch
 
@@ -152,7 +154,9 @@ def arithmetic(
     try:
         factors = [float(v) for v in strengths.split(",")]
     except ValueError:
-        raise ConfigError(f"--strengths {strengths!r}: expected comma-separated numbers") from None
+        factors = []
+    if not factors or not all(math.isfinite(v) for v in factors):
+        raise ConfigError(f"--strengths {strengths!r}: expected comma-separated finite numbers")
     chosen = _indices(apply, len(inputs), "--apply")
     images = explore.shift_attribute(run, inputs.x, group_a, group_b, inputs.x[chosen], factors)
     write_output(run, images, out, nrow=len(factors))

@@ -109,9 +109,17 @@ def cluster(
         latent = means[:, active].numpy()
         codes[split] = {"latent": latent, "raw": flat} if baselines else {"latent": latent}
         targets[split] = inputs.y
+    for split, labels in targets.items():  # checked before the table's first line is printed
+        if len(set(labels.tolist())) < 2:
+            raise DataError(f"{data or f'the {split} split'}: cluster scores need at least 2 classes in the "
+                            f"{split} inputs, got {len(set(labels.tolist()))}")
+    if clusters is not None and clusters > len(targets["test"]):
+        raise ConfigError(f"--clusters {clusters}: expected at most the number of inputs clustered, "
+                          f"{len(targets['test'])}")
     if baselines:
         train_flat = codes.get("train", codes["test"])["raw"]
-        fitted = pca_baseline(train_flat, codes["test"]["raw"], run.model.latent_dim, seed)
+        width = min(run.model.latent_dim, *train_flat.shape)  # PCA has at most min(rows, features) components
+        fitted = pca_baseline(train_flat, codes["test"]["raw"], width, seed)
         codes["test"]["pca"] = fitted[1]
         if probe:
             codes["train"]["pca"] = fitted[0]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -74,8 +75,9 @@ class FeatureNetwork:
 def train_classifier(x: Tensor, y: Tensor, n_classes: int, epochs: int = 5, seed: int = 0,
                      batch_size: int = 128, lr: float = 1e-3) -> FeatureClassifier:
     """Fit a :class:`FeatureClassifier` on images (N, C, H, W) in [0, 1] with labels (N,)."""
-    torch.manual_seed(seed)
-    net = FeatureClassifier(x.shape[1], n_classes)
+    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
+        torch.manual_seed(seed)
+        net = FeatureClassifier(x.shape[1], n_classes)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)
     net.train()
@@ -110,7 +112,7 @@ def load_classifier(folder: str | Path) -> tuple[FeatureClassifier, dict]:
         header = json.loads((folder / FEATURES_JSON).read_text())
         net = FeatureClassifier(header["channels"], header["n_classes"], header["width"])
         net.load_state_dict(load_file(str(folder / FEATURES_WEIGHTS)))
-    except (OSError, KeyError, ValueError, RuntimeError) as error:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as error:
         raise DataError(f"feature network {str(folder)!r} is missing or unreadable ({error.__class__.__name__}); "
                         "delete it to train a new one") from None
     return net.eval(), header
@@ -137,7 +139,10 @@ def load_feature_network(path: str | Path) -> FeatureNetwork:
             import onnxruntime
         except ImportError:
             raise ConfigError("an ONNX feature network needs onnxruntime: pip install 'vaekit[onnx]'") from None
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 (onnxruntime's errors share no base class below Exception)
+            raise DataError(f"feature network {str(path)!r} is not a readable ONNX model") from None
         name = session.get_inputs()[0].name
 
         def run_onnx(images: Tensor) -> Tensor:

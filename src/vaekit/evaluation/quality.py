@@ -88,7 +88,8 @@ def kernel_inception_distance(
     real : (N, D) features of real data, N >= 2.
     fake : (M, D) features of generated samples, M >= 2.
     subsets : number of subset pairs (100 in the reference implementation).
-    subset_size : m, clipped to ``min(N, M)`` (1000 in the reference implementation).
+    subset_size : m, at least 2 (the within-set sums need two points), clipped to ``min(N, M)`` (1000 in
+        the reference implementation).
     seed : seeds the subset draws.
 
     Returns
@@ -97,6 +98,8 @@ def kernel_inception_distance(
     """
     real, fake = _check_pair(real, fake)
     _check_positive(subsets=subsets, subset_size=subset_size)
+    if subset_size < 2:
+        raise ConfigError(f"subset_size must be at least 2 (the estimate divides by m(m-1)), got {subset_size!r}")
     size = min(subset_size, len(real), len(fake))
     dim = real.shape[1]
     rng = np.random.default_rng(seed)
@@ -212,7 +215,11 @@ def _as_features(name: str, values: Features) -> np.ndarray:
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or int(value) != value or value < 1:
+        try:
+            whole = int(value) == value
+        except (TypeError, ValueError, OverflowError):  # None, a string, NaN or inf
+            whole = False
+        if isinstance(value, bool) or not whole or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
