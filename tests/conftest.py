@@ -1,4 +1,5 @@
-"""Shared test set-up: one CPU thread, and tiny image data written once per session."""
+"""Shared test set-up: one CPU thread, tiny image data written once per session, and one small
+VAE trained on the bundled digits that several modules read (never change it)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,19 @@ def digits16_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "digits16.npz"
     np.savez(path, x=x, y=y)
     return path
+
+
+# A digits VAE big enough to restore and score sensibly: one hidden layer of 128, 8 latents.
+DIGITS_VAE = ["data.source=digits", "model.hidden=[128]", "model.latent_dim=8", "train.batch_size=64",
+              "train.device=cpu", "train.progress=false", "eval.enabled=false"]
+
+
+@pytest.fixture(scope="session")
+def digits_vae(tmp_path_factory: pytest.TempPathFactory):
+    """A VAE trained 40 epochs on digits (about 2 s), once per session. Read it; never train it further."""
+    import vaekit
+    from vaekit.config import resolve_config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAEKIT_DATA", str(tmp_path_factory.mktemp("vaekit-data")))
+        return vaekit.train(resolve_config(preset="vae", overrides=[*DIGITS_VAE, "train.epochs=40"]))

@@ -37,6 +37,9 @@ class DataConfig(_Section):
     grayscale: bool | None = None  # force 1 channel (True) or 3 (False) for a folder of images
     label_column: str | None = None  # the CSV column that holds labels (not a feature)
     max_samples: int | None = Field(None, gt=0)  # keep only this many training samples
+    # Train (and validate) on these classes only, by index or name: a one-class model for anomaly
+    # detection. The test split keeps every class, so the others can be scored as anomalies.
+    classes: list[int | str] | None = None
     # "auto": hold the whole split as one tensor on the device (fast path) when it fits.
     in_memory: Literal["auto", "yes", "no"] = "auto"
     num_workers: int = Field(0, ge=0)  # DataLoader workers on the streaming path

@@ -3,8 +3,10 @@ folder that every test may read but none may change."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +15,11 @@ import torch
 from cli_support import SUBPROCESS_TIMEOUT, TINY, TRAIN_TINY, cli_env, vaekit_command
 from typer.testing import CliRunner, Result
 
+import vaekit
 from vaekit.cli import app
+from vaekit.cli.common import run_app
+from vaekit.data.loaders import prepare_data
+from vaekit.data.sources import RawData
 
 torch.set_num_threads(1)
 
@@ -74,3 +80,37 @@ def cvae_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
 def run_copy(pristine_run: Path, tmp_path: Path) -> Path:
     """A private copy of the trained run, for commands that write into the run folder."""
     return Path(shutil.copytree(pristine_run, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def held_out(pristine_run: Path) -> RawData:
+    """The run's own test split (labelled digits): what every command reads without --data."""
+    return prepare_data(vaekit.load(pristine_run).config.data).test
+
+
+@pytest.fixture
+def run_main(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``vaekit ARGS`` in-process as ``python -m vaekit`` does; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["vaekit", *(str(a) for a in args)])
+        capsys.readouterr()
+        root = logging.getLogger()
+        handler, level = logging.StreamHandler(sys.stderr), root.level  # as vaekit.cli.main() logs
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            run_app(app)
+        except SystemExit as stop:
+            code = stop.code
+        else:
+            code = 0
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

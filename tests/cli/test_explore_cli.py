@@ -15,10 +15,8 @@ import base64
 import csv
 import io
 import json
-import logging
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,6 @@ from typer.testing import CliRunner
 import vaekit
 from vaekit import io as run_io
 from vaekit.cli import app
-from vaekit.cli.common import run_app
 from vaekit.config import resolve_config
 from vaekit.data.loaders import prepare_data
 from vaekit.data.sources import RawData
@@ -41,38 +38,6 @@ LATENT_DIM = 4  # TINY sets model.latent_dim=4
 CLASSES = 10  # digits
 
 
-@pytest.fixture(scope="module")
-def held_out(pristine_run: Path) -> RawData:
-    """The run's own test split (labelled digits): what every command reads without --data."""
-    return prepare_data(vaekit.load(pristine_run).config.data).test
-
-
-@pytest.fixture
-def run_main(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run ``vaekit ARGS`` in-process as ``python -m vaekit`` does; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))
-
-    def run(*args: str | Path) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["vaekit", *(str(a) for a in args)])
-        capsys.readouterr()
-        root = logging.getLogger()
-        handler, level = logging.StreamHandler(sys.stderr), root.level  # as vaekit.cli.main() logs
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        try:
-            run_app(app)
-        except SystemExit as stop:
-            code = stop.code
-        else:
-            code = 0
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def load_picture(path: Path, kind: str = "PNG") -> Image.Image:

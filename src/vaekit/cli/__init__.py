@@ -12,6 +12,7 @@ import sys
 import typer
 
 from vaekit.cli import common
+from vaekit.cli.anomaly import anomaly
 from vaekit.cli.data_commands import datasets, presets
 from vaekit.cli.evaluate import evaluate
 from vaekit.cli.explore import arithmetic, interpolate, swap, traverse
@@ -21,6 +22,7 @@ from vaekit.cli.info import info
 from vaekit.cli.latent import encode, reconstruct
 from vaekit.cli.maps import cluster, embed
 from vaekit.cli.report import report
+from vaekit.cli.restore import restore
 from vaekit.cli.train import train
 
 app = typer.Typer(
@@ -42,7 +44,7 @@ def _options(context: typer.Context,
 
 
 for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                evaluate, report, info, datasets, presets, export):
+                anomaly, restore, evaluate, report, info, datasets, presets, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from vaekit.config import DataConfig
 from vaekit.data.sources import RawData, load_source
 from vaekit.data.spec import DataSpec
+from vaekit.errors import DataError
 
 Batch = dict[str, Tensor]
 
@@ -40,6 +41,27 @@ def _split(data: RawData, fraction: float, rng: np.random.Generator) -> tuple[Ra
     return data.subset(np.sort(order[n_out:])), data.subset(np.sort(order[:n_out]))
 
 
+def class_indices(data: RawData, classes: list[int | str], option: str = "data.classes") -> list[int]:
+    """Class indices for a list of indices or names, checked against the data's labels."""
+    if data.y is None:
+        raise DataError(f"{option}: the data have no labels to pick classes by")
+    names = list(data.class_names or [])
+    n_classes = max(len(names), int(data.y.max()) + 1)
+    picked = []
+    for item in classes:
+        if isinstance(item, str) and item in names:
+            picked.append(names.index(item))
+        elif str(item).lstrip("-").isdigit() and 0 <= int(item) < n_classes:
+            picked.append(int(item))
+        else:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            raise DataError(f"{option}: unknown class {item!r}; expected an index 0..{n_classes - 1}"
+                            + (f" or a name ({shown})" if names else ""))
+    if not picked:
+        raise DataError(f"{option}: expected at least one class")
+    return picked
+
+
 def prepare_data(config: DataConfig) -> PreparedData:
     """Load the source, split it with a seeded generator, and fit the spec on the training split."""
     splits = load_source(config)
@@ -47,6 +69,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
     train, test = splits.train, splits.test
     if test is None:
         train, test = _split(train, config.test_fraction, rng)
+    if config.classes is not None:
+        train = train.subset(np.flatnonzero(np.isin(train.y, class_indices(train, config.classes))))
     train, val = _split(train, config.val_fraction, rng)
     if config.max_samples is not None and config.max_samples < len(train):
         train = train.subset(np.sort(rng.permutation(len(train))[: config.max_samples]))

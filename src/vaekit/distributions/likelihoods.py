@@ -51,6 +51,20 @@ class _EventDistribution(Distribution):
         split = param.ndim - event_ndim
         super().__init__(param.shape[:split], param.shape[split:], validate_args=False)
 
+    def log_prob_elements(self, x: Tensor) -> Tensor:
+        """log p of each value of x, not summed over the event: (*batch, *event)."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """log p(x) per sample; with a boolean ``mask`` (broadcastable to x) only the values where it
+        is True count: the observed part of a partly missing sample (x may hold anything, NaN
+        included, where the mask is False)."""
+        if mask is None:
+            return _sum_event(self.log_prob_elements(x), self.event_ndim)
+        # A stand-in for the missing values first: NaN there would give NaN gradients through where.
+        values = self.log_prob_elements(torch.where(mask, x, x.new_zeros(())))
+        return _sum_event(torch.where(mask, values, values.new_zeros(())), self.event_ndim)
+
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError
 
@@ -66,9 +80,8 @@ class Bernoulli(_EventDistribution):
     def mean(self) -> Tensor:
         return torch.sigmoid(self.logits)
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        bce = F.binary_cross_entropy_with_logits(self.logits, x.expand_as(self.logits), reduction="none")
-        return -_sum_event(bce, self.event_ndim)
+    def log_prob_elements(self, x: Tensor) -> Tensor:
+        return -F.binary_cross_entropy_with_logits(self.logits, x.expand_as(self.logits), reduction="none")
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         probs = self.mean.expand(torch.Size(sample_shape) + self.logits.shape)
@@ -87,8 +100,8 @@ class ContinuousBernoulli(_EventDistribution):
     def mean(self) -> Tensor:
         return self._torch.mean
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        return _sum_event(self._torch.log_prob(x.expand_as(self.logits)), self.event_ndim)
+    def log_prob_elements(self, x: Tensor) -> Tensor:
+        return self._torch.log_prob(x.expand_as(self.logits))
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         shape = torch.Size(sample_shape) + self.logits.shape
@@ -140,10 +153,9 @@ class _LocationScale(_EventDistribution):
 class Gaussian(_LocationScale):
     """Independent N(mu, sigma^2) per value; sigma is a tensor (learned) or a fixed float."""
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob_elements(self, x: Tensor) -> Tensor:
         z = (x - self.loc) * self._inv_scale()
-        values = -0.5 * z.square() - self.log_scale - HALF_LOG_2PI
-        return _sum_event(values, self.event_ndim)
+        return -0.5 * z.square() - self.log_scale - HALF_LOG_2PI
 
     def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         return randn(shape, self.loc, generator)
@@ -152,9 +164,8 @@ class Gaussian(_LocationScale):
 class Laplace(_LocationScale):
     """Independent Laplace(mu, b) per value: density exp(-|x - mu| / b) / (2b), an L1 reconstruction loss."""
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        values = -(x - self.loc).abs() * self._inv_scale() - self.log_scale - LOG_2
-        return _sum_event(values, self.event_ndim)
+    def log_prob_elements(self, x: Tensor) -> Tensor:
+        return -(x - self.loc).abs() * self._inv_scale() - self.log_scale - LOG_2
 
     def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         u = _open_uniform(shape, self.loc, generator)
@@ -191,7 +202,7 @@ class DiscretizedLogistic(_LocationScale):
     def mean(self) -> Tensor:
         return self.loc.clamp(0.0, 1.0)
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob_elements(self, x: Tensor) -> Tensor:
         top = self.n_levels - 1
         level = (x * top).round().clamp(0, top)  # the nearest level's index: robust to x = k / 255 rounding
         half_width = 0.5 / top
@@ -203,8 +214,7 @@ class DiscretizedLogistic(_LocationScale):
         log_sf_lower = -F.softplus(lower)  # log P(X > lower edge): the highest level's mass
         log_width = -math.log(top) - self.log_scale  # log((upper - lower) in standard units)
         log_bin = log_cdf_upper + log_sf_lower + _log1mexp(log_width)
-        values = torch.where(level == 0, log_cdf_upper, torch.where(level == top, log_sf_lower, log_bin))
-        return _sum_event(values, self.event_ndim)
+        return torch.where(level == 0, log_cdf_upper, torch.where(level == top, log_sf_lower, log_bin))
 
     def _standard_noise(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         u = _open_uniform(shape, self.loc, generator)
@@ -240,12 +250,11 @@ class Categorical(_EventDistribution):
     def mode(self) -> Tensor:
         return self._values()[self.logits.argmax(-1)]
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob_elements(self, x: Tensor) -> Tensor:
         k = self.logits.shape[-1]
         index = (x * (k - 1)).round() if self.unit_levels else x
         index = index.long().clamp(0, k - 1).expand(self.logits.shape[:-1])
-        log_p = torch.log_softmax(self.logits, -1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
-        return _sum_event(log_p, self.event_ndim)
+        return torch.log_softmax(self.logits, -1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         probs = torch.softmax(self.logits, -1).expand(torch.Size(sample_shape) + self.logits.shape)

@@ -17,9 +17,71 @@ from vaekit.registry import Registry
 LOG_2PI = math.log(2 * math.pi)
 
 
-def randn(shape: torch.Size | tuple, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def _as_int64(value: int) -> int:
+    """An unsigned 64-bit constant as the signed int64 with the same bits."""
+    return value - 2**64 if value >= 2**63 else value
+
+
+_GOLDEN = _as_int64(0x9E3779B97F4A7C15)
+_MIX_1 = _as_int64(0xBF58476D1CE4E5B9)
+_MIX_2 = _as_int64(0x94D049BB133111EB)
+
+
+def _shift_right(z: Tensor, bits: int) -> Tensor:
+    """Logical right shift of int64 bit patterns (torch's ``>>`` is arithmetic)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _splitmix64(z: Tensor) -> Tensor:
+    """The splitmix64 finaliser (Steele et al. 2014) on int64 tensors; products wrap modulo 2^64."""
+    z = z + _GOLDEN
+    z = (z ^ _shift_right(z, 30)) * _MIX_1
+    z = (z ^ _shift_right(z, 27)) * _MIX_2
+    return z ^ _shift_right(z, 31)
+
+
+class KeyedNoise:
+    """Standard normal noise keyed per item: per-sample seeds, so a score never depends on the batch.
+
+    Pass it where a ``generator`` goes. Item b's draws are a hash of (seed, ``keys[b]``, the draw's
+    number, the position within the item), so they are the same whichever items share its batch,
+    in what order, on CPU or GPU: a counter-based generator in the spirit of Philox (Salmon et al.
+    2011), vectorised with int64 arithmetic and Box-Muller. The batch axis of a requested shape is
+    the one before the last (``(B, L)`` or ``(S, B, L)``, as posteriors draw). Draws are counted, so
+    successive draws (the layers of a hierarchical model) differ; the same sequence of calls
+    reproduces the same noise.
+    """
+
+    def __init__(self, keys: Tensor, seed: int = 0) -> None:
+        self.keys = torch.as_tensor(keys).long().reshape(-1)  # (B,)
+        self.seed = int(seed)
+        self.draws = 0
+
+    def normal(self, shape: torch.Size | tuple, like: Tensor) -> Tensor:
+        shape = torch.Size(shape)
+        if len(shape) < 2 or shape[-2] != len(self.keys):
+            raise ValueError(f"keyed noise for {len(self.keys)} items cannot fill shape {tuple(shape)}")
+        lead, width = shape[:-2], shape[-1]
+        per_item = math.prod(lead) * width
+        keys = self.keys.to(like.device)
+        stream = _splitmix64(torch.tensor([self.seed, self.draws], dtype=torch.long, device=like.device))
+        self.draws += 1
+        item = _splitmix64(keys ^ stream[0]) + stream[1]  # (B,)
+        position = torch.arange(per_item, device=like.device).view(*lead, 1, width)  # (*S, 1, L)
+        bits = _splitmix64(_splitmix64(item.unsqueeze(-1) + position * _GOLDEN))  # (*S, B, L)
+        scale = 2.0**-24  # two 24-bit uniforms in (0, 1) from one 64-bit hash
+        u1 = (_shift_right(bits, 40).float() + 0.5) * scale
+        u2 = (((bits >> 8) & 0xFFFFFF).float() + 0.5) * scale
+        z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        return z.to(like.dtype)
+
+
+def randn(shape: torch.Size | tuple, like: Tensor, generator: torch.Generator | KeyedNoise | None = None) -> Tensor:
     """Standard normal noise with ``like``'s dtype and device. Without a generator it calls plain
-    ``torch.randn``, which torch.compile traces with dynamic batch sizes (the generator overload fails)."""
+    ``torch.randn``, which torch.compile traces with dynamic batch sizes (the generator overload fails).
+    A :class:`KeyedNoise` gives per-item noise."""
+    if isinstance(generator, KeyedNoise):
+        return generator.normal(shape, like)
     if generator is None:
         return torch.randn(shape, dtype=like.dtype, device=like.device)
     return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)

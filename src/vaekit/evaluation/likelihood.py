@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from vaekit.distributions.posteriors import KeyedNoise
 from vaekit.models.vae import VAE
 
 # Elements (k_chunk x batch x data values) evaluated at once by the importance sampler.
@@ -20,11 +21,13 @@ CHUNK_ELEMENTS = 2**23
 
 
 @torch.no_grad()
-def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | None = None,
-                qz: Distribution | None = None, condition: Tensor | None = None) -> Tensor:
-    """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B). Pass ``qz`` if already known."""
-    per_draw = max(1, x[0].numel() * x.shape[0] * model.likelihood.n_params)
-    chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
+def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | KeyedNoise | None = None,
+                qz: Distribution | None = None, condition: Tensor | None = None, chunk: int | None = None) -> Tensor:
+    """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B). Pass ``qz`` if already known;
+    ``chunk`` draws per forward pass (default: as many as fit in ``CHUNK_ELEMENTS``)."""
+    if chunk is None:
+        per_draw = max(1, x[0].numel() * x.shape[0] * model.likelihood.n_params)
+        chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
     parts = []
     for start in range(0, k, chunk):
         n = min(chunk, k - start)
