@@ -17,7 +17,9 @@ Methods, each starting from the encoder (z0 = the posterior mean of an initial g
   the proposal. Same averaging.
 - ``importance`` (masks): E[x_miss | x_obs] by self-normalised importance sampling with q(z | x~) as
   the proposal and weights p(x_obs | z) p(z) / q(z | x~) (the MIWAE imputation of Mattei & Frellsen
-  2019, which the tabular imputer reuses).
+  2019, which the tabular imputer reuses). x~ is first refined by ``steps`` pseudo-Gibbs iterations:
+  from the prior-filled input alone the proposal is too far from the posterior for k = 100 draws
+  (Fashion-MNIST half masks: 11.3 dB, against 13.8 dB refined).
 - ``optimize`` (any operator): the MAP code, argmax_z log p(y | z) + log p(z), by Adam from z0; the
   estimate is E[x | z*]. For noise and downsampling, log p(y | z) is a Gaussian around A(E[x | z])
   (Bora et al. 2017's compressed sensing with a generative model, with the prior term). After
@@ -338,7 +340,8 @@ def restore(model: VAE, y: Tensor, operator: Operator, method: str = "auto", *, 
         else:
             with torch.no_grad():
                 if method == "importance":
-                    estimate = _importance(model, batch, op, guess, k, generator, c)
+                    refined = op.finalize(batch, _chain(model, batch, op, guess, steps, generator, c, False))
+                    estimate = _importance(model, batch, op, refined, k, generator, c)
                 else:
                     estimate = _chain(model, batch, op, guess, steps, generator, c, method == "mwg")
         parts.append(op.finalize(batch, estimate.detach()).cpu())
