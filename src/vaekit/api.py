@@ -19,6 +19,7 @@ from torch.distributions import Distribution
 from vaekit import io
 from vaekit.config import RunConfig
 from vaekit.data.loaders import make_batches, prepare_data, to_tensors
+from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
@@ -165,8 +166,10 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     return callbacks
 
 
-def train(config: RunConfig, out: str | Path | None = None) -> Run:
+def train(config: RunConfig, out: str | Path | None = None, data: RawData | None = None) -> Run:
     """Train ``config``; with ``out``, write the run folder there (which must not exist yet).
+    ``data`` trains on samples in memory instead of ``config.data.source`` (split and scaled as the
+    config says; the scikit-learn estimators use it).
 
     Under torchrun every rank calls this; the model is wrapped in DDP, the data sharded per rank,
     and rank 0 writes the folder.
@@ -176,7 +179,7 @@ def train(config: RunConfig, out: str | Path | None = None) -> Run:
     if trained:  # a folder whose run failed before its first checkpoint may be trained into again
         raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
                              "or choose another --out")
-    return _fit(config, folder, resume=False)
+    return _fit(config, folder, resume=False, raw=data)
 
 
 def resume(out: str | Path, epochs: int | None = None) -> Run:
@@ -194,7 +197,7 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
     return _fit(config, folder, resume=True)
 
 
-def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
+def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None = None) -> Run:
     context = context_from_env()
     device = select_device(config.train.device, context)
     if config.train.threads:
@@ -202,7 +205,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool) -> Run:
     init_process_group(context, device)
     if not context.is_main:
         context.barrier()  # rank 0 loads (and, if needed, downloads) the data first
-    data = prepare_data(config.data)
+    data = prepare_data(config.data, raw=raw)
     if context.is_main:
         context.barrier()
     if resume:

@@ -60,11 +60,16 @@ def test_standardize_images_per_channel() -> None:
     torch.testing.assert_close(spec.inverse(scaled), torch.from_numpy(x).float(), atol=1e-4, rtol=1e-5)
 
 
-def test_tables_are_left_alone_by_default() -> None:
+def test_table_columns_are_standardised_by_default_and_left_alone_with_scale_none() -> None:
     raw = float_table()
     spec = DataSpec.fit(raw, DataConfig(scale="auto"))
-    assert spec.scale == "none"
-    torch.testing.assert_close(spec.transform(raw.x), torch.from_numpy(raw.x).float())
+    assert [c.kind for c in spec.columns] == ["continuous"] * raw.x.shape[1]
+    scaled = spec.transform(raw.x).double()
+    torch.testing.assert_close(scaled.mean(0), torch.zeros(raw.x.shape[1], dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(spec.inverse(spec.transform(raw.x)), torch.from_numpy(raw.x).float(), atol=1e-5,
+                               rtol=1e-5)
+    plain = DataSpec.fit(raw, DataConfig(scale="none"))
+    torch.testing.assert_close(plain.transform(raw.x), torch.from_numpy(raw.x).float())
 
 
 def test_shape_mismatch_names_both_shapes() -> None:
@@ -76,21 +81,36 @@ def test_shape_mismatch_names_both_shapes() -> None:
 
 
 @pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "tensor"])
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_input_is_a_data_error(as_tensor: bool, bad: float) -> None:
+def test_a_missing_table_value_stays_missing_and_infinity_is_a_data_error(as_tensor: bool) -> None:
     spec = DataSpec.fit(float_table(), DataConfig())
     x = float_table(4, seed=3).x
-    x[2, 1] = bad
-    with pytest.raises(DataError, match="NaN or infinite"):
+    x[2, 1] = np.nan
+    scaled = spec.transform(torch.from_numpy(x) if as_tensor else x)
+    assert torch.isnan(scaled[2, 1]) and torch.isfinite(scaled[[0, 1, 3]]).all()
+    x[2, 1] = np.inf
+    with pytest.raises(DataError, match="infinite"):
         spec.transform(torch.from_numpy(x) if as_tensor else x)
 
 
-def test_non_numeric_input_is_a_data_error() -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_images_are_a_data_error(bad: float) -> None:
+    spec = DataSpec.fit(uint8_images(), DataConfig())
+    x = uint8_images().x.astype(np.float32)
+    x[0, 0, 1, 1] = bad
+    with pytest.raises(DataError, match="NaN or infinite"):
+        spec.transform(x)
+
+
+def test_text_in_a_numeric_column_is_a_data_error_and_text_columns_are_categorical() -> None:
     spec = DataSpec.fit(float_table(), DataConfig())
-    with pytest.raises(DataError, match="numeric"):
-        spec.transform(np.array([["a", "b", "c"]]))
-    with pytest.raises(DataError, match="numeric"):
-        DataSpec.fit(RawData(x=np.array([["a", "b"]], dtype=object), kind="table"), DataConfig())
+    width = len(spec.columns)
+    with pytest.raises(DataError, match="column 'x0'.*not a number"):
+        spec.transform(np.array([["a"] * width], dtype=object))
+    text = DataSpec.fit(RawData(x=np.array([["a", "b"], ["c", "b"], ["e", "d"]], dtype=object), kind="table"),
+                        DataConfig())
+    assert [c.kind for c in text.columns] == ["categorical", "binary"]
+    with pytest.raises(DataError, match="unknown category 'z'"):
+        text.transform(np.array([["z", "b"]], dtype=object))
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli"])
@@ -112,9 +132,9 @@ def test_bernoulli_is_accepted_once_scaled_to_unit() -> None:
 def test_default_likelihood_follows_the_value_range() -> None:
     assert DataSpec.fit(uint8_images(), DataConfig()).default_likelihood() == "bernoulli"
     assert DataSpec.fit(uint8_images(), DataConfig(scale="none")).default_likelihood() == "gaussian"
-    assert DataSpec.fit(float_table(), DataConfig(scale="standardize")).default_likelihood() == "gaussian"
+    assert DataSpec.fit(float_table(), DataConfig(scale="standardize")).default_likelihood() == "table"
     unit_table = RawData(x=np.random.default_rng(0).uniform(size=(10, 4)), kind="table")
-    assert DataSpec.fit(unit_table, DataConfig()).default_likelihood() == "bernoulli"
+    assert DataSpec.fit(unit_table, DataConfig()).default_likelihood() == "table"
 
 
 def test_levels_are_recorded_for_integer_images() -> None:

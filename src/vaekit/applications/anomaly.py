@@ -10,8 +10,8 @@ Three scores, higher = more anomalous, each a number the model already defines:
   reconstruction probability; the KL term adds how unusual the code is).
 - ``nll``: the importance-sampled -log p(x) from the same k draws (Burda et al. 2016, eq. 12).
 
-The draws of each sample come from :class:`~vaekit.distributions.posteriors.KeyedNoise` keyed by the
-sample's index, and the k draws are split into the same chunks whatever the batch, so a sample's
+The draws of each sample come from :class:`~vaekit.distributions.posteriors.KeyedNoise` keyed by a
+hash of the sample's values, and the k draws are split into the same chunks whatever the batch, so a sample's
 score does not depend on which other samples are scored with it, in what order, or in what batches.
 
 A threshold turns scores into flags: the top ``contamination`` fraction of the scored data, or a
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise
+from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise, content_keys
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.likelihood import CHUNK_ELEMENTS, log_weights
 from vaekit.files import atomic_write_bytes, atomic_write_json
@@ -64,13 +64,13 @@ def score_samples(model: VAE, x: Tensor, score: str = "nll", k: int = 100, seed:
     k : importance samples for "elbo" and "nll".
     seed : with ``keys``, fixes every draw.
     condition : labels (N,) or condition vectors (N, C) for a conditional model.
-    keys : one integer per sample that seeds its draws (default: its index 0..N-1). Pass the
-        samples' indices in a larger set to score a subset exactly as in the whole.
+    keys : one integer per sample that seeds its draws (default: a hash of the sample's values,
+        so a score depends on the sample alone, not on its position or its batch).
     """
     check_score(score, k)
     model.eval()
     n = len(x)
-    keys = torch.arange(n) if keys is None else torch.as_tensor(keys).long()
+    keys = content_keys(x) if keys is None else torch.as_tensor(keys).long()
     if len(keys) != n:
         raise DataError(f"keys: expected one per sample ({n}), got {len(keys)}")
     device = next(model.parameters()).device

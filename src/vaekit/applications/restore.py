@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution
 
-from vaekit.distributions.posteriors import DiagonalGaussian
+from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise
 from vaekit.errors import ConfigError, DataError
 from vaekit.models.vae import VAE
 
@@ -220,18 +220,57 @@ def parse_mask(text: str, shape: tuple[int, ...], n: int, seed: int = 0) -> Mask
 
 def _prior_fill(model: VAE, condition: Tensor | None, n: int) -> Tensor:
     """E[x | z = 0]: the model's 'average' input, the first guess for what is not observed."""
-    z = torch.zeros(n, model.latent_dim, device=next(model.parameters()).device)
+    weight = next(model.parameters())
+    z = torch.zeros(n, model.latent_dim, device=weight.device, dtype=weight.dtype)
     return model.decode(z, condition).mean
+
+
+class Average:
+    """A (weighted) average of E[x | z] over draws of z, for point estimates of what is missing.
+
+    A categorical table column is averaged as probabilities and ends as the most probable
+    category (averaging category codes would be meaningless); everything else is averaged as is.
+    Weights are given as logs and self-normalised (importance sampling); without them, plain mean.
+    """
+
+    def __init__(self) -> None:
+        self.log_total: Tensor | None = None
+        self.mean: Tensor | None = None
+        self.probs: list[tuple[int, Tensor]] = []
+
+    def add(self, px: Distribution, log_weight: Tensor | None = None) -> None:
+        mean = px.mean
+        probs = px.category_probs() if hasattr(px, "category_probs") else []
+        log_weight = torch.zeros(mean.shape[0], device=mean.device) if log_weight is None else log_weight
+        if self.mean is None:
+            self.log_total, self.mean, self.probs = log_weight, mean, probs
+            return
+        total = torch.logaddexp(self.log_total, log_weight)
+        old, new = torch.exp(self.log_total - total), torch.exp(log_weight - total)  # (B,)
+
+        def mix(a: Tensor, b: Tensor) -> Tensor:
+            shape = (-1,) + (1,) * (a.ndim - 1)
+            return a * old.view(shape) + b * new.view(shape)
+
+        self.mean = mix(self.mean, mean)
+        self.probs = [(j, mix(p_old, p_new)) for (j, p_old), (_, p_new) in zip(self.probs, probs, strict=True)]
+        self.log_total = total
+
+    def result(self) -> Tensor:
+        out = self.mean.clone()
+        for j, probs in self.probs:
+            out[:, j] = probs.argmax(-1).to(out.dtype)
+        return out
 
 
 def _chain(model: VAE, y: Tensor, mask: Mask, start: Tensor, steps: int, generator: torch.Generator,
            condition: Tensor | None, metropolis: bool) -> Tensor:
     """Pseudo-Gibbs (or, with ``metropolis``, Metropolis-within-Gibbs) over (z, x_miss); returns
-    the mean of E[x | z_t] over the chain's second half."""
+    the average of E[x | z_t] over the chain's second half."""
     observed = mask.observed.to(y.device)
     filled = start
     z = None
-    total, counted = torch.zeros_like(y), 0
+    average = Average()
     prior = model.prior_distribution()
     for step in range(steps):
         qz = model.encode(filled, condition)
@@ -254,30 +293,29 @@ def _chain(model: VAE, y: Tensor, mask: Mask, start: Tensor, steps: int, generat
             draw = px.mean
         filled = torch.where(observed, y, draw)
         if step >= steps // 2:
-            total += px.mean
-            counted += 1
-    return total / max(counted, 1)
+            average.add(px)
+    return average.result()
+
+
+def importance_draws(model: VAE, y: Tensor, mask: Mask, start: Tensor, k: int,
+                     generator: torch.Generator | KeyedNoise, condition: Tensor | None):
+    """k draws z_i ~ q(z | x~) with their log importance weights log p(x_obs | z_i) + log p(z_i)
+    - log q(z_i | x~), one at a time (memory of one forward pass): yields (log_w (B,), z_i, p(x | z_i))."""
+    qz = model.encode(start, condition)
+    prior = model.prior_distribution()
+    for _ in range(k):
+        z = qz.rsample(generator=generator)
+        px = model.decode(z, condition)
+        yield mask.log_likelihood(y, px) + prior.log_prob(z) - qz.log_prob(z), z, px
 
 
 def _importance(model: VAE, y: Tensor, mask: Mask, start: Tensor, k: int, generator: torch.Generator,
                 condition: Tensor | None) -> Tensor:
     """E[x | x_obs] ~ sum_i w_i E[x | z_i], w_i ∝ p(x_obs | z_i) p(z_i) / q(z_i | x~)."""
-    qz = model.encode(start, condition)
-    prior = model.prior_distribution()
-    estimate, log_total = None, None
-    for _ in range(k):  # one draw at a time: memory stays that of one forward pass
-        z = qz.rsample(generator=generator)
-        px = model.decode(z, condition)
-        log_w = mask.log_likelihood(y, px) + prior.log_prob(z) - qz.log_prob(z)  # (B,)
-        shape = (-1,) + (1,) * (y.ndim - 1)
-        if estimate is None:
-            estimate, log_total = px.mean, log_w
-            continue
-        new_total = torch.logaddexp(log_total, log_w)
-        estimate = (estimate * torch.exp(log_total - new_total).view(shape)
-                    + px.mean * torch.exp(log_w - new_total).view(shape))
-        log_total = new_total
-    return estimate
+    average = Average()
+    for log_w, _, px in importance_draws(model, y, mask, start, k, generator, condition):
+        average.add(px, log_w)
+    return average.result()
 
 
 def _optimize(model: VAE, y: Tensor, operator: Operator, start: Tensor, steps: int, lr: float,

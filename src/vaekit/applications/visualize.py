@@ -84,6 +84,15 @@ def save_array(values: Tensor | np.ndarray, path: str | Path, header: list[str] 
     suffix = path.suffix.lower()
     if suffix == ".npy":
         np.save(buffer, array, allow_pickle=False)
+    elif suffix == ".csv" and array.dtype == object:  # a table with text (category) columns
+        import csv
+
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header or [f"v{i}" for i in range(array.shape[1])])
+        writer.writerows([["" if _blank(v) else (f"{v:.7g}" if isinstance(v, float) else v) for v in row]
+                          for row in array])
+        buffer.write(text.getvalue().encode())
     elif suffix == ".csv":
         flat = array.reshape(len(array), -1)
         names = header or [f"v{i}" for i in range(flat.shape[1])]
@@ -91,6 +100,10 @@ def save_array(values: Tensor | np.ndarray, path: str | Path, header: list[str] 
     else:
         raise DataError(f"output {str(path)!r}: expected a .npy or .csv file")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def save_history_plot(history: list[dict[str, float]], path: str | Path) -> Path:

@@ -18,6 +18,7 @@ from vaekit.cli.evaluate import evaluate
 from vaekit.cli.explore import arithmetic, interpolate, swap, traverse
 from vaekit.cli.export import export
 from vaekit.cli.generate import decode, sample
+from vaekit.cli.impute import impute
 from vaekit.cli.info import info
 from vaekit.cli.latent import encode, reconstruct
 from vaekit.cli.maps import cluster, embed
@@ -44,7 +45,7 @@ def _options(context: typer.Context,
 
 
 for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                anomaly, restore, evaluate, report, info, datasets, presets, export):
+                anomaly, restore, impute, evaluate, report, info, datasets, presets, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

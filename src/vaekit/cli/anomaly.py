@@ -74,7 +74,7 @@ def anomaly(
     figure: Path = typer.Option(None, "--figure", help="PNG of the most and least anomalous images "
                                 "(default: FILE.png beside the CSV; images only)."),
     split: str = typer.Option("test", "--split", help="train, test or all, for a named dataset."),
-    seed: int = typer.Option(0, "--seed", help="Seeds each input's draws (by its index)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the draws (each input's own, keyed by its values)."),
 ) -> None:
     """Score inputs for anomaly; write a ranked CSV, flag by a threshold saved with the run."""
     import numpy as np

@@ -117,7 +117,9 @@ def write_output(run, values, out: Path, nrow: int | None = None) -> None:
     from vaekit.applications.visualize import save_array, save_gif, save_images
 
     suffix = out.suffix.lower()
-    if suffix == ".png":
+    if suffix == ".csv" and run.spec.columns is not None:  # a table: its column names and categories
+        save_array(run.spec.to_table(values, model_space=False), out, header=run.spec.feature_names)
+    elif suffix == ".png":
         save_images(run.spec, values, out, nrow=nrow)
     elif suffix == ".gif":
         save_gif(run.spec, values, out)

@@ -22,11 +22,15 @@ def reconstruct(
     """Reconstruct inputs: originals beside their reconstructions."""
     import torch
 
-    from vaekit.applications.visualize import save_array, save_images
+    from vaekit.applications.visualize import save_images
+    from vaekit.cli.common import write_output
+    from vaekit.errors import DataError
 
     run = load_run(run_dir)
     out = figure_path(run, out, "reconstructions.png")
     check_suffix(out, (".png", ".npy", ".csv"))
+    if out.suffix.lower() == ".png" and run.spec.kind != "image":
+        raise DataError(f"--out {str(out)!r}: this model's data are tables, not images; write .csv or .npy")
     inputs = load_inputs(run, data, "test")
     x = inputs.x[:n]
     labels = labels_of(run, inputs, data or "test split")
@@ -37,7 +41,8 @@ def reconstruct(
         rows = [torch.cat([original[i : i + nrow], recon[i : i + nrow].cpu()]) for i in range(0, len(x), nrow)]
         save_images(run.spec, torch.cat(rows), out, nrow=nrow)
     else:
-        save_array(recon, out)
+        write_output(run, recon, out)
+        return
     log.info("wrote %s", out)
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from vaekit.config import DataConfig
-from vaekit.data.sources import RawData, load_source
+from vaekit.data.sources import RawData, Splits, load_source
 from vaekit.data.spec import DataSpec
 from vaekit.errors import DataError
 
@@ -62,9 +62,10 @@ def class_indices(data: RawData, classes: list[int | str], option: str = "data.c
     return picked
 
 
-def prepare_data(config: DataConfig) -> PreparedData:
-    """Load the source, split it with a seeded generator, and fit the spec on the training split."""
-    splits = load_source(config)
+def prepare_data(config: DataConfig, raw: RawData | None = None) -> PreparedData:
+    """Load the source (or take ``raw``, samples already in memory), split it with a seeded
+    generator, and fit the spec on the training split."""
+    splits = load_source(config) if raw is None else Splits(train=raw)
     rng = np.random.default_rng(config.split_seed)
     train, test = splits.train, splits.test
     if test is None:
@@ -74,7 +75,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
     train, val = _split(train, config.val_fraction, rng)
     if config.max_samples is not None and config.max_samples < len(train):
         train = train.subset(np.sort(rng.permutation(len(train))[: config.max_samples]))
-    return PreparedData(spec=DataSpec.fit(train, config), train=train, val=val, test=test)
+    return PreparedData(spec=DataSpec.fit(train, config, others=[val, test]), train=train, val=val, test=test)
 
 
 def to_tensors(data: RawData, spec: DataSpec, device: torch.device | str = "cpu", name: str = "data") -> Batch:

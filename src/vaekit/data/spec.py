@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from vaekit.config import DataConfig
+from vaekit.data.columns import Column, decode, encode, infer_columns
 from vaekit.data.sources.base import RawData
 from vaekit.errors import ConfigError, DataError
 
@@ -34,16 +35,22 @@ class DataSpec:
     n_levels: int | None = None  # distinct evenly spaced values in [0, 1] (8-bit pixels: 256)
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
+    # Tables: one entry per column (kind, categories, standardisation); None for images and for
+    # run folders written before columns existed, which scale the table as one array.
+    columns: list[Column] | None = None
+    has_missing: bool = False  # the training table had empty cells
 
     # ---------------------------------------------------------------- fitting and persistence
     @classmethod
-    def fit(cls, raw: RawData, config: DataConfig) -> DataSpec:
+    def fit(cls, raw: RawData, config: DataConfig, others: list[RawData] | None = None) -> DataSpec:
         """Choose the scaling from ``config.scale`` and the training data, and record ranges."""
         x = raw.x
-        if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
-            raise DataError(f"data {config.source!r}: expected numeric values, got dtype {x.dtype}")
         if len(x) == 0:
             raise DataError(f"data {config.source!r}: the training split is empty")
+        if raw.kind == "table":
+            return cls._fit_table(raw, config, [o for o in others or [] if o is not None and len(o)])
+        if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
+            raise DataError(f"data {config.source!r}: expected numeric values, got dtype {x.dtype}")
         scale: Scale = config.scale if config.scale != "auto" else ("unit" if raw.kind == "image" else "none")
         max_level = None
         if scale == "unit":
@@ -80,11 +87,42 @@ class DataSpec:
             spec.n_levels = 2
         return spec
 
+    @classmethod
+    def _fit_table(cls, raw: RawData, config: DataConfig, others: list[RawData]) -> DataSpec:
+        """A table: a :class:`~vaekit.data.columns.Column` per column; continuous columns are
+        standardised (``data.scale`` auto or standardize), min-max scaled (unit) or left (none)."""
+        x = raw.x if raw.x.dtype == object or np.issubdtype(raw.x.dtype, np.number) else raw.x.astype(object)
+        if x.dtype != object and x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"data {config.source!r}: expected numbers or text, got dtype {x.dtype}")
+        what = f"data {config.source!r}"
+        columns = infer_columns(x, raw.feature_names, config.column_types, what, [o.x for o in others])
+        if config.scale in ("unit", "none"):
+            for j, column in enumerate(columns):
+                if column.kind == "continuous":
+                    values = encode([column], x[:, j : j + 1], what).double().numpy() * column.std + column.loc
+                    low, high = np.nanmin(values), np.nanmax(values)
+                    column.loc, column.std = (float(low), float(max(high - low, 1e-8))) if config.scale == "unit" \
+                        else (0.0, 1.0)
+        class_names = raw.class_names
+        if class_names is None and raw.y is not None and len(raw.y):
+            class_names = [str(i) for i in range(int(np.max(raw.y)) + 1)]
+        spec = cls(kind="table", shape=[x.shape[1]], scale="none", class_names=class_names,
+                   feature_names=[c.name for c in columns], columns=columns)
+        scaled = spec.transform(x, name=config.source)
+        missing = torch.isnan(scaled)
+        spec.has_missing = bool(missing.any())
+        finite = scaled[~missing]
+        spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
+        return spec
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, tree: dict[str, Any]) -> DataSpec:
+        tree = dict(tree)
+        if tree.get("columns") is not None:
+            tree["columns"] = [Column(**column) for column in tree["columns"]]
         return cls(**tree)
 
     def dumps(self) -> str:
@@ -100,7 +138,14 @@ class DataSpec:
         return stat.view(-1, 1, 1) if self.kind == "image" else stat
 
     def transform(self, x: np.ndarray | Tensor, name: str = "input", allow_nan: bool = False) -> Tensor:
-        """Validate raw samples (N, *shape) and scale them to the model's float32 space."""
+        """Validate raw samples (N, *shape) and scale them to the model's float32 space. A table
+        with columns codes each column (NaN where a value is missing: the model masks it)."""
+        if self.columns is not None:
+            array = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+            if array.ndim != 2:
+                raise DataError(f"{name}: samples have shape {tuple(array.shape[1:])}, the model expects "
+                                f"({len(self.columns)},): one value per column")
+            return encode(self.columns, array, name)
         if isinstance(x, np.ndarray):
             if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
                 raise DataError(f"{name}: expected numeric values, got dtype {x.dtype}")
@@ -121,21 +166,44 @@ class DataSpec:
         return x
 
     def inverse(self, x: Tensor) -> Tensor:
-        """Map model-space values back to the data's own units (the inverse of the scaling)."""
+        """Map model-space values back to the data's own units (the inverse of the scaling); a
+        table's categories stay codes (:meth:`to_table` names them)."""
+        if self.columns is not None:
+            loc = torch.tensor([c.loc if c.kind == "continuous" else 0.0 for c in self.columns], device=x.device)
+            std = torch.tensor([c.std if c.kind == "continuous" else 1.0 for c in self.columns], device=x.device)
+            return x * std.to(x.dtype) + loc.to(x.dtype)
         if self.scale == "unit":
             return x * self.max_level
         if self.scale == "standardize":
             return x * self._stat(self.std, x) + self._stat(self.loc, x)
         return x
 
+    def to_table(self, x: Tensor, model_space: bool = True) -> np.ndarray:
+        """Table rows, in model space (or already in data units: ``model_space=False``) -> raw
+        values, categories by name (an object array if any are text)."""
+        if self.columns is None:
+            return (self.inverse(x) if model_space else x).detach().cpu().numpy()
+        return decode(self.columns, x, model_space)
+
     # ---------------------------------------------------------------- likelihood choice
     def default_likelihood(self) -> str:
-        """Bernoulli for data in [0, 1] (images, binary); Gaussian for anything unbounded."""
+        """The per-column likelihood for a table with columns; Bernoulli for data in [0, 1]
+        (images, binary); Gaussian for anything unbounded."""
+        if self.columns is not None:
+            return "table"
         low, high = self.value_range
         return "bernoulli" if low >= 0.0 and high <= 1.0 else "gaussian"
 
     def check_likelihood(self, name: str, support: str) -> None:
         """Refuse a likelihood whose support does not cover the (scaled) data, naming the fix."""
+        if support == "table" and self.columns is None:
+            raise ConfigError(f"likelihood {name!r} is for tables with typed columns; this data is {self.kind} data")
+        if self.columns is not None and support != "table":
+            text = [c.name for c in self.columns if c.kind == "categorical"]
+            if text or self.has_missing:
+                why = f"categorical columns ({', '.join(text[:5])})" if text else "missing values"
+                raise ConfigError(f"likelihood {name!r}: this table has {why}; only the per-column table "
+                                  "likelihood handles them: use model.likelihood=auto")
         low, high = self.value_range
         if support == "unit" and (low < 0.0 or high > 1.0):
             raise ConfigError(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
 
-Support = Literal["unit", "real", "levels"]
+Support = Literal["unit", "real", "levels", "table"]
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2)
 
@@ -277,6 +277,10 @@ class LikelihoodFamily:
     def from_spec(cls, spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
         """The family for this data (one event = one sample of ``spec.shape``)."""
         return cls(len(spec.shape))
+
+    def output_shape(self, shape: list[int]) -> list[int]:
+        """The decoder's output per sample, after the ``n_params`` axis: the data's own shape here."""
+        return list(shape)
 
     def _split(self, raw: Tensor) -> tuple[Tensor, ...]:
         return raw.unbind(raw.ndim - self.event_ndim - 1)

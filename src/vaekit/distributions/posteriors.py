@@ -76,6 +76,15 @@ class KeyedNoise:
         return z.to(like.dtype)
 
 
+def content_keys(x: Tensor) -> Tensor:
+    """One int64 key per sample of x (N, ...), a hash of its values' bits and positions: equal
+    samples get equal keys, wherever they are in a batch."""
+    flat = x.detach().float().reshape(len(x), -1).contiguous()
+    bits = flat.view(torch.int32).long()  # (N, D)
+    position = torch.arange(flat.shape[1], device=x.device) * _GOLDEN
+    return _splitmix64(bits + position).sum(1)  # (N,), the sum wraps modulo 2^64
+
+
 def randn(shape: torch.Size | tuple, like: Tensor, generator: torch.Generator | KeyedNoise | None = None) -> Tensor:
     """Standard normal noise with ``like``'s dtype and device. Without a generator it calls plain
     ``torch.randn``, which torch.compile traces with dynamic batch sizes (the generator overload fails).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
+from vaekit.distributions import tabular  # noqa: F401  (registers the table likelihood)
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.distributions.posteriors import POSTERIORS
 from vaekit.distributions.priors import PRIORS
@@ -70,9 +71,11 @@ def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
         if config.posterior != "gaussian":
             raise ConfigError("a hierarchical model (model.stochastic_layers > 1) needs model.posterior=gaussian")
         width = config.hidden[-1] if config.hidden else 256
-        encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=width + n_cond)
+        encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=width + n_cond,
+                                          out_shape=likelihood.output_shape(spec.shape))
         return HierarchicalVAE(encoder, decoder, likelihood, prior, config.latent_dim, config.stochastic_layers,
                                width, n_cond)
-    encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=config.latent_dim + n_cond)
+    encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=config.latent_dim + n_cond,
+                                      out_shape=likelihood.output_shape(spec.shape))
     posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
     return VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)

@@ -20,18 +20,41 @@ def network_kind(spec: DataSpec, config: ModelConfig) -> str:
     return "conv" if spec.kind == "image" and min(spec.shape[1:]) >= 16 else "mlp"
 
 
-def build_networks(spec: DataSpec, config: ModelConfig, n_params: int,
-                   decoder_input: int | None = None) -> tuple[nn.Module, nn.Module]:
-    """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *shape).
+class TableEncoder(nn.Module):
+    """A table row -> features: :class:`~vaekit.distributions.tabular.TableInput` (codes expanded,
+    holes masked) then the MLP. A class because the MLP's width depends on the expanded input."""
+
+    def __init__(self, spec: DataSpec, hidden: list[int], act: str, norm: str) -> None:
+        super().__init__()
+        from vaekit.distributions.tabular import TableInput
+
+        self.input = TableInput(spec.columns)
+        self.mlp = MLPEncoder([self.input.out_features], hidden, act, norm)
+        self.out_features = self.mlp.out_features
+
+    def forward(self, x):
+        return self.mlp(self.input(x))
+
+
+def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int | None = None,
+                   out_shape: list[int] | None = None) -> tuple[nn.Module, nn.Module]:
+    """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *out_shape).
 
     The decoder takes ``decoder_input`` values (default ``latent_dim``; more when a condition
-    vector is appended, or a hierarchical model's top-down state instead of z)."""
+    vector is appended, or a hierarchical model's top-down state instead of z) and emits
+    ``out_shape`` (default the data's shape; the table likelihood's flat parameter vector)."""
     act, norm = config.activation, config.norm
     n_in = decoder_input or config.latent_dim
+    out_shape = list(spec.shape) if out_shape is None else out_shape
+    if spec.columns is not None:
+        if config.network == "conv":
+            raise ConfigError(f"model.network='conv' needs images (C, H, W); this data has shape {spec.shape}")
+        return TableEncoder(spec, config.hidden, act, norm), MLPDecoder(n_in, out_shape, config.hidden, n_params,
+                                                                        act, norm)
     if network_kind(spec, config) == "conv":
         feature_dim = config.hidden[-1] if config.hidden else 256
         encoder = ConvEncoder(spec.shape, config.conv_channels, feature_dim, act, norm)
         return encoder, ConvDecoder(n_in, encoder, n_params, act, norm)
     encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
-    decoder = MLPDecoder(n_in, spec.shape, config.hidden, n_params, act, norm)
+    decoder = MLPDecoder(n_in, out_shape, config.hidden, n_params, act, norm)
     return encoder, decoder

@@ -1,7 +1,8 @@
 """Tables as a source: CSV (standard library) and Parquet (pyarrow, optional).
 
-A table becomes float32 (N, D) with ``kind="table"``; empty cells are NaN (missing values are
-imputed later, not rejected here). ``data.label_column`` names the column that holds labels: its
+A table becomes float32 (N, D) with ``kind="table"``, or an object array when a column holds text
+(categories); empty cells are missing values (NaN, or None in a text column), which the model
+masks, not rejects. ``data.label_column`` names the column that holds labels: its
 values map to 0..K-1 in sorted order and become ``y``, and the values themselves the class names.
 Row numbers in CSV errors are line numbers in the file (the header is row 1).
 """
@@ -67,13 +68,15 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def load_csv(path: Path, config: DataConfig) -> Splits:
-    """Read a CSV file of numbers; a first row that is not all numbers is the header.
+    """Read a CSV file; a first row that is not all numbers is the header. Columns of numbers
+    become floats (an empty cell is NaN, a missing value); a column with any text is kept as text
+    (an object array), for the data spec to treat as categorical.
 
     Raises
     ------
     DataError
-        A ragged row (naming its row and column counts), a cell that is not a number (naming
-        its row and column), or a ``data.label_column`` that is not in the header.
+        A ragged row (naming its row and column counts), or a ``data.label_column`` that is not in
+        the header.
     """
     what = f"CSV file '{path}'"
     rows = _read_rows(path)
@@ -91,16 +94,16 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
     features = [j for j in range(width) if j != label_index]
     if not features:
         raise DataError(f"{what}: no feature columns besides the label column")
-    x = np.empty((len(body), len(features)), dtype=np.float32)  # (N, D)
-    for i, (number, row) in enumerate(body):
-        try:
+    text = [j for j in features if not all(_is_number(row[j]) for _, row in body)]
+    if text:  # a column with words is categorical: the table stays raw (object) until the spec codes it
+        x = np.empty((len(body), len(features)), dtype=object)  # (N, D)
+        for i, (_, row) in enumerate(body):
+            x[i] = [(row[j].strip() or None) if j in text else (float(row[j]) if row[j].strip() else math.nan)
+                    for j in features]
+    else:
+        x = np.empty((len(body), len(features)), dtype=np.float32)  # (N, D)
+        for i, (_, row) in enumerate(body):
             x[i] = [float(row[j]) if row[j].strip() else math.nan for j in features]
-        except ValueError:
-            j = next(j for j in features if not _is_number(row[j]))
-            column = repr(names[j]) if names else str(j + 1)
-            raise DataError(
-                f"{what}: row {number}, column {column}: {row[j]!r} is not a number"
-            ) from None
     y = class_names = None
     if label_index is not None:
         values = [row[label_index].strip() for _, row in body]
@@ -131,12 +134,13 @@ def _label_index(names: list[str] | None, label_column: str | None, what: str) -
 
 
 def load_parquet(path: Path, config: DataConfig) -> Splits:
-    """Read a Parquet file of numeric columns (needs pyarrow).
+    """Read a Parquet file of numeric and text columns (needs pyarrow); text columns are kept as
+    text (an object array) for the spec to treat as categorical.
 
     Raises
     ------
     DataError
-        pyarrow is missing, the file is unreadable, a feature column is not numeric, or the
+        pyarrow is missing, the file is unreadable, a feature column is neither numbers nor text, or the
         label column is absent or has missing values.
     """
     try:
@@ -157,16 +161,19 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
     features = [name for j, name in enumerate(names) if j != label_index]
     if not features:
         raise DataError(f"{what}: no feature columns besides the label column")
-    columns = []
+    columns, text = [], False
     for name in features:
         column = table.column(name)
         kind = column.type
-        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
-        if not (numeric or pa.types.is_boolean(kind)):
-            raise DataError(f"{what}: column {name!r} has type {kind}, expected numbers")
-        # Nulls become NaN through the float cast.
-        columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
-    x = np.stack(columns, axis=1).astype(np.float32)  # (N, D)
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        if numeric:  # nulls become NaN through the float cast
+            columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
+            columns.append(np.array([None if v is None else str(v) for v in column.to_pylist()], dtype=object))
+            text = True
+        else:
+            raise DataError(f"{what}: column {name!r} has type {kind}, expected numbers or text")
+    x = np.stack(columns, axis=1) if text else np.stack(columns, axis=1).astype(np.float32)  # (N, D)
     y = class_names = None
     if label_index is not None:
         values = table.column(names[label_index]).to_pylist()
@@ -180,3 +187,31 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
 
 PATH_LOADERS.add(".csv", load_csv)
 PATH_LOADERS.add(".parquet", load_parquet)
+
+
+def from_frame(frame, label_column: str | None = None) -> RawData:
+    """A pandas DataFrame as a table: numeric and boolean columns as numbers (NaN missing), any
+    other column (text, pandas categoricals) as text, ``label_column`` as labels."""
+    what = "DataFrame"
+    names = [str(name) for name in frame.columns]
+    label_index = _label_index(names, label_column, what)
+    features = [name for j, name in enumerate(frame.columns) if j != label_index]
+    if not features or len(frame) == 0:
+        raise DataError(f"{what}: expected at least one feature column and one row")
+    columns, text = [], False
+    for name in features:
+        series = frame[name]
+        if series.dtype.kind in "biuf":
+            columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            columns.append(np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                     for v in series.astype(object).tolist()], dtype=object))
+            text = True
+    x = np.stack(columns, axis=1) if text else np.stack(columns, axis=1).astype(np.float32)
+    y = class_names = None
+    if label_index is not None:
+        values = frame.iloc[:, label_index].tolist()
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+            raise DataError(f"{what}: missing labels in column {label_column!r}")
+        y, class_names = encode_labels([str(v) for v in values], what)
+    return RawData(x=x, y=y, kind="table", class_names=class_names, feature_names=[str(n) for n in features])

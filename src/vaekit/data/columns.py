@@ -1,0 +1,202 @@
+"""Columns of a table: what kind each one is, and how its raw values map to model space and back.
+
+A table's raw values (N, D) are numbers (float, NaN = missing) or, when any column holds text, an
+object array of strings, numbers and None. Each column gets a kind, inferred from the training data
+and overridable per column (``data.column_types``):
+
+- ``continuous``: numbers; standardised with the training mean and standard deviation.
+- ``binary``: exactly two distinct values (0/1, True/False, "yes"/"no"); coded 0 and 1.
+- ``categorical``: text, or numbers declared categorical; coded 0..K-1 by the sorted training values.
+- ``count``: non-negative integers (a negative binomial likelihood); kept as they are.
+
+Model space is float32 (N, D), one value per column (a category's code, not a one-hot vector), with
+NaN where a value is missing: the encoder's input layer expands codes and masks the holes, and the
+table likelihood skips them (:mod:`vaekit.distributions.tabular`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaekit.errors import ConfigError, DataError
+
+Kind = Literal["continuous", "binary", "categorical", "count"]
+KINDS: tuple[str, ...] = ("continuous", "binary", "categorical", "count")
+MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "?"})
+
+
+@dataclass
+class Column:
+    """One column: its name, kind, and what its training values fixed (categories, mean, spread)."""
+
+    name: str
+    kind: Kind
+    categories: list[str] | None = None  # binary / categorical: the raw values, in code order
+    loc: float = 0.0  # continuous: subtracted
+    std: float = 1.0  # continuous: divided by
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip().lower() in MISSING_TEXT
+
+
+def _as_number(value: Any) -> float | None:
+    """The value as a float, NaN when missing, None when it is not a number."""
+    if is_missing(value):
+        return math.nan
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    """How a category value is named: integral floats without their '.0'."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _sort_key(value: str) -> tuple[int, float, str]:
+    number = _as_number(value)
+    return (0, number, "") if number is not None and not math.isnan(number) else (1, 0.0, value)
+
+
+def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, str] | None = None,
+                  what: str = "table", others: list[np.ndarray] | None = None) -> list[Column]:
+    """One :class:`Column` per column of the training table x (N, D), kinds inferred unless
+    ``overrides`` (column name -> kind) says otherwise. ``others`` (the held-out splits of the same
+    source) add categories seen only there: a category is a name, not a statistic."""
+    n, width = x.shape
+    names = list(names) if names else [f"x{j}" for j in range(width)]
+    overrides = dict(overrides or {})
+    for name, kind in overrides.items():
+        if name not in names:
+            raise ConfigError(f"data.column_types: no column {name!r} in {what}; columns: {', '.join(names[:20])}")
+        if kind not in KINDS:
+            raise ConfigError(f"data.column_types[{name!r}] = {kind!r}: expected one of {', '.join(KINDS)}")
+    columns = []
+    for j, name in enumerate(names):
+        values = x[:, j]
+        numbers = values.astype(np.float64) if values.dtype != object else None
+        if numbers is None:
+            parsed = [_as_number(v) for v in values]
+            if all(p is not None for p in parsed):
+                numbers = np.array(parsed, dtype=np.float64)
+        present = [v for v in values if not is_missing(v)]
+        if not present:
+            raise DataError(f"{what}: column {name!r} has no values in the training data")
+        kind = overrides.get(name)
+        if kind is None:
+            if numbers is None or any(isinstance(v, bool | np.bool_) for v in present[:1]):
+                kind = "binary" if len({_text(v) for v in present}) == 2 else "categorical"
+            else:
+                finite = numbers[~np.isnan(numbers)]
+                distinct = np.unique(finite)
+                kind = "binary" if len(distinct) == 2 and set(distinct.tolist()) <= {0.0, 1.0} else "continuous"
+        if kind in ("binary", "categorical") and others:
+            values = np.concatenate([values, *[o[:, j] for o in others]])
+        columns.append(_fit_column(name, kind, values, numbers, what))
+    return columns
+
+
+def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | None, what: str) -> Column:
+    if kind in ("binary", "categorical"):
+        categories = sorted({_text(v) for v in values if not is_missing(v)}, key=_sort_key)
+        if kind == "binary" and len(categories) != 2:
+            raise DataError(f"{what}: column {name!r} is declared binary but has {len(categories)} distinct values")
+        return Column(name, kind, categories=categories)
+    if numbers is None:
+        raise DataError(f"{what}: column {name!r} holds text; it cannot be {kind} (declare it categorical)")
+    finite = numbers[~np.isnan(numbers)]
+    if kind == "count":
+        if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
+            raise DataError(f"{what}: column {name!r} is declared a count but holds negative or fractional values")
+        return Column(name, "count")
+    return Column(name, "continuous", loc=float(finite.mean()), std=float(max(finite.std(), 1e-8)))
+
+
+def encode(columns: list[Column], x: np.ndarray, what: str = "input") -> Tensor:
+    """Raw table (N, D) -> model space float32 (N, D), NaN where missing; unknown categories and
+    text in numeric columns are errors that name the column and the value."""
+    if x.ndim != 2 or x.shape[1] != len(columns):
+        raise DataError(f"{what}: {x.shape[1] if x.ndim == 2 else 'no'} columns, the model expects "
+                        f"{len(columns)} ({', '.join(c.name for c in columns[:20])})")
+    out = np.empty(x.shape, dtype=np.float32)
+    for j, column in enumerate(columns):
+        values = x[:, j]
+        if column.kind in ("binary", "categorical"):
+            code = {name: k for k, name in enumerate(column.categories)}
+            coded = np.empty(len(values), dtype=np.float32)
+            for i, value in enumerate(values):
+                if is_missing(value):
+                    coded[i] = np.nan
+                    continue
+                k = code.get(_text(value))
+                if k is None:
+                    raise DataError(f"{what}: row {i}, column {column.name!r}: unknown category {_text(value)!r}; "
+                                    f"expected one of {', '.join(column.categories[:12])}")
+                coded[i] = k
+            out[:, j] = coded
+            continue
+        numbers = values.astype(np.float64) if values.dtype != object else None
+        if numbers is None:
+            parsed = [_as_number(v) for v in values]
+            bad = next((i for i, p in enumerate(parsed) if p is None), None)
+            if bad is not None:
+                raise DataError(f"{what}: row {bad}, column {column.name!r}: {values[bad]!r} is not a number")
+            numbers = np.array(parsed, dtype=np.float64)
+        if np.isinf(numbers).any():
+            raise DataError(f"{what}: column {column.name!r} holds infinite values")
+        if column.kind == "count":
+            finite = numbers[~np.isnan(numbers)]
+            if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
+                raise DataError(f"{what}: column {column.name!r} is a count: expected non-negative integers")
+            out[:, j] = numbers
+        else:
+            out[:, j] = (numbers - column.loc) / column.std
+    return torch.from_numpy(out)
+
+
+def decode(columns: list[Column], values: Tensor, model_space: bool = True) -> np.ndarray:
+    """Values (N, D) -> raw table: numbers back in their units (already in them unless
+    ``model_space``), codes back to category values (an object array when any column is
+    categorical or binary with text values)."""
+    array = values.detach().cpu().double().numpy()
+    numeric = np.empty(array.shape, dtype=np.float64)
+    text = any(c.kind in ("binary", "categorical") and not _numeric_categories(c) for c in columns)
+    out = np.empty(array.shape, dtype=object) if text else numeric
+    for j, column in enumerate(columns):
+        col = array[:, j]
+        if column.kind == "continuous":
+            result = col * column.std + column.loc if model_space else col
+        elif column.kind == "count":
+            result = np.round(np.maximum(col, 0.0))
+        else:
+            codes = np.clip(np.round(np.nan_to_num(col)), 0, len(column.categories) - 1).astype(int)
+            names = np.array(column.categories, dtype=object)[codes]
+            result = names.astype(np.float64) if _numeric_categories(column) else names
+            result = np.where(np.isnan(col), np.nan if not text else None, result)
+        out[:, j] = result
+    return out
+
+
+def _numeric_categories(column: Column) -> bool:
+    return all(_as_number(c) is not None for c in column.categories or [])

@@ -1,0 +1,191 @@
+"""The table likelihood: one distribution per column, by the column's kind, with missing values skipped.
+
+A table row's p(x|z) is a product over its columns (Nazabal et al. 2020, HI-VAE; Ma et al. 2020,
+EDDI): a Gaussian with a learned variance for a continuous column (standardised), a Bernoulli for a
+binary one, a categorical over K values for a categorical one, and a negative binomial (mean and
+dispersion, Gamma-Poisson) for a count. A missing value (NaN in model space) contributes nothing,
+so the ELBO of a row with holes is the ELBO of what was observed (the masked ELBO; with the iwae
+objective, the MIWAE bound of Mattei & Frellsen 2019).
+
+The decoder emits one flat vector per row, laid out by kind: continuous means, continuous
+log-scales, binary logits, count log-means, count log-dispersions, then each categorical column's
+K logits. The encoder's matching input layer is :class:`TableInput`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily, _EventDistribution
+from vaekit.distributions.posteriors import randn
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.columns import Column
+    from vaekit.data.spec import DataSpec
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+LOG_SCALE_MIN = -7.0  # the smallest standard deviation a continuous column may get: e^-7 ~ 0.001 std
+
+
+class TableLayout:
+    """Where each column's values and decoder parameters live, by kind (index tensors)."""
+
+    def __init__(self, columns: list[Column]) -> None:
+        kinds = [c.kind for c in columns]
+        self.width = len(columns)
+        self.continuous = [j for j, k in enumerate(kinds) if k == "continuous"]
+        self.binary = [j for j, k in enumerate(kinds) if k == "binary"]
+        self.count = [j for j, k in enumerate(kinds) if k == "count"]
+        self.categorical = [(j, len(c.categories)) for j, c in enumerate(columns) if c.kind == "categorical"]
+        self.n_params = (2 * len(self.continuous) + len(self.binary) + 2 * len(self.count)
+                         + sum(k for _, k in self.categorical))
+
+
+class MixedTable(_EventDistribution):
+    """p(x|z) for table rows (*batch, D); NaN values of x are missing and skipped by ``log_prob``."""
+
+    def __init__(self, raw: Tensor, layout: TableLayout) -> None:
+        self.layout = layout
+        lead = raw.shape[:-1]
+        n_c, n_b, n_n = len(layout.continuous), len(layout.binary), len(layout.count)
+        sizes = [n_c, n_c, n_b, n_n, n_n, raw.shape[-1] - 2 * n_c - n_b - 2 * n_n]
+        self.loc, log_scale, self.logits, log_mean, log_dispersion, cat = raw.split(sizes, -1)
+        self.log_scale = LOG_SCALE_MIN + F.softplus(log_scale - LOG_SCALE_MIN)  # bounded below, smooth
+        self.log_mean = log_mean.clamp(-20.0, 20.0)
+        self.dispersion = F.softplus(log_dispersion) + 1e-4  # the negative binomial's r (total count)
+        self.cat_logits = list(cat.split([k for _, k in layout.categorical], -1))  # each (*batch, K)
+        super().__init__(raw.new_empty(*lead, layout.width), 1)
+
+    def _place(self, parts: list[tuple[list[int], Tensor]], like: Tensor) -> Tensor:
+        """Scatter per-kind values (*batch, n_kind) into one (*batch, D) tensor in column order."""
+        out = like.new_zeros(*like.shape[:-1], self.layout.width)
+        for index, values in parts:
+            if index:
+                out[..., index] = values
+        return out
+
+    def log_prob_elements(self, x: Tensor) -> Tensor:
+        lay = self.layout
+        x = x.expand(*self.batch_shape, lay.width)
+        parts = []
+        if lay.continuous:
+            z = (x[..., lay.continuous] - self.loc) * torch.exp(-self.log_scale)
+            parts.append((lay.continuous, -0.5 * z.square() - self.log_scale - HALF_LOG_2PI))
+        if lay.binary:
+            parts.append((lay.binary, -F.binary_cross_entropy_with_logits(
+                self.logits, x[..., lay.binary], reduction="none")))
+        if lay.count:
+            k, r, log_mu = x[..., lay.count], self.dispersion, self.log_mean
+            log_r_mu = torch.logaddexp(torch.log(r), log_mu)  # log(r + mu)
+            parts.append((lay.count, torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1)
+                          + r * (torch.log(r) - log_r_mu) + k * (log_mu - log_r_mu)))
+        for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
+            index = x[..., j].long().clamp_min(0).unsqueeze(-1)
+            parts.append(([j], torch.log_softmax(logits, -1).gather(-1, index)))
+        return self._place(parts, x)
+
+    def log_prob(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """log p of the observed values per row: NaN entries of x (and, with ``mask``, the entries
+        where it is False) are skipped."""
+        observed = ~torch.isnan(x)
+        return super().log_prob(x, observed if mask is None else observed & mask)
+
+    @property
+    def mean(self) -> Tensor:
+        """The expected value per column; for a categorical column its most likely category's code."""
+        lay = self.layout
+        parts = [(lay.continuous, self.loc), (lay.binary, torch.sigmoid(self.logits)),
+                 (lay.count, torch.exp(self.log_mean))]
+        parts += [([j], logits.argmax(-1, keepdim=True).to(self.loc.dtype))
+                  for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True)]
+        return self._place(parts, self.loc)
+
+    def category_probs(self) -> list[tuple[int, Tensor]]:
+        """(column index, probabilities (*batch, K)) for each categorical column."""
+        return [(j, torch.softmax(logits, -1)) for (j, _), logits in zip(self.layout.categorical, self.cat_logits,
+                                                                           strict=True)]
+
+    def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
+        lay = self.layout
+        shape = torch.Size(sample_shape)
+
+        def expand(t: Tensor) -> Tensor:
+            return t.expand(*shape, *t.shape)
+
+        parts = []
+        if lay.continuous:
+            loc = expand(self.loc)
+            parts.append((lay.continuous, loc + torch.exp(expand(self.log_scale)) * randn(loc.shape, loc, generator)))
+        if lay.binary:
+            parts.append((lay.binary, torch.bernoulli(torch.sigmoid(expand(self.logits)), generator=generator)))
+        if lay.count:
+            r, mu = expand(self.dispersion), torch.exp(expand(self.log_mean))
+            with torch.random.fork_rng(devices=[r.device.index or 0] if r.device.type == "cuda" else []):
+                if generator is not None:  # torch's gamma sampler takes no generator: seed it from one
+                    torch.manual_seed(int(torch.randint(2**62, (), generator=generator, device=generator.device)))
+                rate = torch._standard_gamma(r) * mu / r  # Gamma(r, r / mu): a rate with mean mu
+            parts.append((lay.count, torch.poisson(rate, generator=generator)))
+        for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
+            probs = torch.softmax(expand(logits), -1)
+            flat = probs.reshape(-1, probs.shape[-1])
+            drawn = torch.multinomial(flat, 1, generator=generator).view(*probs.shape[:-1], 1)
+            parts.append(([j], drawn.to(self.loc.dtype)))
+        return self._place(parts, expand(self.loc))
+
+
+class TableFamily(LikelihoodFamily):
+    """The per-column table likelihood (``model.likelihood=table``, the default for tables)."""
+
+    support = "table"
+
+    def __init__(self, columns: list[Column]) -> None:
+        super().__init__(1)
+        self.layout = TableLayout(columns)
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> TableFamily:
+        return cls(spec.columns or [])
+
+    def output_shape(self, shape: list[int]) -> list[int]:
+        return [self.layout.n_params]
+
+    def __call__(self, raw: Tensor) -> MixedTable:
+        return MixedTable(raw.squeeze(-2), self.layout)  # (*batch, 1, P) -> (*batch, P)
+
+
+class TableInput(nn.Module):
+    """The encoder's first layer for a table: continuous and binary values as they are, counts as
+    log(1 + k), categories one-hot; a missing value becomes 0 (the mean of a standardised column, no
+    category), the zero imputation of MIWAE (Mattei & Frellsen 2019). ``with_mask`` appends a 0/1
+    indicator per column; off by default: with it, an encoder trained on rows with holes never sees a
+    complete row, and pseudo-Gibbs imputation, which feeds it completed rows, diverged (wine, 50%
+    missing: RMSE 12.4 against 0.96 without)."""
+
+    def __init__(self, columns: list[Column], with_mask: bool = False) -> None:
+        super().__init__()
+        self.layout = TableLayout(columns)
+        self.with_mask = with_mask
+        lay = self.layout
+        self.register_buffer("plain", torch.tensor(lay.continuous + lay.binary, dtype=torch.long), persistent=False)
+        self.register_buffer("counts", torch.tensor(lay.count, dtype=torch.long), persistent=False)
+        self.out_features = (len(lay.continuous) + len(lay.binary) + len(lay.count)
+                             + sum(k for _, k in lay.categorical) + (lay.width if with_mask else 0))
+
+    def forward(self, x: Tensor) -> Tensor:
+        observed = ~torch.isnan(x)
+        filled = torch.where(observed, x, x.new_zeros(()))
+        parts = [filled[:, self.plain], torch.log1p(filled[:, self.counts].clamp_min(0))]
+        for j, k in self.layout.categorical:
+            parts.append(F.one_hot(filled[:, j].long().clamp(0, k - 1), k).to(x.dtype) * observed[:, j:j + 1])
+        if self.with_mask:
+            parts.append(observed.to(x.dtype))
+        return torch.cat(parts, -1)
+
+
+LIKELIHOODS.add("table", TableFamily)

@@ -1,0 +1,191 @@
+"""scikit-learn estimators over vaekit: a VAE as a transformer, an outlier detector and an imputer.
+
+They follow scikit-learn's contract (``__init__`` stores its arguments verbatim, ``fit`` validates
+and trains, learned attributes end in ``_``, the same ``random_state`` gives the same model) and
+work in ``Pipeline``, ``GridSearchCV`` and ``set_output(transform="pandas")``. Missing values (NaN)
+are welcome in every one of them: the table model masks them (:mod:`vaekit.distributions.tabular`).
+Each fitted estimator holds its trained :class:`~vaekit.api.Run` as ``run_``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import Tensor
+
+from vaekit.data.sources import RawData
+
+__all__ = ["VAEImputer", "VAEOutlierDetector", "VAETransformer"]
+
+
+class _VAE(BaseEstimator):
+    """Shared parameters and training of the three estimators."""
+
+    def __init__(self, n_components: int = 8, *, hidden: tuple[int, ...] = (128, 128), preset: str = "vae",
+                 beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64, learning_rate: float = 1e-3,
+                 k: int = 100, device: str = "cpu", random_state: int | None = None) -> None:
+        self.n_components = n_components
+        self.hidden = hidden
+        self.preset = preset
+        self.beta = beta
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.k = k
+        self.device = device
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _seed(self) -> int:
+        return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+
+    def _fit_vae(self, X, reset: bool = True) -> np.ndarray:
+        import vaekit
+
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=reset)
+        if np.isnan(X).all(axis=0).any():
+            raise ValueError("every value of a column is missing; nothing to learn it from")
+        hidden = list(self.hidden)
+        config = vaekit.resolve_config(preset=self.preset, overrides=[
+            f"model.latent_dim={int(self.n_components)}", f"model.hidden={hidden}", f"model.beta={self.beta}",
+            f"train.epochs={int(self.max_epochs)}", f"train.batch_size={int(self.batch_size)}",
+            f"train.lr={float(self.learning_rate)}", f"train.seed={self._seed()}", f"train.device={self.device}",
+            "train.progress=false", "eval.enabled=false", "data.val_fraction=0", "data.test_fraction=0",
+            "data.source=array", "train.log_every=1000000",
+        ])
+        names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
+        with torch.random.fork_rng(devices=[]):
+            self.run_ = vaekit.train(config, data=RawData(x=X.astype(np.float32), kind="table", feature_names=names))
+        # Inference runs in float64: a row's result must not move with the batch it is computed in
+        # (scikit-learn checks subset invariance to 1e-7, finer than float32 matmuls keep).
+        self._run64 = dataclasses.replace(self.run_, model=copy.deepcopy(self.run_.model).double().eval())
+        return X
+
+    def _check(self, X) -> Tensor:
+        """Validated rows in the model's space, float64 on its device."""
+        check_is_fitted(self, "run_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
+        return self.run_.spec.transform(X.astype(np.float32)).double().to(self.run_.device)
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x) per sample, the importance-sampled estimate with ``k`` draws (higher = more
+        typical); the missing values of a row are left out of its likelihood."""
+        from vaekit.applications.anomaly import score_samples
+
+        return -score_samples(self._run64.model, self._check(X), "nll", self.k, seed=0).numpy().astype(np.float64)
+
+
+class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
+    """A VAE as a dimensionality reduction: ``transform`` gives the posterior means (n_components
+    wide), ``inverse_transform`` decodes codes, ``sample`` draws new rows, ``score_samples`` the
+    log-likelihood of each row."""
+
+    def fit(self, X, y=None):
+        self._fit_vae(X)
+        self._n_features_out = int(self.n_components)
+        return self
+
+    @torch.no_grad()
+    def transform(self, X) -> np.ndarray:
+        values = self._check(X)
+        model = self._run64.model
+        means = [model.encode(values[i : i + 1024]).mean.cpu() for i in range(0, len(values), 1024)]
+        return torch.cat(means).numpy()
+
+    @torch.no_grad()
+    def inverse_transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "run_")
+        codes = np.asarray(X, dtype=np.float64)
+        if codes.ndim != 2 or codes.shape[1] != self.n_components:
+            raise ValueError(f"expected codes of shape (n_samples, {self.n_components}), got {codes.shape}")
+        px = self._run64.model.decode(torch.from_numpy(codes).to(self.run_.device))
+        return self.run_.spec.inverse(px.mean).cpu().numpy()
+
+    def score(self, X, y=None) -> float:
+        """The mean log-likelihood of the rows (higher is better), for model selection."""
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
+        check_is_fitted(self, "run_")
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        return self.run_.sample(int(n_samples), seed=seed).cpu().numpy().astype(np.float64)
+
+
+class VAEOutlierDetector(OutlierMixin, _VAE):
+    """Outliers are rows the VAE finds unlikely: ``score_samples`` is log p(x) (higher = more
+    normal), ``decision_function`` subtracts ``offset_`` (negative = outlier), ``predict`` gives
+    -1 for outliers, +1 for inliers; ``offset_`` flags the ``contamination`` fraction of the
+    training rows, as in IsolationForest."""
+
+    def __init__(self, n_components: int = 8, *, contamination: float = 0.1, hidden: tuple[int, ...] = (128, 128),
+                 preset: str = "vae", beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64,
+                 learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
+                 random_state: int | None = None) -> None:
+        super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
+                         batch_size=batch_size, learning_rate=learning_rate, k=k, device=device,
+                         random_state=random_state)
+        self.contamination = contamination
+
+    def fit(self, X, y=None):
+        if not 0.0 < self.contamination <= 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
+        X = self._fit_vae(X)
+        self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+
+class VAEImputer(TransformerMixin, _VAE):
+    """Fills missing values (NaN) with the VAE: ``method`` "importance" (MIWAE, Mattei & Frellsen
+    2019) or "pseudo-gibbs"; observed values are kept. Columns with no value at fit time are refused."""
+
+    def __init__(self, n_components: int = 8, *, method: str = "importance", hidden: tuple[int, ...] = (128, 128),
+                 preset: str = "vae", beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64,
+                 learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
+                 random_state: int | None = None) -> None:
+        super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
+                         batch_size=batch_size, learning_rate=learning_rate, k=k, device=device,
+                         random_state=random_state)
+        self.method = method
+
+    def fit(self, X, y=None):
+        from vaekit.applications.impute import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        self._fit_vae(X)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        from vaekit.applications.impute import impute_model_space
+
+        check_is_fitted(self, "run_")
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
+        missing = np.isnan(X)
+        if not missing.any():
+            return X
+        values = self.run_.spec.transform(X.astype(np.float32)).double()
+        filled = self.run_.spec.inverse(impute_model_space(self._run64, values, self.method, k=self.k, seed=0))
+        return np.where(missing, filled.numpy(), X)  # observed values exactly as given
+
+    def get_feature_names_out(self, input_features=None):
+        from sklearn.utils.validation import _check_feature_names_in
+
+        check_is_fitted(self, "run_")
+        return _check_feature_names_in(self, input_features)

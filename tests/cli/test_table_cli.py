@@ -1,0 +1,139 @@
+"""The command line on a CSV with text and empty cells: train, info, sample to CSV with column and
+category names, reconstruct and encode, and the one-line error for a likelihood that cannot fit it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_support import TINY
+
+import vaekit
+from vaekit.distributions.tabular import TableFamily
+
+HEADER = ["height", "smoker", "colour", "visits"]
+COLOURS = {"red", "green", "blue"}
+
+
+def write_table_csv(path: Path, n: int = 300, holes: float = 0.2, seed: int = 0) -> Path:
+    """height (continuous), smoker (0/1), colour (text), visits (counts); a fraction ``holes`` of
+    the cells is empty."""
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for _ in range(n):
+            row = [f"{rng.normal(170, 10):.2f}", str(int(rng.random() < 0.3)), str(rng.choice(sorted(COLOURS))),
+                   str(rng.poisson(3.0))]
+            writer.writerow(["" if rng.random() < holes else cell for cell in row])
+    return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+@pytest.fixture(scope="module")
+def table_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_table_csv(tmp_path_factory.mktemp("table") / "people.csv")
+
+
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory: pytest.TempPathFactory, invoke, table_csv: Path) -> Path:
+    """A 2-epoch run on the table, visits declared a count. Read it; never write into it."""
+    out = tmp_path_factory.mktemp("table-run") / "run"
+    invoke(["train", "--data", table_csv, "--epochs", "2", *TINY, "--set", "data.column_types={visits: count}",
+            "--out", out])
+    return out
+
+
+def test_train_on_a_table_with_text_and_holes(table_run: Path) -> None:
+    spec = json.loads((table_run / "data_spec.json").read_text())
+    assert [(c["name"], c["kind"]) for c in spec["columns"]] == [
+        ("height", "continuous"), ("smoker", "binary"), ("colour", "categorical"), ("visits", "count")]
+    assert spec["has_missing"] is True
+    assert spec["columns"][2]["categories"] == ["blue", "green", "red"]
+    run = vaekit.load(table_run)
+    assert isinstance(run.model.likelihood, TableFamily)
+    assert len(run.history) == 2
+
+
+def test_train_without_declared_types(invoke, table_csv: Path, tmp_path: Path) -> None:
+    invoke(["train", "--data", table_csv, "--epochs", "1", *TINY, "--set", "eval.enabled=false",
+            "--out", tmp_path / "run"])
+    assert vaekit.load(tmp_path / "run").spec.columns[3].kind == "continuous"
+
+
+def test_info_describes_the_table_run(invoke, table_run: Path) -> None:
+    output = invoke(["info", table_run]).output
+    assert "table" in output and "table likelihood" in output
+
+
+def test_sample_to_csv_names_columns_and_categories(invoke, table_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s.csv"
+    invoke(["sample", table_run, "--n", "5", "--out", out])
+    header, *body = read_csv(out)
+    assert header == HEADER
+    assert len(body) == 5
+    for height, smoker, colour, visits in body:
+        assert 100 < float(height) < 250
+        assert smoker in ("0", "1")
+        assert colour in COLOURS, f"a category name, not a code: {colour!r}"
+        assert float(visits) >= 0 and float(visits).is_integer()
+
+
+def test_sample_is_seeded(invoke, table_run: Path, tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        invoke(["sample", table_run, "--n", "5", "--seed", "3", "--out", tmp_path / name])
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_gaussian_likelihood_on_a_text_table_is_a_clean_error(run_main, table_csv: Path, tmp_path: Path) -> None:
+    code, _, err = run_main("train", "--data", table_csv, "--epochs", "1", *TINY,
+                            "--set", "model.likelihood=gaussian", "--out", tmp_path / "run")
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("vaekit:")]
+    assert len(errors) == 1 and "model.likelihood=auto" in errors[0] and "colour" in errors[0], err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_reconstruct_a_table_to_csv(invoke, table_run: Path, table_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    invoke(["reconstruct", table_run, "--data", table_csv, "--n", "4", "--out", out])
+    _, *body = read_csv(out)
+    assert len(body) == 4 and all(len(row) == 4 for row in body)
+
+
+def test_reconstruct_a_table_to_npy(invoke, table_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.npy"
+    invoke(["reconstruct", table_run, "--n", "4", "--out", out])
+    values = np.load(out)
+    assert values.shape == (4, 4) and np.isfinite(values).all()
+
+
+def test_reconstruct_csv_names_columns_and_categories(invoke, table_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    invoke(["reconstruct", table_run, "--n", "4", "--out", out])
+    header, *body = read_csv(out)
+    assert header == HEADER
+    assert all(row[2] in COLOURS for row in body)
+
+
+def test_reconstruct_a_table_to_png_is_a_clean_error(run_main, table_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(table_run, tmp_path / "run"))
+    code, _, err = run_main("reconstruct", run, "--n", "4")
+    assert code == 2 and "internal error" not in err, err
+
+
+def test_encode_a_table(invoke, table_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "codes.npy"
+    invoke(["encode", table_run, "--out", out])
+    codes = np.load(out)
+    assert codes.shape == (300, 2, 4)  # every row of the file, holes included: means and log-variances
+    assert np.isfinite(codes).all()

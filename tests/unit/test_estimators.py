@@ -1,0 +1,102 @@
+"""The scikit-learn estimators: scikit-learn's own contract checks, Pipeline, GridSearchCV, pandas
+output, and what each estimator is for (codes, outliers, imputation) on small real tables.
+
+Every check that scikit-learn runs passes; the three it skips here are the array-API checks
+(SCIPY_ARRAY_API is not set in this environment), not a limitation of the estimators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from vaekit.estimators import VAEImputer, VAEOutlierDetector, VAETransformer
+
+# Small and short: scikit-learn's checks fit each estimator dozens of times.
+QUICK = {"n_components": 2, "hidden": (16,), "max_epochs": 2, "batch_size": 32, "k": 5, "random_state": 0}
+
+
+@parametrize_with_checks([VAETransformer(**QUICK), VAEOutlierDetector(**QUICK), VAEImputer(**QUICK)])
+def test_scikit_learn_contract(estimator, check) -> None:
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def wine() -> tuple[np.ndarray, np.ndarray]:
+    data = load_wine()
+    return StandardScaler().fit_transform(data.data), data.target
+
+
+def test_codes_feed_a_classifier_in_a_pipeline_and_grid_search_tunes_the_width(wine) -> None:
+    x, y = wine
+    pipeline = make_pipeline(VAETransformer(2, hidden=(32,), max_epochs=30, random_state=0),
+                             LogisticRegression(max_iter=500))
+    search = GridSearchCV(pipeline, {"vaetransformer__n_components": [2, 4]}, cv=2).fit(x, y)
+    assert search.best_params_["vaetransformer__n_components"] in (2, 4)
+    assert search.best_score_ > 0.8  # three wine cultivars separate well in a few latent dimensions
+    assert search.predict(x[:5]).shape == (5,)
+
+
+def test_transformer_outputs_codes_reconstructions_samples_and_pandas(wine) -> None:
+    x, _ = wine
+    model = VAETransformer(3, hidden=(32,), max_epochs=20, random_state=0).fit(x)
+    codes = model.transform(x)
+    assert codes.shape == (len(x), 3) and np.isfinite(codes).all()
+    assert model.inverse_transform(codes).shape == x.shape
+    assert model.sample(4, random_state=1).shape == (4, x.shape[1])
+    assert list(model.get_feature_names_out()) == ["vaetransformer0", "vaetransformer1", "vaetransformer2"]
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    out = VAETransformer(3, hidden=(32,), max_epochs=5, random_state=0).set_output(transform="pandas").fit(frame)
+    table = out.transform(frame)
+    assert isinstance(table, pandas.DataFrame) and list(table.columns) == ["vaetransformer0", "vaetransformer1",
+                                                                           "vaetransformer2"]
+
+
+def test_same_random_state_same_model_and_a_different_one_differs(wine) -> None:
+    x, _ = wine
+    first = VAETransformer(2, hidden=(16,), max_epochs=5, random_state=7).fit(x).transform(x)
+    again = VAETransformer(2, hidden=(16,), max_epochs=5, random_state=7).fit(x).transform(x)
+    other = VAETransformer(2, hidden=(16,), max_epochs=5, random_state=8).fit(x).transform(x)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_outlier_detector_flags_its_contamination_and_ranks_malignant_tumours_lower() -> None:
+    data = load_breast_cancer()
+    x = StandardScaler().fit(data.data[data.target == 1]).transform(data.data)  # scaled on benign rows
+    benign, malignant = x[data.target == 1], x[data.target == 0]
+    detector = VAEOutlierDetector(4, contamination=0.1, hidden=(64,), max_epochs=40, random_state=0).fit(benign)
+    assert abs((detector.predict(benign) == -1).mean() - 0.1) < 0.02
+    from sklearn.metrics import roc_auc_score
+
+    scores = detector.score_samples(np.concatenate([benign, malignant]))
+    labels = np.r_[np.zeros(len(benign)), np.ones(len(malignant))]
+    assert roc_auc_score(labels, -scores) > 0.9
+
+
+def test_imputer_keeps_what_is_observed_and_beats_the_column_mean(wine) -> None:
+    x, _ = wine
+    rng = np.random.default_rng(0)
+    missing = rng.random(x.shape) < 0.3
+    holed = np.where(missing, np.nan, x)
+    filled = VAEImputer(4, hidden=(64, 64), max_epochs=150, random_state=0).fit_transform(holed)
+    assert not np.isnan(filled).any()
+    np.testing.assert_array_equal(filled[~missing], x[~missing])
+    vae_error = np.sqrt(np.mean((filled[missing] - x[missing]) ** 2))
+    mean_error = np.sqrt(np.mean((np.nanmean(holed, 0)[np.nonzero(missing)[1]] - x[missing]) ** 2))
+    assert vae_error < 0.9 * mean_error
+
+
+def test_bad_parameters_are_refused_at_fit(wine) -> None:
+    x, _ = wine
+    with pytest.raises(ValueError, match="contamination"):
+        VAEOutlierDetector(contamination=0.9, max_epochs=1).fit(x)
+    with pytest.raises(ValueError, match="method"):
+        VAEImputer(method="median", max_epochs=1).fit(x)
