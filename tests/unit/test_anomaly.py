@@ -33,7 +33,7 @@ from vaekit.applications.anomaly import (
 from vaekit.config import DataConfig, resolve_config
 from vaekit.data.loaders import PreparedData, class_indices, prepare_data
 from vaekit.data.spec import DataSpec
-from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise, randn
+from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise, content_keys, randn
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.likelihood import log_weights
 from vaekit.models import build_model
@@ -157,11 +157,13 @@ def test_a_samples_score_does_not_depend_on_its_batch(vae: Run, test_x: Tensor, 
     x = test_x[:150]
     whole = score_samples(vae.model, x, score, k=k, seed=3)
     picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))[:40]
-    part = score_samples(vae.model, x[picked], score, k=k, seed=3, keys=picked)
+    part = score_samples(vae.model, x[picked], score, k=k, seed=3)  # keyed by content: no keys needed
     torch.testing.assert_close(part, whole[picked], rtol=1e-5, atol=1e-4)
-    if score != "recon":  # the control: keyed by their place in the subset, the draws differ
-        shifted = score_samples(vae.model, x[picked], score, k=k, seed=3)
-        assert not torch.allclose(shifted, whole[picked], rtol=1e-5, atol=1e-4)
+    explicit = score_samples(vae.model, x[picked], score, k=k, seed=3, keys=picked)
+    torch.testing.assert_close(explicit, score_samples(vae.model, x, score, k=k, seed=3,
+                                                       keys=torch.arange(len(x)))[picked], rtol=1e-5, atol=1e-4)
+    if score != "recon":  # the control: keyed by their place instead of their content, the draws differ
+        assert not torch.allclose(explicit, whole[picked], rtol=1e-5, atol=1e-4)
 
 
 def test_sampled_scores_are_seeded(vae: Run, test_x: Tensor) -> None:
@@ -179,7 +181,7 @@ def test_nll_is_never_above_the_negative_elbo_from_the_same_draws(vae: Run, test
     nll = score_samples(vae.model, x, "nll", k=30, seed=2)
     assert (nll <= elbo + 1e-4).all(), "-logmeanexp(w) <= -mean(w) for the same w"
     assert (nll < elbo - 1e-3).float().mean() > 0.9, "the IWAE bound is strictly tighter almost everywhere"
-    weights = log_weights(vae.model, x, 30, KeyedNoise(torch.arange(100), 2), chunk=30)  # (k, B)
+    weights = log_weights(vae.model, x, 30, KeyedNoise(content_keys(x), 2), chunk=30)  # (k, B)
     torch.testing.assert_close(elbo, -weights.mean(0), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(nll, -(torch.logsumexp(weights, 0) - math.log(30)), rtol=1e-5, atol=1e-4)
 
@@ -228,7 +230,9 @@ def test_a_conditional_model_scores_with_the_labels(data: PreparedData) -> None:
         assert not torch.allclose(given, score_samples(cvae.model, x, score, k=5, condition=(y + 1) % 10))
     keys = torch.tensor([4, 9])
     part = score_samples(cvae.model, x[keys], "nll", k=5, condition=y[keys], keys=keys)
-    torch.testing.assert_close(part, score_samples(cvae.model, x, "nll", k=5, condition=y)[keys])
+    torch.testing.assert_close(part, score_samples(cvae.model, x, "nll", k=5, condition=y, keys=torch.arange(20))[keys])
+    torch.testing.assert_close(score_samples(cvae.model, x[keys], "nll", k=5, condition=y[keys]),
+                               score_samples(cvae.model, x, "nll", k=5, condition=y)[keys])
     with pytest.raises(DataError, match="conditional"):
         score_samples(cvae.model, x, "recon")
 
