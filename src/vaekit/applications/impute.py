@@ -96,8 +96,11 @@ def impute(run, x_raw: np.ndarray, method: str = "importance", k: int = 100, ste
         if torch.isinf(x).any():
             raise ConfigError(f"{name}: infinite values are not missing values")
     filled = impute_model_space(run, x, method, k, steps, seed, multiple, condition)
-    if run.spec.columns is None:
-        return run.spec.inverse(filled).numpy()
-    if multiple:
-        return np.stack([run.spec.to_table(table) for table in filled])
-    return run.spec.to_table(filled)
+    missing = torch.isnan(x).numpy()
+
+    def complete(values: Tensor) -> np.ndarray:  # the observed values exactly as given, not via float32
+        table = run.spec.inverse(values).numpy() if run.spec.columns is None else run.spec.to_table(values)
+        raw = np.asarray(x_raw)
+        return np.where(missing, table, raw.astype(table.dtype) if table.dtype != object else raw)
+
+    return np.stack([complete(table) for table in filled]) if multiple else complete(filled)
