@@ -3,7 +3,8 @@
 Tables that scikit-learn ships (breast cancer 569 x 30, wine 178 x 13, digits 1797 x 64), each
 standardised; 20% and 50% of entries removed completely at random, 5 seeds; RMSE on the removed
 entries (standardised units) for the column mean, KNNImputer (5 neighbours), IterativeImputer
-(BayesianRidge, 20 rounds) and vaekit's VAEImputer (importance-sampled, MIWAE-style), all in one run.
+(BayesianRidge, 20 rounds) and vaekit's VAEImputer (trained with the MIWAE bound, imputing by importance
+sampling), all in one run.
 
     python bench/impute.py --out bench/results/impute.json
 """
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="breast_cancer,wine,digits")
     parser.add_argument("--rates", default="0.2,0.5")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--preset", default="vae")
+    parser.add_argument("--preset", default="iwae")
     parser.add_argument("--method", default="importance")
     parser.add_argument("--latent-dim", type=int, default=8)
     parser.add_argument("--width", type=int, default=128)
