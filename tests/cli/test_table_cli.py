@@ -137,3 +137,14 @@ def test_encode_a_table(invoke, table_run: Path, tmp_path: Path) -> None:
     codes = np.load(out)
     assert codes.shape == (300, 2, 4)  # every row of the file, holes included: means and log-variances
     assert np.isfinite(codes).all()
+
+
+def test_impute_writes_observed_values_with_every_digit(invoke, table_run: Path, tmp_path: Path) -> None:
+    source = tmp_path / "big.csv"
+    source.write_text("height,smoker,colour,visits\n181.123456789,,red,123456789\n170.25,1,,\n")
+    out = tmp_path / "filled.csv"
+    invoke(["impute", table_run, "--data", source, "--out", out, "--k", "5"])
+    rows = read_csv(out)
+    assert rows[1][0] == "181.123456789" and rows[1][2] == "red" and rows[1][3] == "123456789"
+    assert rows[2][0] == "170.25" and rows[2][1] == "1"
+    assert all(cell != "" for row in rows[1:] for cell in row)

@@ -172,3 +172,20 @@ def test_cli_impute_writes_the_table_and_multiple_draws(table_run: Run, tmp_path
     invoke(["impute", folder, "--data", source, "--out", out, "--method", "median"], expect=2)
     invoke(["impute", folder, "--data", source, "--out", out, "--method", "pseudo-gibbs", "--multiple", "2"],
            expect=2)
+
+
+def test_missing_markers_in_an_all_number_table_are_filled() -> None:
+    rng = np.random.default_rng(0)
+    table = np.empty((60, 2), dtype=object)
+    table[:, 0], table[:, 1] = rng.normal(size=60), rng.normal(size=60)
+    config = resolve_config(overrides=["data.source=array", "model.hidden=[8]", "model.latent_dim=2", "train.epochs=1",
+                                       "train.progress=false", "eval.enabled=false", "train.device=cpu",
+                                       "data.val_fraction=0", "data.test_fraction=0"])
+    from vaekit.data.sources import RawData
+
+    run = vaekit.train(config, data=RawData(x=table, kind="table"))
+    holed = table[:3].copy()
+    holed[0, 0], holed[1, 1] = "?", None
+    filled = impute(run, holed, k=5)
+    assert filled.dtype == np.float64 and np.isfinite(filled).all()
+    assert filled[2, 0] == table[2, 0] and filled[0, 1] == table[0, 1]

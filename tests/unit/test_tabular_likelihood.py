@@ -200,6 +200,28 @@ def test_samples_with_counts_depend_on_the_generator_only() -> None:
     torch.testing.assert_close(px.sample((4,), generator=torch.Generator().manual_seed(3)), first)
 
 
+def test_count_log_pmf_is_accurate_for_very_large_counts() -> None:
+    r = 3.0
+    layout = TableLayout([Column("n", "count")])
+    for k in (5.0, 1e4, 1e6, 1e8):
+        raw = torch.tensor([[math.log(k), math.log(math.expm1(r - 1e-4))]])  # mean k, dispersion r
+        p = r / (r + k)
+        expected = (math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1) + r * math.log(p)
+                    + k * math.log1p(-p))
+        got = MixedTable(raw, layout).log_prob(torch.tensor([[k]])).item()
+        assert got == pytest.approx(expected, abs=1e-3), k
+
+
+def test_count_samples_without_a_generator_do_not_repeat_their_rates() -> None:
+    layout = TableLayout([Column("n", "count")])
+    # A wide gamma (shape 2) around a mean of 1e6, whose Poisson noise is tiny beside it.
+    px = MixedTable(torch.tensor([[math.log(1e6), math.log(math.expm1(2.0))]]), layout)
+    torch.manual_seed(0)
+    first, second = px.sample((8,)), px.sample((8,))
+    # With the same gamma rates, two draws of Poisson(~1e6) differ by a few thousand at most.
+    assert (first - second).abs().max() > 1e5
+
+
 def test_a_leading_sample_axis_works_as_for_iwae() -> None:
     S = 3
     raw, x = decoder_output(S, B), with_holes(rows())

@@ -101,6 +101,8 @@ def impute(run, x_raw: np.ndarray, method: str = "importance", k: int = 100, ste
     def complete(values: Tensor) -> np.ndarray:  # the observed values exactly as given, not via float32
         table = run.spec.inverse(values).numpy() if run.spec.columns is None else run.spec.to_table(values)
         raw = np.asarray(x_raw)
-        return np.where(missing, table, raw.astype(table.dtype) if table.dtype != object else raw)
+        if table.dtype != object:  # missing markers in an object array ("?", "NA", None) are not numbers
+            raw = np.where(missing, np.nan, raw).astype(table.dtype)
+        return np.where(missing, table, raw)
 
     return np.stack([complete(table) for table in filled]) if multiple else complete(filled)

@@ -50,14 +50,32 @@ def impute(
             raise ConfigError(f"--out {str(out)!r}: this table has text categories; write a .csv")
         save_array(filled, out)
     elif multiple:
-        blocks = [np.concatenate([np.full((filled.shape[1], 1), m + 1, dtype=object), table.astype(object)], 1)
+        blocks = [np.concatenate([np.full((filled.shape[1], 1), m + 1, dtype=object), _cells(table)], 1)
                   for m, table in enumerate(filled)]
         save_array(np.concatenate(blocks), out, header=["imputation", *names])
     else:
-        save_array(filled, out, header=names if filled.ndim == 2 else None)
+        save_array(_cells(filled) if filled.ndim == 2 else filled, out, header=names if filled.ndim == 2 else None)
     if inputs.x.dtype == object:
         n_missing = sum(is_missing(value) for value in inputs.x.ravel())
     else:
         n_missing = int(np.isnan(inputs.x.astype(np.float64)).sum())
     typer.echo(f"filled {n_missing} missing values in {len(inputs.x)} rows"
                + (f" ({multiple} imputations)" if multiple else "") + f"; wrote {out}")
+
+
+def _cells(table):
+    """A table as CSV cells that keep every digit: the observed values are returned as given, and
+    the CSV writer's 7 significant digits would round large counts and identifiers."""
+    import math
+
+    import numpy as np
+
+    def cell(value):
+        if not isinstance(value, float | np.floating):
+            return value
+        value = float(value)
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+    return np.vectorize(cell, otypes=[object])(table.astype(object))

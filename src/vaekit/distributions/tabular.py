@@ -81,10 +81,13 @@ class MixedTable(_EventDistribution):
             parts.append((lay.binary, -F.binary_cross_entropy_with_logits(
                 self.logits, x[..., lay.binary], reduction="none")))
         if lay.count:
-            k, r, log_mu = x[..., lay.count], self.dispersion, self.log_mean
+            # In float64: for large counts lgamma(k + r) - lgamma(k + 1) and k * log(mu / (r + mu))
+            # are differences of nearly equal numbers, off by tens of nats in float32 at k ~ 1e8.
+            k, r, log_mu = x[..., lay.count].double(), self.dispersion.double(), self.log_mean.double()
             log_r_mu = torch.logaddexp(torch.log(r), log_mu)  # log(r + mu)
-            parts.append((lay.count, torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1)
-                          + r * (torch.log(r) - log_r_mu) + k * (log_mu - log_r_mu)))
+            log_pmf = (torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1)
+                       + r * (torch.log(r) - log_r_mu) + k * (log_mu - log_r_mu))
+            parts.append((lay.count, log_pmf.to(self.log_mean.dtype)))
         for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
             index = x[..., j].long().clamp_min(0).unsqueeze(-1)
             parts.append(([j], torch.log_softmax(logits, -1).gather(-1, index)))
@@ -126,10 +129,13 @@ class MixedTable(_EventDistribution):
             parts.append((lay.binary, torch.bernoulli(torch.sigmoid(expand(self.logits)), generator=generator)))
         if lay.count:
             r, mu = expand(self.dispersion), torch.exp(expand(self.log_mean))
-            with torch.random.fork_rng(devices=[r.device.index or 0] if r.device.type == "cuda" else []):
-                if generator is not None:  # torch's gamma sampler takes no generator: seed it from one
+            if generator is None:
+                gamma = torch._standard_gamma(r)
+            else:  # torch's gamma sampler takes no generator: seed it from one, leaving the global RNG as it was
+                with torch.random.fork_rng(devices=[r.device.index or 0] if r.device.type == "cuda" else []):
                     torch.manual_seed(int(torch.randint(2**62, (), generator=generator, device=generator.device)))
-                rate = torch._standard_gamma(r) * mu / r  # Gamma(r, r / mu): a rate with mean mu
+                    gamma = torch._standard_gamma(r)
+            rate = gamma * mu / r  # Gamma(r, r / mu): a rate with mean mu
             parts.append((lay.count, torch.poisson(rate, generator=generator)))
         for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
             probs = torch.softmax(expand(logits), -1)
