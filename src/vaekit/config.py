@@ -36,8 +36,9 @@ class DataConfig(_Section):
     image_size: tuple[int, int] | None = None  # (H, W) to resize a folder of images to
     grayscale: bool | None = None  # force 1 channel (True) or 3 (False) for a folder of images
     label_column: str | None = None  # the CSV column that holds labels (not a feature)
-    # A table's column kinds by name, where inference (numbers: continuous; two values: binary;
-    # text: categorical) is not what you mean: {"visits": "count", "zip": "categorical"}.
+    # A table's column kinds by name, where inference (numbers: continuous; 0/1 or two text values:
+    # binary; text: categorical; non-negative integers with variance >= mean: count) is not what you
+    # mean: {"visits": "count", "zip": "categorical"}.
     column_types: dict[str, Literal["continuous", "binary", "categorical", "count"]] | None = None
     max_samples: int | None = Field(None, gt=0)  # keep only this many training samples
     # Train (and validate) on these classes only, by index or name: a one-class model for anomaly

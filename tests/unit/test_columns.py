@@ -366,3 +366,16 @@ def test_save_array_writes_an_object_table_as_csv(tmp_path: Path) -> None:
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows == [["height", "colour", "visits"], ["1.25", "red", ""], ["", "blue", "3"]]
+
+
+def test_counts_are_inferred_for_spread_out_non_negative_integers_only() -> None:
+    rng = np.random.default_rng(0)
+    visits = rng.negative_binomial(2, 0.2, size=300).astype(np.float64)  # mean 8, variance 40
+    years = rng.integers(2001, 2021, size=300).astype(np.float64)  # mean 2011, variance 33
+    flags = rng.integers(0, 2, size=300).astype(np.float64)
+    scores = rng.normal(size=300)
+    table = np.stack([visits, years, flags, scores], 1)
+    kinds = [c.kind for c in infer_columns(table, ["visits", "year", "flag", "score"])]
+    assert kinds == ["count", "continuous", "binary", "continuous"]
+    overridden = infer_columns(table, ["visits", "year", "flag", "score"], {"visits": "continuous"})
+    assert overridden[0].kind == "continuous"

