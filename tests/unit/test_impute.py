@@ -189,3 +189,15 @@ def test_missing_markers_in_an_all_number_table_are_filled() -> None:
     filled = impute(run, holed, k=5)
     assert filled.dtype == np.float64 and np.isfinite(filled).all()
     assert filled[2, 0] == table[2, 0] and filled[0, 1] == table[0, 1]
+
+
+@pytest.mark.parametrize("multiple", [0, 2])
+def test_a_row_far_outside_the_training_data_gets_no_nan(table_run: Run, multiple: int,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    rows = synthetic_table(5, seed=3)
+    rows[:, 1] = None
+    rows[0, 0] = 1e12  # the encoder overflows on this row
+    filled = impute(table_run, rows, k=10, multiple=multiple)
+    values = filled if multiple else filled[None]
+    assert all(np.isfinite(numbers(table[:, 1])).all() for table in values)
+    assert "too far outside the training data" in caplog.text

@@ -18,6 +18,8 @@ Observed values are returned unchanged.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -26,7 +28,21 @@ from vaekit.applications.restore import Average, Mask, _chain, _prior_fill, impo
 from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise, content_keys
 from vaekit.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 METHODS = ("importance", "pseudo-gibbs")
+
+
+def _guard(model, y: Tensor, mask: Mask, values: Tensor, condition: Tensor | None) -> Tensor:
+    """Missing values the model could not infer (NaN: an observed value so far outside the
+    training data that the encoder overflows) get the model's average input, with a warning."""
+    bad = torch.isnan(values) & ~mask.observed
+    if not bad.any():
+        return values
+    rows = int(bad.reshape(-1, *y.shape[1:]).flatten(1).any(1).sum())
+    log.warning("%d rows lie too far outside the training data for the model to infer their missing values; "
+                "those get the model's average", rows)
+    return torch.where(bad, _prior_fill(model, condition, len(y)), values)
 
 
 def _start(run, y: Tensor, mask: Mask, condition: Tensor | None) -> Tensor:
@@ -62,7 +78,7 @@ def impute_model_space(run, x: Tensor, method: str = "importance", k: int = 100,
             raise ConfigError("imputation samples the posterior; this model's code is deterministic")
         noise = KeyedNoise(content_keys(y), seed)  # a row's draws depend on the row alone, not its batch
         if method == "pseudo-gibbs":
-            estimate = _chain(model, y, mask, start, steps, noise, c, metropolis=False)
+            estimate = _guard(model, y, mask, _chain(model, y, mask, start, steps, noise, c, metropolis=False), c)
             parts.append(mask.finalize(y, estimate).cpu())
             continue
         average, log_ws, codes = Average(), [], []
@@ -72,12 +88,19 @@ def impute_model_space(run, x: Tensor, method: str = "importance", k: int = 100,
                 log_ws.append(log_w)
                 codes.append(z)
         if not multiple:
-            parts.append(mask.finalize(y, average.result()).cpu())
+            parts.append(mask.finalize(y, _guard(model, y, mask, average.result(), c)).cpu())
             continue
-        weights = torch.softmax(torch.stack(log_ws, -1), -1)  # (B, k)
+        log_w = torch.nan_to_num(torch.stack(log_ws, -1), nan=-torch.inf)  # (B, k)
+        log_w = torch.where(torch.isinf(log_w).all(-1, keepdim=True), 0.0, log_w)  # no usable draw: uniform
+        weights = torch.softmax(log_w, -1)
         picked = torch.multinomial(weights, multiple, replacement=True, generator=generator)  # (B, M)
         z = torch.stack(codes, 1)[torch.arange(len(y), device=device)[:, None], picked]  # (B, M, L)
         z = z.transpose(0, 1)  # (M, B, L)
+        lost = ~torch.isfinite(z).all(-1)  # (M, B): draws of rows the encoder overflowed on
+        if lost.any():
+            log.warning("%d rows lie too far outside the training data for the model to infer their missing "
+                        "values; their draws come from the prior's mode", int(lost.any(0).sum()))
+            z = torch.where(lost[..., None], 0.0, z)
         repeated = None if c is None else c.unsqueeze(0).expand(multiple, *c.shape).reshape(-1, *c.shape[1:])
         px = model.decode(z.reshape(-1, z.shape[-1]), repeated)
         draws = px.sample(generator=generator).view(multiple, *y.shape)  # (M, B, *shape)
