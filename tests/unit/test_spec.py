@@ -70,6 +70,9 @@ def test_table_columns_are_standardised_by_default_and_left_alone_with_scale_non
                                rtol=1e-5)
     plain = DataSpec.fit(raw, DataConfig(scale="none"))
     torch.testing.assert_close(plain.transform(raw.x), torch.from_numpy(raw.x).float())
+    unit = DataSpec.fit(raw, DataConfig(scale="unit")).transform(raw.x)
+    torch.testing.assert_close(unit.min(0).values, torch.zeros(raw.x.shape[1]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(unit.max(0).values, torch.ones(raw.x.shape[1]), atol=1e-6, rtol=0)
 
 
 def test_shape_mismatch_names_both_shapes() -> None:

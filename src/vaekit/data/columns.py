@@ -91,10 +91,13 @@ def looks_like_counts(finite: np.ndarray, distinct: np.ndarray) -> bool:
 
 
 def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, str] | None = None,
-                  what: str = "table", others: list[np.ndarray] | None = None) -> list[Column]:
+                  what: str = "table", others: list[np.ndarray] | None = None,
+                  scale: str = "standardize") -> list[Column]:
     """One :class:`Column` per column of the training table x (N, D), kinds inferred unless
     ``overrides`` (column name -> kind) says otherwise. ``others`` (the held-out splits of the same
-    source) add categories seen only there: a category is a name, not a statistic."""
+    source) add categories seen only there: a category is a name, not a statistic. ``scale`` sets a
+    continuous column's loc and std: "standardize" (mean, std), "unit" (min, max - min) or "none"
+    (0, 1)."""
     n, width = x.shape
     names = list(names) if names else [f"x{j}" for j in range(width)]
     overrides = dict(overrides or {})
@@ -125,11 +128,12 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
                     "count" if looks_like_counts(finite, distinct) else "continuous")
         if kind in ("binary", "categorical") and others:
             values = np.concatenate([values, *[o[:, j] for o in others]])
-        columns.append(_fit_column(name, kind, values, numbers, what))
+        columns.append(_fit_column(name, kind, values, numbers, what, scale))
     return columns
 
 
-def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | None, what: str) -> Column:
+def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | None, what: str,
+                scale: str = "standardize") -> Column:
     if kind in ("binary", "categorical"):
         categories = sorted({_text(v) for v in values if not is_missing(v)}, key=_sort_key)
         if kind == "binary" and len(categories) != 2:
@@ -142,6 +146,10 @@ def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | 
         if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
             raise DataError(f"{what}: column {name!r} is declared a count but holds negative or fractional values")
         return Column(name, "count")
+    if scale == "none":
+        return Column(name, "continuous")
+    if scale == "unit":
+        return Column(name, "continuous", loc=float(finite.min()), std=float(max(np.ptp(finite), 1e-8)))
     return Column(name, "continuous", loc=float(finite.mean()), std=float(max(finite.std(), 1e-8)))
 
 

@@ -92,17 +92,9 @@ class DataSpec:
         """A table: a :class:`~vaekit.data.columns.Column` per column; continuous columns are
         standardised (``data.scale`` auto or standardize), min-max scaled (unit) or left (none)."""
         x = raw.x if raw.x.dtype == object or np.issubdtype(raw.x.dtype, np.number) else raw.x.astype(object)
-        if x.dtype != object and x.dtype != np.bool_ and not np.issubdtype(x.dtype, np.number):
-            raise DataError(f"data {config.source!r}: expected numbers or text, got dtype {x.dtype}")
-        what = f"data {config.source!r}"
-        columns = infer_columns(x, raw.feature_names, config.column_types, what, [o.x for o in others])
-        if config.scale in ("unit", "none"):
-            for j, column in enumerate(columns):
-                if column.kind == "continuous":
-                    values = encode([column], x[:, j : j + 1], what).double().numpy() * column.std + column.loc
-                    low, high = np.nanmin(values), np.nanmax(values)
-                    column.loc, column.std = (float(low), float(max(high - low, 1e-8))) if config.scale == "unit" \
-                        else (0.0, 1.0)
+        scale = "standardize" if config.scale == "auto" else config.scale
+        columns = infer_columns(x, raw.feature_names, config.column_types, f"data {config.source!r}",
+                                [o.x for o in others], scale)
         class_names = raw.class_names
         if class_names is None and raw.y is not None and len(raw.y):
             class_names = [str(i) for i in range(int(np.max(raw.y)) + 1)]
