@@ -158,13 +158,9 @@ def condition_for(run, n: int, label: str | None, condition: str | None):
         return torch.tensor(vector).expand(n, dim)
     if label is None:
         return None  # Run.sample / Run.decode cycle through the classes
-    names = run.spec.class_names or []
-    if label in names:
-        return torch.full((n,), names.index(label))
-    if label.lstrip("-").isdigit() and 0 <= int(label) < dim:
-        return torch.full((n,), int(label))
-    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-    raise ConfigError(f"--label {label!r}: expected a class index 0..{dim - 1} or a name ({shown})")
+    from vaekit.data.loaders import class_index
+
+    return torch.full((n,), class_index(label, run.spec.class_names, dim, "--label"))
 
 
 def labels_of(run, inputs, what: str):

@@ -31,18 +31,14 @@ def _class(inputs, run, label: str, option: str) -> int:
     """A class given by name or index, checked against the inputs' labels."""
     import numpy as np
 
-    from vaekit.errors import ConfigError, DataError
+    from vaekit.data.loaders import class_index
+    from vaekit.errors import DataError
 
     if inputs.y is None:
         raise DataError(f"{option}: these inputs have no labels; pick groups with --from-indices/--to-indices")
-    names = list(inputs.class_names or run.spec.class_names or [])
-    present = np.unique(inputs.y)
-    if label in names and names.index(label) in present:
-        return names.index(label)
-    if label.lstrip("-").isdigit() and int(label) in present:
-        return int(label)
-    shown = ", ".join(names[v] if 0 <= v < len(names) else str(v) for v in present[:12].tolist())
-    raise ConfigError(f"{option} {label!r}: expected a class index or name present in the inputs ({shown})")
+    names = inputs.class_names or run.spec.class_names
+    present = np.unique(inputs.y).tolist()
+    return class_index(label, names, max(present) + 1, option, present=present)
 
 
 @example("vaekit interpolate runs/fm --a 0 --b 1 --steps 10 --path spherical --out morph.gif")

@@ -7,7 +7,7 @@ device through a DataLoader whose workers gather and scale whole batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,7 @@ from torch import Tensor
 from vaekit.config import DataConfig
 from vaekit.data.sources import RawData, Splits, load_source
 from vaekit.data.spec import DataSpec
-from vaekit.errors import DataError
+from vaekit.errors import ConfigError, DataError, VaekitError
 
 Batch = dict[str, Tensor]
 
@@ -41,22 +41,33 @@ def _split(data: RawData, fraction: float, rng: np.random.Generator) -> tuple[Ra
     return data.subset(np.sort(order[n_out:])), data.subset(np.sort(order[:n_out]))
 
 
+def class_index(item: int | str, names: Sequence[str] | None, n_classes: int, option: str,
+                present: Sequence[int] | None = None, error: type[VaekitError] = ConfigError) -> int:
+    """One class given by name or index -> its index, checked against ``n_classes`` (and, when
+    given, the classes ``present`` in some inputs); anything else is one clear ``error`` naming
+    ``option`` (a DataError where the data, not the option, lacks the class)."""
+    names = list(names or [])
+    allowed = range(n_classes) if present is None else sorted({int(v) for v in present})
+    if isinstance(item, str) and item in names and names.index(item) in allowed:
+        return names.index(item)
+    if str(item).strip().lstrip("-").isdigit() and int(item) in allowed:
+        return int(item)
+    if present is None:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        expected = f"an index 0..{n_classes - 1}" + (f" or a name ({shown})" if names else "")
+    else:
+        shown = ", ".join(names[v] if 0 <= v < len(names) else str(v) for v in allowed[:12])
+        expected = f"a class index or name present in the inputs ({shown}{', ...' if len(allowed) > 12 else ''})"
+    raise error(f"{option}: unknown class {item!r}; expected {expected}")
+
+
 def class_indices(data: RawData, classes: list[int | str], option: str = "data.classes") -> list[int]:
     """Class indices for a list of indices or names, checked against the data's labels."""
     if data.y is None:
         raise DataError(f"{option}: the data have no labels to pick classes by")
     names = list(data.class_names or [])
     n_classes = max(len(names), int(data.y.max()) + 1)
-    picked = []
-    for item in classes:
-        if isinstance(item, str) and item in names:
-            picked.append(names.index(item))
-        elif str(item).lstrip("-").isdigit() and 0 <= int(item) < n_classes:
-            picked.append(int(item))
-        else:
-            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            raise DataError(f"{option}: unknown class {item!r}; expected an index 0..{n_classes - 1}"
-                            + (f" or a name ({shown})" if names else ""))
+    picked = [class_index(item, names, n_classes, option, error=DataError) for item in classes]
     if not picked:
         raise DataError(f"{option}: expected at least one class")
     return picked
