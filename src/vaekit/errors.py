@@ -11,12 +11,13 @@ class VaekitError(Exception):
     """Base class: bad input, bad configuration or a missing resource (CLI exit code 2)."""
 
 
-class ConfigError(VaekitError):
-    """An unknown option, a bad value or an unknown registered name."""
+class ConfigError(VaekitError, ValueError):
+    """An unknown option, a bad value or an unknown registered name (also a ValueError, as Python
+    and scikit-learn code expect of a bad argument)."""
 
 
-class DataError(VaekitError):
-    """A missing, corrupt or mismatched data file or array."""
+class DataError(VaekitError, ValueError):
+    """A missing, corrupt or mismatched data file or array (also a ValueError)."""
 
 
 class DownloadError(VaekitError):

@@ -4,7 +4,13 @@ They follow scikit-learn's contract (``__init__`` stores its arguments verbatim,
 and trains, learned attributes end in ``_``, the same ``random_state`` gives the same model) and
 work in ``Pipeline``, ``GridSearchCV`` and ``set_output(transform="pandas")``. Missing values (NaN)
 are welcome in every one of them: the table model masks them (:mod:`vaekit.distributions.tabular`).
-Each fitted estimator holds its trained :class:`~vaekit.api.Run` as ``run_``.
+A pandas DataFrame (or an object array) with text or categorical columns is taken as it is: each
+column gets its own likelihood (:func:`vaekit.data.columns.infer_columns`), so no one-hot encoder is
+needed in front. Each fitted estimator holds its trained :class:`~vaekit.api.Run` as ``run_``.
+
+Values handed back in the data's units (``VAEImputer.transform``, ``VAETransformer.inverse_transform``
+and ``sample``) are values of each column's own kind, as ``vaekit impute`` writes them: the most
+probable category of a binary or categorical column, a whole count, the mean of a continuous one.
 """
 
 from __future__ import annotations
@@ -49,11 +55,30 @@ class _VAE(BaseEstimator):
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
+    def _validate(self, X, reset: bool) -> np.ndarray:
+        """Checked rows: float64 for an all-number table, an object array (text, numbers, None) for
+        one with text columns (fitted as such: ``transform`` then takes the same kind of table)."""
+        if reset:
+            self._text_table = _has_text(X)
+        if not getattr(self, "_text_table", False):
+            return validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=reset)
+        validate_data(self, X, reset=reset, skip_check_array=True)  # feature names and count only
+        if hasattr(X, "iloc"):
+            from vaekit.data.sources.tabular import from_frame
+
+            return from_frame(X).x.astype(object)
+        X = np.asarray(X, dtype=object)
+        if X.ndim != 2 or 0 in X.shape:
+            raise ValueError(f"expected a non-empty 2-D table, got shape {X.shape}")
+        return X
+
     def _fit_vae(self, X, reset: bool = True) -> np.ndarray:
         import vaekit
+        from vaekit.data.columns import is_missing
 
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=reset)
-        if np.isnan(X).all(axis=0).any():
+        X = self._validate(X, reset)
+        missing = np.isnan(X) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(X)
+        if missing.all(axis=0).any():
             raise ValueError("every value of a column is missing; nothing to learn it from")
         hidden = list(self.hidden)
         config = vaekit.resolve_config(preset=self.preset, overrides=[
@@ -65,7 +90,8 @@ class _VAE(BaseEstimator):
         ])
         names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
         with torch.random.fork_rng(devices=[]):
-            self.run_ = vaekit.train(config, data=RawData(x=X.astype(np.float32), kind="table", feature_names=names))
+            x = X if X.dtype == object else X.astype(np.float32)
+            self.run_ = vaekit.train(config, data=RawData(x=x, kind="table", feature_names=names))
         # Inference runs in float64: a row's result must not move with the batch it is computed in
         # (scikit-learn checks subset invariance to 1e-7, finer than float32 matmuls keep).
         self._run64 = dataclasses.replace(self.run_, model=copy.deepcopy(self.run_.model).double().eval())
@@ -74,15 +100,22 @@ class _VAE(BaseEstimator):
     def _check(self, X) -> Tensor:
         """Validated rows in the model's space, float64 on its device."""
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
-        return self.run_.spec.transform(X.astype(np.float32)).double().to(self.run_.device)
+        return self.run_.spec.transform(self._validate(X, reset=False)).double().to(self.run_.device)
+
+    def _table(self, values: Tensor) -> np.ndarray:
+        """Model-space rows -> the data's units and kinds (float64, or objects for text columns)."""
+        table = self.run_.spec.to_table(values.cpu())
+        return table if table.dtype == object else table.astype(np.float64)
 
     def score_samples(self, X) -> np.ndarray:
         """log p(x) per sample, the importance-sampled estimate with ``k`` draws (higher = more
         typical); the missing values of a row are left out of its likelihood."""
+        return self._log_likelihood(self._check(X))
+
+    def _log_likelihood(self, values: Tensor) -> np.ndarray:
         from vaekit.applications.anomaly import score_samples
 
-        return -score_samples(self._run64.model, self._check(X), "nll", self.k, seed=0).numpy().astype(np.float64)
+        return -score_samples(self._run64.model, values, "nll", self.k, seed=0).numpy().astype(np.float64)
 
 
 class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
@@ -108,8 +141,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
         codes = np.asarray(X, dtype=np.float64)
         if codes.ndim != 2 or codes.shape[1] != self.n_components:
             raise ValueError(f"expected codes of shape (n_samples, {self.n_components}), got {codes.shape}")
-        px = self._run64.model.decode(torch.from_numpy(codes).to(self.run_.device))
-        return self.run_.spec.inverse(px.mean).cpu().numpy()
+        return self._table(self._run64.model.decode(torch.from_numpy(codes).to(self.run_.device)).mean)
 
     def score(self, X, y=None) -> float:
         """The mean log-likelihood of the rows (higher is better), for model selection."""
@@ -118,7 +150,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         check_is_fitted(self, "run_")
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-        return self.run_.sample(int(n_samples), seed=seed).cpu().numpy().astype(np.float64)
+        generator = torch.Generator(device=self.run_.device).manual_seed(seed)
+        return self._table(self.run_.model.sample(int(n_samples), generator=generator).mean)
 
 
 class VAEOutlierDetector(OutlierMixin, _VAE):
@@ -140,7 +173,8 @@ class VAEOutlierDetector(OutlierMixin, _VAE):
         if not 0.0 < self.contamination <= 0.5:
             raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
         X = self._fit_vae(X)
-        self.offset_ = float(np.percentile(self.score_samples(X), 100.0 * self.contamination))
+        values = self.run_.spec.transform(X).double().to(self.run_.device)
+        self.offset_ = float(np.percentile(self._log_likelihood(values), 100.0 * self.contamination))
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -176,19 +210,32 @@ class VAEImputer(TransformerMixin, _VAE):
         return self
 
     def transform(self, X) -> np.ndarray:
-        from vaekit.applications.impute import impute_model_space
+        from vaekit.applications.impute import impute
 
         check_is_fitted(self, "run_")
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
-        missing = np.isnan(X)
-        if not missing.any():
-            return X
-        values = self.run_.spec.transform(X.astype(np.float32)).double()
-        filled = self.run_.spec.inverse(impute_model_space(self._run64, values, self.method, k=self.k, seed=0))
-        return np.where(missing, filled.numpy(), X)  # observed values exactly as given
+        X = self._validate(X, reset=False)
+        return impute(self._run64, X, self.method, k=self.k, seed=0)  # observed values exactly as given
 
     def get_feature_names_out(self, input_features=None):
         from sklearn.utils.validation import _check_feature_names_in
 
         check_is_fitted(self, "run_")
         return _check_feature_names_in(self, input_features)
+
+
+def _has_text(X) -> bool:
+    """Whether a table has columns that are not numbers: a DataFrame's text, categorical or object
+    columns, or an object array whose values are not all numbers (a value that is neither, like a
+    dict, is left to scikit-learn's own error)."""
+    if hasattr(X, "dtypes") and hasattr(X, "iloc"):
+        return any(getattr(dtype, "kind", "O") not in "biuf" for dtype in X.dtypes)
+    array = np.asarray(X) if not hasattr(X, "toarray") else None
+    if array is None or array.dtype.kind not in "OUS":
+        return False
+    try:
+        array.astype(np.float64)
+    except ValueError:
+        return True
+    except TypeError:
+        return False
+    return False

@@ -395,6 +395,19 @@ def test_an_unknown_digit_class_is_a_data_error() -> None:
         prepare_data(DataConfig(source="digits", classes=["ten"]))
 
 
+def test_one_class_resolver_takes_names_or_indices_and_can_require_presence() -> None:
+    from vaekit.data.loaders import class_index
+    from vaekit.errors import ConfigError
+
+    names = ["cat", "dog", "eel"]
+    assert class_index("dog", names, 3, "--label") == 1 and class_index("2", names, 3, "--label") == 2
+    assert class_index(0, None, 3, "--label") == 0
+    with pytest.raises(ConfigError, match="--from: unknown class 'dog'.*present in the inputs \\(cat, eel\\)"):
+        class_index("dog", names, 3, "--from", present=[0, 2])
+    with pytest.raises(DataError, match="data.classes: unknown class 3; expected an index 0..2 or a name"):
+        class_index(3, names, 3, "data.classes", error=DataError)
+
+
 def test_classes_need_labels(tmp_path: Path) -> None:
     path = tmp_path / "plain.csv"
     path.write_text("\n".join(f"{i / 20:.3f},{1 - i / 20:.3f}" for i in range(20)) + "\n")

@@ -350,6 +350,18 @@ def test_from_frame_keeps_text_as_text() -> None:
     assert [c.kind for c in spec.columns] == ["continuous", "categorical", "binary", "binary"]
 
 
+def test_pandas_missing_markers_are_holes_not_categories() -> None:
+    """pd.NA in a string column and NaN in a categorical column are missing, never the text "<NA>"."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"colour": pd.array(["red", pd.NA, "blue"], dtype="string"),
+                          "size": pd.Categorical(["s", None, "l"]), "count": pd.array([1, None, 3], dtype="Int64")})
+    raw = from_frame(frame)
+    assert raw.x[1].tolist()[:2] == [None, None] and math.isnan(raw.x[1, 2])
+    assert is_missing(pd.NA) and is_missing(pd.NaT) and not is_missing("<NA>x")
+    spec = DataSpec.fit(raw, DataConfig(source="frame"))
+    assert spec.columns[0].categories == ["blue", "red"]
+
+
 def test_parquet_keeps_string_columns_as_text(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")

@@ -67,12 +67,16 @@ def impute_model_space(run, x: Tensor, method: str = "importance", k: int = 100,
     model = run.model.eval()
     device = run.device
     generator = torch.Generator(device=device).manual_seed(seed)
+    dtype = next(model.parameters()).dtype  # a float64 copy of a model takes float64 inputs
     parts = []
     for begin in range(0, len(x), batch_size):
         part = slice(begin, begin + batch_size)
-        y = x[part].to(device)
+        y = x[part].to(device=device, dtype=dtype)
         c = None if condition is None else condition[part].to(device)
         mask = Mask(~torch.isnan(y))
+        if bool(mask.observed.all()):  # nothing to fill in this batch
+            parts.append((y.expand(multiple, *y.shape) if multiple else y).cpu())
+            continue
         start = _start(run, y, mask, c)
         if not isinstance(model.encode(start[:1], None if c is None else c[:1]), DiagonalGaussian):
             raise ConfigError("imputation samples the posterior; this model's code is deterministic")

@@ -47,7 +47,8 @@ class Column:
 
 
 def is_missing(value: Any) -> bool:
-    if value is None:
+    """None, NaN, pandas' NA and NaT, and the usual missing markers in text ("", "NA", "?"...)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return True
     if isinstance(value, float | np.floating):
         return math.isnan(value)

@@ -204,8 +204,9 @@ def from_frame(frame, label_column: str | None = None) -> RawData:
         if series.dtype.kind in "biuf":
             columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
         else:
-            columns.append(np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                                     for v in series.astype(object).tolist()], dtype=object))
+            values, missing = series.astype(object).tolist(), series.isna().tolist()
+            columns.append(np.array([None if gap else str(v) for v, gap in zip(values, missing, strict=True)],
+                                    dtype=object))
             text = True
     x = np.stack(columns, axis=1) if text else np.stack(columns, axis=1).astype(np.float32)
     y = class_names = None
