@@ -426,6 +426,11 @@ def test_parquet_table(tmp_path: Path) -> None:
     assert data.x.dtype == np.float32 and data.x.shape == (3, 2)
     assert data.feature_names == ["a", "b"] and np.isnan(data.x[2, 0])
     assert data.class_names == ["x", "y"] and data.y.tolist() == [0, 1, 0]
-    pq.write_table(pa.table({"s": ["u", "v"]}), tmp_path / "s.parquet")
-    with pytest.raises(DataError, match=r"column 's' has type string, expected numbers"):
-        load_path(tmp_path / "s.parquet")
+    pq.write_table(pa.table({"s": ["u", None]}), tmp_path / "s.parquet")  # text stays text, for the spec
+    assert load_path(tmp_path / "s.parquet").train.x.tolist() == [["u"], [None]]
+    pq.write_table(pa.table({"l": [[1, 2], [3]]}), tmp_path / "l.parquet")
+    with pytest.raises(DataError, match=r"column 'l' has type list<.*>, expected numbers or text"):
+        load_path(tmp_path / "l.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_path(tmp_path / "bad.parquet")
