@@ -148,3 +148,34 @@ def test_impute_writes_observed_values_with_every_digit(invoke, table_run: Path,
     assert rows[1][0] == "181.123456789" and rows[1][2] == "red" and rows[1][3] == "123456789"
     assert rows[2][0] == "170.25" and rows[2][1] == "1"
     assert all(cell != "" for row in rows[1:] for cell in row)
+
+
+def test_new_input_columns_are_matched_by_name(invoke, run_main, table_run: Path, tmp_path: Path, caplog) -> None:
+    """A file with the columns in another order (and one extra) is read by name; a missing column
+    is one line naming it, with nothing written."""
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("visits,note,colour,height,smoker\n4,hello,blue,,0\n")
+    out = tmp_path / "filled.csv"
+    with caplog.at_level("WARNING", logger="vaekit"):
+        invoke(["impute", table_run, "--data", shuffled, "--out", out, "--k", "5"])
+    assert "note" in caplog.text and "left out" in caplog.text
+    header, row = read_csv(out)
+    assert header == HEADER and row[1:] == ["0", "blue", "4"] and float(row[0]) > 100  # height filled
+    short = tmp_path / "short.csv"
+    short.write_text("height,colour,visits\n170,red,3\n")
+    code, _, err = run_main("impute", table_run, "--data", short, "--out", tmp_path / "no.csv")
+    assert code == 2 and "missing column 'smoker'" in err, err
+    assert not (tmp_path / "no.csv").exists()
+
+
+def test_new_input_may_lack_the_label_column_of_an_unconditional_run(invoke, tmp_path: Path) -> None:
+    labelled = tmp_path / "labelled.csv"
+    rows = ["a,b,kind"] + [f"{i / 10:.1f},{(i % 7) / 3:.3f},{'xy'[i % 2]}" for i in range(60)]
+    labelled.write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    invoke(["train", "--data", labelled, "--epochs", "1", *TINY, "--set", "data.label_column=kind", "--out", run])
+    unlabelled = tmp_path / "new.csv"
+    unlabelled.write_text("a,b\n0.5,\n,1.0\n")
+    invoke(["impute", run, "--data", unlabelled, "--out", tmp_path / "filled.csv", "--k", "5"])
+    header, *body = read_csv(tmp_path / "filled.csv")
+    assert header == ["a", "b"] and len(body) == 2 and all(cell for row in body for cell in row)

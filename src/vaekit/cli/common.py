@@ -90,17 +90,26 @@ def load_inputs(run, source: str | None, split: str = "test"):
                              y=np.concatenate([p.y for p in parts]) if labelled else None,
                              kind=parts[0].kind, max_level=parts[0].max_level, class_names=parts[0].class_names)
         return chosen
+    from vaekit.data.sources.tabular import NoLabelColumn
+
     config = run.config.data.model_copy(update={"source": source})
-    splits = load_source(config)
+    try:
+        splits = load_source(config)
+    except NoLabelColumn:
+        if run.model.condition_dim:  # a conditional run needs the labels
+            raise
+        splits = load_source(config.model_copy(update={"label_column": None}))  # an unconditional one does not
     if split == "train" or splits.test is None:
-        return splits.train
-    if split == "test":
-        return splits.test
-    y = None
-    if splits.train.y is not None and splits.test.y is not None:
-        y = np.concatenate([splits.train.y, splits.test.y])
-    return RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
-                   max_level=splits.train.max_level)
+        chosen = splits.train
+    elif split == "test":
+        chosen = splits.test
+    else:
+        y = None
+        if splits.train.y is not None and splits.test.y is not None:
+            y = np.concatenate([splits.train.y, splits.test.y])
+        chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
+                         max_level=splits.train.max_level, feature_names=splits.train.feature_names)
+    return run.spec.align(chosen, what=source)  # a table's columns matched by name
 
 
 def figure_path(run, out: Path | None, name: str) -> Path:

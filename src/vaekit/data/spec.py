@@ -6,7 +6,9 @@ input exactly as it did in training, and maps its outputs back to the data's own
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +20,8 @@ from vaekit.config import DataConfig
 from vaekit.data.columns import Column, decode, encode, infer_columns
 from vaekit.data.sources.base import RawData
 from vaekit.errors import ConfigError, DataError
+
+log = logging.getLogger("vaekit")
 
 Scale = Literal["unit", "standardize", "none"]
 
@@ -156,6 +160,24 @@ class DataSpec:
         if self.binarize:
             x = (x > 0.5).to(torch.float32)
         return x
+
+    def align(self, raw: RawData, what: str = "input") -> RawData:
+        """New table rows with a header -> their columns in the order the model was trained on,
+        matched by name: a missing column is an error naming it, extra columns are left out with a
+        warning. Rows without names (images, headerless files) are left as they are."""
+        names, given = self.feature_names, raw.feature_names
+        if self.kind != "table" or not names or not given or list(given) == list(names):
+            return raw
+        missing = [name for name in names if name not in given]
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise DataError(f"{what}: missing column{'s' if len(missing) > 1 else ''} {shown}; the model was "
+                            f"trained on {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}")
+        extra = [name for name in given if name not in names]
+        if extra:
+            log.warning("%s: columns %s are not the model's and are left out", what, ", ".join(extra[:10]))
+        order = [list(given).index(name) for name in names]
+        return dataclasses.replace(raw, x=raw.x[:, order], feature_names=list(names))
 
     def inverse(self, x: Tensor) -> Tensor:
         """Map model-space values back to the data's own units (the inverse of the scaling); a

@@ -119,15 +119,20 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
     )
 
 
+class NoLabelColumn(DataError):
+    """The file has no column of that name (or no header): a trained model's new inputs may lack
+    labels it does not need (:func:`vaekit.cli.common.load_inputs` reads them without)."""
+
+
 def _label_index(names: list[str] | None, label_column: str | None, what: str) -> int | None:
     if label_column is None:
         return None
     if names is None:
-        raise DataError(
+        raise NoLabelColumn(
             f"{what}: data.label_column={label_column!r} needs a header row, and the file has none"
         )
     if label_column not in names:
-        raise DataError(
+        raise NoLabelColumn(
             f"{what}: no column {label_column!r} for data.label_column; columns: {', '.join(names)}"
         )
     return names.index(label_column)
