@@ -69,6 +69,44 @@ class Run:
             return torch.arange(n, device=self.device) % self.model.condition_dim
         return condition
 
+    def inputs(self, source: str | None = None, split: str = "test") -> RawData:
+        """Raw samples to feed this run: its own held-out split by default, or ``source`` (a dataset
+        name or path; for a named dataset with an official split, ``split`` picks "train", "test"
+        or "all"). A table's columns are matched to the model's by name; an unconditional run's
+        inputs may lack the label column."""
+        from vaekit.data.sources import load_source
+        from vaekit.data.sources.tabular import NoLabelColumn
+
+        if source is None:
+            data = prepare_data(self.config.data)
+            chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
+            if chosen is None:  # "all"
+                parts = [p for p in (data.train, data.val, data.test) if p is not None]
+                labelled = all(p.y is not None for p in parts)
+                chosen = RawData(x=np.concatenate([p.x for p in parts]),
+                                 y=np.concatenate([p.y for p in parts]) if labelled else None,
+                                 kind=parts[0].kind, max_level=parts[0].max_level, class_names=parts[0].class_names,
+                                 feature_names=parts[0].feature_names)
+            return chosen
+        config = self.config.data.model_copy(update={"source": source})
+        try:
+            splits = load_source(config)
+        except NoLabelColumn:
+            if self.model.condition_dim:  # a conditional run needs the labels
+                raise
+            splits = load_source(config.model_copy(update={"label_column": None}))  # an unconditional one does not
+        if split == "train" or splits.test is None:
+            chosen = splits.train
+        elif split == "test":
+            chosen = splits.test
+        else:
+            y = None
+            if splits.train.y is not None and splits.test.y is not None:
+                y = np.concatenate([splits.train.y, splits.test.y])
+            chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
+                             max_level=splits.train.max_level, feature_names=splits.train.feature_names)
+        return self.spec.align(chosen, what=source)  # a table's columns matched by name
+
     @torch.no_grad()
     def encode(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Distribution:
         """q(z|x) for raw samples (N, *shape); ``.mean`` is the embedding. A conditional model

@@ -83,7 +83,8 @@ def score_samples(model: VAE, x: Tensor, score: str = "nll", k: int = 100, seed:
         batch = x[part].to(device)
         c = None if condition is None else condition[part].to(device)
         if score == "recon":
-            scores.append((model.reconstruct(batch, c).mean - batch).square().flatten(1).sum(1))
+            error = (model.reconstruct(batch, c).mean - batch).square()
+            scores.append(error.nan_to_num(0.0).flatten(1).sum(1))  # a table's missing cells count nothing
             continue
         qz = model.encode(batch, c)
         if not isinstance(qz, DiagonalGaussian):

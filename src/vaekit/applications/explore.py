@@ -57,6 +57,29 @@ def interpolate(run: Run, a: np.ndarray | Tensor, b: np.ndarray | Tensor, steps:
 
 
 @dataclass
+class LatentSummary:
+    """How a set of inputs uses the latent space: their posterior ``means`` (N, L), each dimension's
+    mean ``kl`` to the prior (L,) (for a deterministic code, its mean square), the dimensions by KL
+    (``order``, most informative first) and the spread of the means per dimension (L,)."""
+
+    means: Tensor
+    kl: Tensor
+    order: list[int]
+    spread: Tensor
+
+
+def summarize(run: Run, x: np.ndarray | Tensor, labels: np.ndarray | Tensor | None = None,
+              batch_size: int = 1024) -> LatentSummary:
+    """:class:`LatentSummary` of inputs ``x`` (at least 2), a conditional run's encoded under ``labels``."""
+    if len(x) < 2:  # x stays as given: a table's rows may hold text
+        raise DataError(f"expected at least 2 inputs to measure each latent dimension's spread, got {len(x)}")
+    condition = _labels(run, labels, len(x), "summarize")
+    mean, logvar = run.encode_all(x, condition=condition, batch_size=batch_size)  # (N, L) each
+    kl = (mean.pow(2) if logvar is None else kl_per_dim(DiagonalGaussian(mean, logvar))).mean(0)  # (L,)
+    return LatentSummary(means=mean, kl=kl, order=latent_ops.order_by_kl(kl), spread=latent_ops.latent_std(mean))
+
+
+@dataclass
 class Traversal:
     """A traversal grid: ``images`` (rows * steps, *shape), one row per latent dimension in ``dims``
     (most informative first), columns at ``values`` standard deviations from the centre."""
@@ -81,11 +104,10 @@ def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tens
         raise DataError(f"traverse: expected at least 2 reference inputs to measure each dimension's spread, "
                         f"got {len(reference)}")
     condition = _labels(run, labels, len(reference), "traverse")
-    mean, logvar = run.encode_all(reference, condition=condition, batch_size=batch_size)  # (N, L) each
-    kl = (mean.pow(2) if logvar is None else kl_per_dim(DiagonalGaussian(mean, logvar))).mean(0)  # (L,)
-    order = latent_ops.order_by_kl(kl)[: n_dims or len(kl)]
+    summary = summarize(run, reference, condition, batch_size)
+    kl, order = summary.kl, summary.order[: n_dims or len(summary.kl)]
     if center is None:
-        origin = mean.mean(0)  # (L,)
+        origin = summary.means.mean(0)  # (L,)
         row_condition = None if condition is None else condition[:1]
     else:
         if run.model.condition_dim and center_label is None:
@@ -93,7 +115,7 @@ def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tens
         row_condition = _labels(run, None if center_label is None else [center_label], 1, "traverse")
         x = torch.as_tensor(np.asarray(center)).reshape(1, *run.spec.shape)  # (1, *shape)
         origin = run.encode(x, condition=row_condition).mean[0]  # (L,)
-    grid = latent_ops.traversal_grid(origin.cpu(), order, span, steps, latent_ops.latent_std(mean))  # (R, S, L)
+    grid = latent_ops.traversal_grid(origin.cpu(), order, span, steps, summary.spread)  # (R, S, L)
     codes = grid.reshape(-1, grid.shape[-1])  # (R * S, L)
     decoded = run.decode(codes, condition=None if row_condition is None else row_condition.expand(len(codes)))
     return Traversal(images=decoded, dims=order, values=torch.linspace(-span, span, steps), kl=kl)

@@ -361,3 +361,30 @@ def analogy(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
             f"{tuple(a.shape)}, {tuple(b.shape)}, {tuple(c.shape)}"
         ) from None
     return c + (b - a)  # (..., D)
+
+
+def nearest(codes: Tensor, query: Tensor, k: int = 8) -> tuple[Tensor, Tensor]:
+    """The ``k`` codes nearest to each query code (Euclidean distance in latent space).
+
+    Parameters
+    ----------
+    codes : Tensor
+        (N, D) codes to search, e.g. the posterior means of a data set.
+    query : Tensor
+        (M, D) codes to find neighbours for.
+    k : int
+        Neighbours per query (at most N).
+
+    Returns
+    -------
+    tuple of Tensor
+        Indices (M, k) into ``codes`` and distances (M, k), nearest first.
+    """
+    codes = _codes("codes", codes, (2,))
+    query = _codes("query", query, (2,))
+    _same_dim("query", query[0], "codes", codes[0])
+    if not 1 <= k <= len(codes):
+        raise DataError(f"k: expected 1..{len(codes)} neighbours, got {k}")
+    distances = torch.cdist(query.double(), codes.double())  # (M, N)
+    found = torch.topk(distances, k, dim=1, largest=False)
+    return found.indices, found.values.to(codes.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,44 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, seed: int = 0
     if codes.shape[1] <= dims:
         return np.pad(codes, ((0, 0), (0, dims - codes.shape[1])))
     return np.asarray(PROJECTIONS[method](codes, dims, seed), dtype=np.float64)
+
+
+@dataclass
+class LatentMap:
+    """A 2-D map of codes (N, L): ``points`` (N, 2), and :meth:`to_latent` for the way back."""
+
+    method: str
+    codes: np.ndarray  # (N, L)
+    points: np.ndarray  # (N, 2)
+    mean: np.ndarray | None = None  # PCA: the mean code (L,) and the two principal directions (2, L)
+    components: np.ndarray | None = None
+
+    def to_latent(self, xy: np.ndarray, neighbours: int = 5) -> np.ndarray:
+        """Map positions (M, 2) -> codes (M, L). PCA has an inverse: the code on the plane of the
+        two principal directions through the mean. t-SNE and UMAP have none: the codes of the
+        ``neighbours`` nearest mapped points, averaged with inverse-distance weights."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if self.components is not None:
+            return self.mean + xy @ self.components
+        distance = np.linalg.norm(self.points[None, :, :] - xy[:, None, :], axis=-1)  # (M, N)
+        nearest = np.argsort(distance, axis=1)[:, :neighbours]  # (M, k)
+        weights = 1.0 / np.maximum(np.take_along_axis(distance, nearest, 1), 1e-9)  # (M, k)
+        weights /= weights.sum(1, keepdims=True)
+        return np.einsum("mk,mkl->ml", weights, self.codes[nearest])
+
+
+def fit_map(codes: np.ndarray, method: str = "pca", seed: int = 0) -> LatentMap:
+    """A 2-D :class:`LatentMap` of codes (N, L) by PCA, t-SNE or UMAP (see :func:`project`)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    points = project(codes, method, 2, seed)  # checks the codes
+    if method != "pca":
+        return LatentMap(method, codes, points)
+    if codes.shape[1] <= 2:  # mapped as they are (padded): the way back drops the padding
+        return LatentMap(method, codes, points, np.zeros(codes.shape[1]), np.eye(2)[:, : codes.shape[1]])
+    from sklearn.decomposition import PCA
+
+    pca = PCA(2, random_state=seed).fit(codes)
+    return LatentMap(method, codes, pca.transform(codes), pca.mean_, pca.components_)
 
 
 def save_map(points: np.ndarray, path: str | Path, labels: np.ndarray | None = None,

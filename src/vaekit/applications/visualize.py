@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -44,11 +45,19 @@ def display_scale(spec: DataSpec) -> int:
 
 
 def save_png(picture: Image.Image, path: str | Path) -> Path:
-    import io
-
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def png_bytes(spec: DataSpec, images: Tensor) -> list[bytes]:
+    """Data-unit images (N, C, H, W) -> one PNG file's bytes each, at their own size."""
+    out = []
+    for picture in to_unit(spec, images.detach().cpu()):
+        buffer = io.BytesIO()
+        image_grid(picture[None], nrow=1, padding=0).save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
 
 
 def save_images(spec: DataSpec, images: Tensor, path: str | Path, nrow: int | None = None) -> Path:

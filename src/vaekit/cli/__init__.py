@@ -25,6 +25,7 @@ from vaekit.cli.maps import cluster, embed
 from vaekit.cli.report import report
 from vaekit.cli.restore import restore
 from vaekit.cli.train import train
+from vaekit.cli.web import explore
 
 app = typer.Typer(
     name="vaekit",
@@ -45,7 +46,7 @@ def _options(context: typer.Context,
 
 
 for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                anomaly, restore, impute, evaluate, report, info, datasets, presets, export):
+                anomaly, restore, impute, explore, evaluate, report, info, datasets, presets, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

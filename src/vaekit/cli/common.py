@@ -9,7 +9,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
 from vaekit.errors import VaekitError
@@ -73,43 +72,8 @@ def load_run(path: Path, device: str = "cpu"):
 
 
 def load_inputs(run, source: str | None, split: str = "test"):
-    """Raw samples to feed a run: its own held-out split by default, or ``source`` (all of it).
-
-    For a named dataset with an official split, ``split`` picks train, test or all.
-    """
-    from vaekit.data.loaders import prepare_data
-    from vaekit.data.sources import RawData, load_source
-
-    if source is None:
-        data = prepare_data(run.config.data)
-        chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
-        if chosen is None:  # "all"
-            parts = [p for p in (data.train, data.val, data.test) if p is not None]
-            labelled = all(p.y is not None for p in parts)
-            chosen = RawData(x=np.concatenate([p.x for p in parts]),
-                             y=np.concatenate([p.y for p in parts]) if labelled else None,
-                             kind=parts[0].kind, max_level=parts[0].max_level, class_names=parts[0].class_names)
-        return chosen
-    from vaekit.data.sources.tabular import NoLabelColumn
-
-    config = run.config.data.model_copy(update={"source": source})
-    try:
-        splits = load_source(config)
-    except NoLabelColumn:
-        if run.model.condition_dim:  # a conditional run needs the labels
-            raise
-        splits = load_source(config.model_copy(update={"label_column": None}))  # an unconditional one does not
-    if split == "train" or splits.test is None:
-        chosen = splits.train
-    elif split == "test":
-        chosen = splits.test
-    else:
-        y = None
-        if splits.train.y is not None and splits.test.y is not None:
-            y = np.concatenate([splits.train.y, splits.test.y])
-        chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
-                         max_level=splits.train.max_level, feature_names=splits.train.feature_names)
-    return run.spec.align(chosen, what=source)  # a table's columns matched by name
+    """Raw samples to feed a run: its own held-out split by default, or ``source`` (see :meth:`vaekit.Run.inputs`)."""
+    return run.inputs(source, split)
 
 
 def figure_path(run, out: Path | None, name: str) -> Path:

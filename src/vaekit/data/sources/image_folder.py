@@ -134,4 +134,25 @@ def load_image_folder(path: Path, config: DataConfig) -> Splits:
     )
 
 
+def image_from_bytes(data: bytes, channels: int, size: tuple[int, int], max_pixels: int = 4_000_000,
+                     what: str = "upload") -> np.ndarray:
+    """One encoded image (PNG, JPEG, ...) -> uint8 (channels, H, W) at ``size`` (H, W), grey or
+    RGB, resized if needed. Larger than ``max_pixels`` before resizing, or not an image: a DataError
+    (the header is checked before any pixel is decoded)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > max_pixels:
+                raise DataError(f"{what}: {image.width}x{image.height} pixels, expected at most {max_pixels:,}")
+            image = image.convert("L" if channels == 1 else "RGB")
+            height, width = size
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image)  # (H, W) or (H, W, 3)
+    except _READ_ERRORS as error:
+        raise DataError(f"{what}: not a readable image ({error.__class__.__name__})") from None
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
 PATH_LOADERS.add("folder", load_image_folder)

@@ -1,0 +1,65 @@
+"""vaekit explore: the latent explorer in the browser (the ``[web]`` extra)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+
+import typer
+
+from vaekit.cli.common import Device, example, load_inputs, load_run
+
+log = logging.getLogger("vaekit")
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail now, in one line, if the address cannot be bound (rather than after the model loads)."""
+    from vaekit.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ConfigError(f"--host {host!r}: not an address this machine can bind") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ConfigError(f"--port {port} on {host}: cannot listen there ({error.strerror})") from None
+    try:
+        loopback = ipaddress.ip_address(address[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning("explore: listening on %s, reachable from other machines; the explorer has no login", host)
+
+
+@example("vaekit explore runs/fm --port 8000")
+def explore(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    data: str = typer.Option(None, "--data", help="Inputs for the map and the neighbours (dataset name or path); "
+                             "default the run's held-out split."),
+    api_only: bool = typer.Option(False, "--api-only", help="Serve the JSON API without the page."),
+    device: Device = typer.Option(Device.auto, "--device", help="Device to run the model on."),
+) -> None:
+    """Explore a run's latent space in the browser: samples, sliders, interpolation, a map, uploads."""
+    from vaekit.errors import ConfigError
+    from vaekit.training.distributed import select_device
+    from vaekit.web import create_app
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("the explorer needs the web extra (uvicorn is missing): pip install 'vaekit[web]'") from None
+    run = load_run(run_dir, device=str(select_device(device.value)))
+    app = create_app(run, load_inputs(run, data), api_only=api_only)
+    app.state.explorer.info()  # codes, summary and threshold now, not on the first page load
+    _check_address(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"vaekit explorer: http://{shown}:{port}/{'api/openapi.json' if api_only else ''}  (Ctrl-C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,211 @@
+"""The explorer's HTTP face: a JSON API under ``/api/`` (its OpenAPI schema at ``/api/openapi.json``)
+and the page at ``/``, which uses nothing but that API.
+
+Every request field is validated (types, ranges, finite numbers, no unknown fields); a body larger
+than :attr:`Limits.max_body_bytes` is refused before it is read; errors are JSON ``{"error": one
+line}`` with a 4xx code, and an internal error is a 500 with no traceback. No request names a file:
+the run and its data are fixed when the server starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vaekit.errors import VaekitError
+from vaekit.web.explorer import Explorer, Limits
+
+log = logging.getLogger("vaekit")
+
+STATIC = Path(__file__).parent / "static"
+CAPS = Limits()  # request-field caps (the page reads them from /api/info)
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'",
+}
+
+Latent = Annotated[float, Field(ge=-CAPS.max_abs_latent, le=CAPS.max_abs_latent, allow_inf_nan=False)]
+Code = Annotated[list[Latent], Field(min_length=1, max_length=4096)]
+Label = Annotated[int | Annotated[str, Field(max_length=200)] | None, Field(description="class index or name "
+                                                                                     "(conditional runs)")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleRequest(_Request):
+    n: int = Field(16, ge=1, le=CAPS.max_items, description="how many samples")
+    temperature: float = Field(1.0, ge=0.0, le=3.0, allow_inf_nan=False, description="scale of the prior's spread")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    label: Label = None
+
+
+class DecodeRequest(_Request):
+    z: list[Code] = Field(min_length=1, max_length=CAPS.max_items, description="codes, one row each")
+    label: Label = None
+
+
+class Endpoint(_Request):
+    index: int | None = Field(None, ge=0, description="a held-out input")
+    z: Code | None = Field(None, description="or a code")
+
+    @model_validator(mode="after")
+    def _one(self) -> Endpoint:
+        if (self.index is None) == (self.z is None):
+            raise ValueError("give exactly one of index and z")
+        return self
+
+
+class InterpolateRequest(_Request):
+    a: Endpoint
+    b: Endpoint
+    steps: int = Field(11, ge=2, le=CAPS.max_items)
+    path: Literal["linear", "spherical"] = "spherical"
+    label: Label = None
+
+
+class MapDecodeRequest(_Request):
+    method: Literal["pca", "tsne"] = "pca"
+    x: float = Field(ge=-1e6, le=1e6, allow_inf_nan=False)
+    y: float = Field(ge=-1e6, le=1e6, allow_inf_nan=False)
+    label: Label = None
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (413), by Content-Length when given, else as they stream."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body: expected at most {self.max_bytes:,} bytes"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def limited():
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return event
+
+        async def tracking(event) -> None:
+            nonlocal started
+            started = started or event["type"] == "http.response.start"
+            await send(event)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except _TooLarge:
+            if not started:
+                await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _one_line(errors: list[dict[str, Any]]) -> str:
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
+    return f"{where}: {first.get('msg', 'invalid')}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
+    """The FastAPI application over ``explorer``; ``api_only`` leaves out the page."""
+    app = FastAPI(title="vaekit latent explorer", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json",
+                  description="The JSON API of `vaekit explore`: samples, decodings, reconstructions, "
+                              "interpolations and latent maps of one trained run.")
+    app.state.explorer = explorer
+    app.add_middleware(BodyLimit, max_bytes=explorer.limits.max_body_bytes)
+
+    @app.middleware("http")
+    async def _headers(request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(VaekitError)
+    async def _bad_input(_request, error: VaekitError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, error: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in error.errors()]
+        return JSONResponse({"error": _one_line(errors), "detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(_request, error: Exception) -> JSONResponse:
+        log.exception("explorer: internal error")
+        return JSONResponse({"error": "internal error (see the server's log)"}, status_code=500)
+
+    @app.get("/api/info", summary="The run: data kind, latent size, classes, most informative dimensions, "
+                                  "anomaly threshold, request limits")
+    def info() -> dict[str, Any]:
+        return explorer.info()
+
+    @app.post("/api/sample", summary="New samples z ~ p(z) (scaled by temperature), decoded")
+    def sample(request: SampleRequest) -> dict[str, Any]:
+        return explorer.sample(request.n, request.temperature, request.seed, request.label)
+
+    @app.post("/api/decode", summary="Decode codes z (one row each)")
+    def decode(request: DecodeRequest) -> dict[str, Any]:
+        return explorer.decode(request.z, request.label)
+
+    @app.get("/api/item/{index}", summary="A held-out input: its code, reconstruction, anomaly score and "
+                                          "nearest neighbours in latent space")
+    def item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
+        return explorer.item(index)
+
+    @app.post("/api/reconstruct", summary="An uploaded image: its code, reconstruction, anomaly score against "
+                                          "the run's threshold, and nearest neighbours")
+    def reconstruct(file: Annotated[UploadFile, File(description="PNG, JPEG, GIF, BMP or WebP")]) -> dict[str, Any]:
+        if (file.content_type or "").split(";")[0].strip().lower() not in IMAGE_TYPES:
+            raise HTTPException(415, f"file: expected an image ({', '.join(IMAGE_TYPES)}), got {file.content_type!r}")
+        return explorer.upload(file.file.read())
+
+    @app.post("/api/interpolate", summary="Decoded points on the path between two inputs or codes")
+    def interpolate(request: InterpolateRequest) -> dict[str, Any]:
+        a, b = request.a.model_dump(), request.b.model_dump()
+        return explorer.interpolate(a, b, request.steps, request.path, request.label)
+
+    @app.get("/api/map", summary="2-D map (PCA or t-SNE) of the held-out inputs' codes, with their labels")
+    def latent_map(method: Annotated[Literal["pca", "tsne"], Query()] = "pca") -> dict[str, Any]:
+        return explorer.map(method)
+
+    @app.post("/api/map/decode", summary="Decode the code at a point of the map")
+    def map_decode(request: MapDecodeRequest) -> dict[str, Any]:
+        return explorer.map_decode(request.method, request.x, request.y, request.label)
+
+    if not api_only:
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def page() -> FileResponse:
+            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

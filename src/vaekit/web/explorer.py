@@ -1,0 +1,289 @@
+"""What the latent explorer can do with a run, as plain Python: each method takes checked values and
+returns JSON-ready dicts. :mod:`vaekit.web.app` puts HTTP in front of it; this module knows nothing
+of HTTP, and does no math of its own (that is :mod:`vaekit.applications`).
+
+Items (inputs, samples, decodings) travel as ``{"png": "data:image/png;base64,..."}`` for image
+runs and ``{"row": {column: value}}`` for tables. Model calls are serialised by one lock: on a CPU
+two at once only share the same cores, and a model is not re-entrant on every device.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaekit.api import Run
+from vaekit.applications import explore, latent_ops
+from vaekit.applications.anomaly import THRESHOLDS_FILE, Threshold, fit_threshold, score_samples
+from vaekit.applications.maps import LatentMap, fit_map
+from vaekit.applications.visualize import png_bytes
+from vaekit.data.loaders import class_index
+from vaekit.data.sources import RawData
+from vaekit.errors import ConfigError, DataError
+
+log = logging.getLogger("vaekit")
+
+SCORE_PREFERENCE = ("recon", "elbo", "nll")  # which saved threshold the page shows, if several
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one request may ask for (also reported by ``/api/info``)."""
+
+    max_body_bytes: int = 2 * 1024 * 1024  # any request body, uploads included
+    max_pixels: int = 4_000_000  # an uploaded image, before it is resized to the model's input
+    max_items: int = 64  # samples, decoded codes, interpolation steps
+    max_abs_latent: float = 10.0  # |z| per coordinate: a prior's mass lies within about 4
+    map_points: int = 2000  # held-out inputs on the map
+    neighbours: int = 8
+
+
+class Explorer:
+    """A run, its held-out inputs and what the page shows of them (maps and summaries are computed
+    once, on first use)."""
+
+    def __init__(self, run: Run, inputs: RawData, limits: Limits = Limits(), seed: int = 0) -> None:
+        if len(inputs) < 3:
+            raise DataError(f"explore: expected at least 3 held-out inputs to map, got {len(inputs)}")
+        self.run, self.limits, self.seed = run, limits, seed
+        self.inputs = inputs.subset(np.arange(min(len(inputs), limits.map_points)))
+        self.conditional = bool(run.model.condition_dim)
+        self.labels = None if inputs.y is None else torch.as_tensor(self.inputs.y)
+        if self.conditional and self.labels is None:
+            raise DataError("explore: this run is conditional and its held-out inputs have no labels")
+        self.class_names = list(inputs.class_names or run.spec.class_names or [])
+        self._lock = threading.RLock()
+        self._summary: explore.LatentSummary | None = None
+        self._maps: dict[str, LatentMap] = {}
+        self._threshold: Threshold | None = None
+
+    # ---------------------------------------------------------------- shared state, lazily
+    @property
+    def summary(self) -> explore.LatentSummary:
+        with self._lock:
+            if self._summary is None:
+                self._summary = explore.summarize(self.run, self.inputs.x, self._condition_of(None))
+            return self._summary
+
+    def latent_map(self, method: str) -> LatentMap:
+        with self._lock:
+            if method not in self._maps:
+                self._maps[method] = fit_map(self.summary.means.numpy(), method, self.seed)
+            return self._maps[method]
+
+    @property
+    def threshold(self) -> Threshold:
+        """The run's saved threshold (``vaekit anomaly``), else the 99th percentile of the held-out
+        inputs' reconstruction errors (not saved)."""
+        with self._lock:
+            if self._threshold is None:
+                self._threshold = self._saved_threshold() or self._held_out_threshold()
+            return self._threshold
+
+    def _saved_threshold(self) -> Threshold | None:
+        from vaekit.applications.anomaly import _read_thresholds
+
+        if self.run.path is None or not (self.run.path / THRESHOLDS_FILE).is_file():
+            return None
+        try:
+            saved = _read_thresholds(self.run.path / THRESHOLDS_FILE)
+        except DataError as error:
+            log.warning("%s; the explorer sets its own", error)
+            return None
+        for score in SCORE_PREFERENCE:
+            for threshold in saved.values():
+                if threshold.score == score:
+                    return threshold
+        return None
+
+    def _held_out_threshold(self) -> Threshold:
+        scores = self._scores(self.run.to_model_space(self.inputs.x), self._condition_of(None), "recon", 1)
+        return fit_threshold(scores, quantile=0.99, score="recon", k=1, seed=0,
+                             source="explore: held-out split, not saved")
+
+    def _scores(self, values: torch.Tensor, condition: torch.Tensor | None, score: str, k: int) -> np.ndarray:
+        return score_samples(self.run.model, values, score, k, seed=0, condition=condition).numpy()
+
+    # ---------------------------------------------------------------- helpers
+    def _condition_of(self, indices: np.ndarray | list[int] | None) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return self.labels if indices is None else self.labels[torch.as_tensor(indices)]
+
+    def label(self, label: int | str | None) -> int | None:
+        """A class by index or name for a conditional run; None for every class in turn."""
+        if label is None:
+            return None
+        if not self.conditional:
+            raise ConfigError("label: this run is not conditional")
+        return class_index(label, self.class_names, self.run.model.condition_dim, "label")
+
+    def _label_tensor(self, label: int | None, n: int) -> torch.Tensor | None:
+        return None if label is None else torch.full((n,), label, device=self.run.device)
+
+    def check_index(self, index: int) -> int:
+        if not 0 <= index < len(self.inputs):
+            raise DataError(f"index {index}: expected 0..{len(self.inputs) - 1}")
+        return index
+
+    def render(self, values: torch.Tensor) -> list[dict[str, Any]]:
+        """Data-unit values (N, *shape) -> items for the page."""
+        if self.run.spec.kind == "image":
+            return [{"png": "data:image/png;base64," + base64.b64encode(data).decode()}
+                    for data in png_bytes(self.run.spec, values)]
+        names = self.run.spec.feature_names or [f"v{j}" for j in range(values.shape[-1])]
+        table = self.run.spec.to_table(values.detach().cpu(), model_space=False)
+        return [{"row": {name: _plain(value) for name, value in zip(names, row, strict=True)}} for row in table]
+
+    def render_inputs(self, indices: list[int]) -> list[dict[str, Any]]:
+        """Held-out inputs as items: a table's rows as given, images as the spec reads them."""
+        if self.run.spec.kind == "image":
+            return self.render(self.run.spec.inverse(self.run.to_model_space(self.inputs.x[indices])))
+        names = self.run.spec.feature_names or [f"v{j}" for j in range(self.inputs.x.shape[1])]
+        return [{"row": {name: _plain(value) for name, value in zip(names, self.inputs.x[i], strict=True)}}
+                for i in indices]
+
+    # ---------------------------------------------------------------- what the API serves
+    def info(self) -> dict[str, Any]:
+        summary = self.summary
+        dims = [{"index": d, "kl": float(summary.kl[d]), "center": float(summary.means[:, d].mean()),
+                 "spread": float(summary.spread[d])} for d in summary.order[:16]]
+        threshold = self.threshold
+        return {
+            "kind": self.run.spec.kind,
+            "shape": list(self.run.spec.shape),
+            "latent_dim": int(self.run.model.latent_dim),
+            "preset": self.run.config.preset,
+            "conditional": self.conditional,
+            "classes": self.class_names,
+            "inputs": len(self.inputs),
+            "labelled": self.inputs.y is not None,
+            "dims": dims,
+            "center": summary.means.mean(0).tolist(),
+            "threshold": {"score": threshold.score, "value": threshold.value, "method": threshold.method,
+                          "level": threshold.level, "source": threshold.source},
+            "uploads": self.run.spec.kind == "image",
+            "limits": asdict(self.limits),
+        }
+
+    def sample(self, n: int, temperature: float, seed: int, label: int | str | None) -> dict[str, Any]:
+        chosen = self.label(label)
+        with self._lock:
+            values = self.run.sample(n, seed=seed, temperature=temperature, condition=self._label_tensor(chosen, n))
+        return {"items": self.render(values)}
+
+    def decode(self, z: list[list[float]], label: int | str | None) -> dict[str, Any]:
+        codes = self._codes(z)
+        chosen = self.label(label)
+        with self._lock:
+            values = self.run.decode(codes, condition=self._label_tensor(chosen, len(codes)))
+        return {"items": self.render(values)}
+
+    def _codes(self, z: list[list[float]]) -> torch.Tensor:
+        codes = torch.tensor(z, dtype=torch.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.run.model.latent_dim:
+            raise DataError(f"z: expected rows of {self.run.model.latent_dim} numbers, got shape {tuple(codes.shape)}")
+        return codes
+
+    def item(self, index: int) -> dict[str, Any]:
+        """A held-out input: itself, its label, code, reconstruction, score and nearest neighbours."""
+        index = self.check_index(index)
+        values = self.run.to_model_space(self.inputs.x[[index]])
+        analysis = self._analysis(values, self._condition_of([index]), exclude=index)
+        return {**analysis, "item": self.render_inputs([index])[0], "label": self._label_name_at(index)}
+
+    def upload(self, data: bytes) -> dict[str, Any]:
+        """An uploaded image (any size, grey or colour): as :meth:`item`, read at the model's size."""
+        from vaekit.data.sources.image_folder import image_from_bytes
+
+        if self.run.spec.kind != "image":
+            raise DataError("upload: this run's data are tables; uploads are images")
+        channels, height, width = self.run.spec.shape
+        pixels = image_from_bytes(data, channels, (height, width), self.limits.max_pixels)  # uint8 (C, H, W)
+        level = self.run.spec.max_level or 255.0
+        x = pixels[None].astype(np.float32) * (level / 255.0)
+        if self.conditional:
+            raise DataError("upload: this run is conditional; pick an input from the data set instead")
+        return self._analysis(self.run.to_model_space(x, name="upload"), None, exclude=None)
+
+    def _analysis(self, values: torch.Tensor, condition: torch.Tensor | None, exclude: int | None) -> dict[str, Any]:
+        threshold = self.threshold
+        with self._lock, torch.no_grad():
+            code = self.run.model.encode(values, condition).mean.cpu()  # (1, L)
+            reconstruction = self.run.spec.inverse(self.run.model.reconstruct(values, condition).mean)
+            score = float(self._scores(values, condition, threshold.score, threshold.k)[0])
+        means = self.summary.means
+        k = min(self.limits.neighbours + (exclude is not None), len(means))
+        found, distances = latent_ops.nearest(means, code, k)
+        pairs = [(int(i), float(d)) for i, d in zip(found[0], distances[0], strict=True) if int(i) != exclude]
+        pairs = pairs[: self.limits.neighbours]
+        neighbours = self.render_inputs([i for i, _ in pairs])
+        return {
+            "item": self.render(self.run.spec.inverse(values))[0],
+            "label": None,
+            "z": code[0].tolist(),
+            "reconstruction": self.render(reconstruction)[0],
+            "score": score,
+            "threshold": threshold.value,
+            "flagged": bool(score > threshold.value),
+            "neighbours": [{"index": i, "distance": d, **item, "label": self._label_name_at(i)}
+                           for (i, d), item in zip(pairs, neighbours, strict=True)],
+        }
+
+    def _label_name_at(self, index: int) -> str | None:
+        if self.inputs.y is None:
+            return None
+        value = int(self.inputs.y[index])
+        return self.class_names[value] if value < len(self.class_names) else str(value)
+
+    def interpolate(self, a: dict[str, Any], b: dict[str, Any], steps: int, path: str,
+                    label: int | str | None) -> dict[str, Any]:
+        """Decoded points from ``a`` to ``b`` (each ``{"index": i}`` or ``{"z": [...]}``), both ends included."""
+        (za, la), (zb, _) = self._endpoint(a, "a"), self._endpoint(b, "b")
+        codes = latent_ops.interpolation_path(za, zb, steps, path)  # (steps, L)
+        chosen = self.label(label)
+        chosen = la if chosen is None else chosen  # a conditional path is decoded under a's label
+        with self._lock:
+            values = self.run.decode(codes, condition=self._label_tensor(chosen, len(codes)))
+        return {"items": self.render(values), "z": codes.tolist()}
+
+    def _endpoint(self, end: dict[str, Any], name: str) -> tuple[torch.Tensor, int | None]:
+        if end.get("index") is not None:
+            index = self.check_index(int(end["index"]))
+            label = None if not self.conditional else int(self.labels[index])
+            return self.summary.means[index], label
+        if end.get("z") is not None:
+            return self._codes([end["z"]])[0], None
+        raise DataError(f"{name}: expected an index into the held-out inputs or a code z")
+
+    def map(self, method: str) -> dict[str, Any]:
+        if method not in ("pca", "tsne"):
+            raise ConfigError(f"method {method!r}: expected pca or tsne")
+        latent_map = self.latent_map(method)
+        labels = None if self.inputs.y is None else [int(v) for v in self.inputs.y]
+        return {"method": method, "points": np.round(latent_map.points, 5).tolist(), "labels": labels,
+                "classes": self.class_names, "invertible": latent_map.components is not None}
+
+    def map_decode(self, method: str, x: float, y: float, label: int | str | None) -> dict[str, Any]:
+        """Decode the code at a map position (PCA's inverse, or the nearest points' blend for t-SNE)."""
+        if method not in ("pca", "tsne"):
+            raise ConfigError(f"method {method!r}: expected pca or tsne")
+        code = self.latent_map(method).to_latent(np.array([[x, y]]))
+        z = np.clip(code, -self.limits.max_abs_latent, self.limits.max_abs_latent).tolist()
+        return {**self.decode(z, label), "z": z[0]}
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as JSON: numbers as floats (NaN as null), text as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return None if number != number else float(f"{number:.7g}")  # float32 noise left out

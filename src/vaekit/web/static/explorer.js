@@ -1,0 +1,383 @@
+// The vaekit latent explorer page. Plain JavaScript, no build step, no network beyond this server's
+// JSON API (/api/...). Every number the page shows comes from the API; the page does no model math.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf", "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#7b4173", "#3182bd"];
+const state = { info: null, seed: 0, base: null, values: {}, interp: null, map: null, analysis: null,
+                ends: { a: null, b: null }, itemCache: new Map(), busy: {} };
+
+// ------------------------------------------------------------------ API
+async function api(path, body) {
+  const options = body === undefined ? {} : body instanceof FormData
+    ? { method: "POST", body }
+    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const response = await fetch(path, options);
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) {
+    const message = data.error || `HTTP ${response.status}`;
+    status(message, true);
+    throw new Error(message);
+  }
+  return data;
+}
+
+function status(text, isError = false) {
+  const element = $("status");
+  element.textContent = text;
+  element.className = isError ? "error" : "";
+}
+
+// Run one request per key at a time; a newer call replaces a waiting one (sliders fire many events).
+function latest(key, work) {
+  const slot = state.busy[key] || (state.busy[key] = { running: false, next: null });
+  slot.next = work;
+  if (slot.running) return;
+  const pump = async () => {
+    slot.running = true;
+    while (slot.next) {
+      const job = slot.next;
+      slot.next = null;
+      try { await job(); } catch (error) { /* shown in #status */ }
+    }
+    slot.running = false;
+  };
+  pump();
+}
+
+// ------------------------------------------------------------------ items
+function renderItem(item, label) {
+  const box = document.createElement("div");
+  box.className = "item";
+  if (item.png) {
+    const img = document.createElement("img");
+    img.src = item.png;
+    img.alt = label || "item";
+    box.appendChild(img);
+  } else if (item.row) {
+    const table = document.createElement("table");
+    for (const [name, value] of Object.entries(item.row)) {
+      const tr = table.insertRow();
+      tr.insertCell().textContent = name;
+      tr.insertCell().textContent = value === null ? "—" : typeof value === "number" ? formatNumber(value) : value;
+    }
+    box.appendChild(table);
+  } else if (item.text !== undefined) {
+    const pre = document.createElement("pre");
+    pre.textContent = item.text;
+    box.appendChild(pre);
+  }
+  if (label) {
+    const caption = document.createElement("span");
+    caption.className = "caption";
+    caption.textContent = label;
+    box.appendChild(caption);
+  }
+  return box;
+}
+
+function show(target, item, label) {
+  const element = typeof target === "string" ? $(target) : target;
+  element.replaceChildren(renderItem(item, label));
+}
+
+function formatNumber(value) {
+  return Math.abs(value) >= 1000 || (Math.abs(value) < 0.01 && value !== 0) ? value.toExponential(2) : value.toFixed(3);
+}
+
+function labelOf() {
+  const select = $("class");
+  return !state.info.conditional || select.value === "" ? null : Number(select.value);
+}
+
+// ------------------------------------------------------------------ samples
+async function sample() {
+  const data = await api("/api/sample", { n: 16, temperature: Number($("temperature").value), seed: state.seed,
+                                          label: labelOf() });
+  $("samples").replaceChildren(...data.items.map((item) => renderItem(item)));
+  $("seed-value").textContent = String(state.seed);
+}
+
+// ------------------------------------------------------------------ sliders
+function buildSliders() {
+  const holder = $("sliders");
+  holder.replaceChildren();
+  for (const dim of state.info.dims.slice(0, 8)) {
+    const spread = Math.max(dim.spread, 1e-3);
+    const row = document.createElement("label");
+    row.className = "slider";
+    const name = document.createElement("span");
+    name.textContent = `z${dim.index} (KL ${dim.kl.toFixed(2)})`;
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", min: String(-3 * spread), max: String(3 * spread),
+                           step: String(spread / 50), value: "0" });
+    input.dataset.dim = String(dim.index);
+    const value = document.createElement("output");
+    value.textContent = "+0.00";
+    input.addEventListener("input", () => {
+      value.textContent = (Number(input.value) >= 0 ? "+" : "") + Number(input.value).toFixed(2);
+      latest("slider", decodeSliders);
+    });
+    row.append(name, input, value);
+    holder.appendChild(row);
+  }
+}
+
+function setBase(z, caption) {
+  state.base = z.slice();
+  $("slider-base").textContent = `base: ${caption}`;
+  for (const input of $("sliders").querySelectorAll("input")) {
+    input.value = "0";
+    input.nextElementSibling.textContent = "+0.00";
+  }
+  latest("slider", decodeSliders);
+}
+
+async function decodeSliders() {
+  const z = state.base.slice();
+  const limit = state.info.limits.max_abs_latent;
+  for (const input of $("sliders").querySelectorAll("input")) {
+    const d = Number(input.dataset.dim);
+    z[d] = Math.max(-limit, Math.min(limit, z[d] + Number(input.value)));
+  }
+  const data = await api("/api/decode", { z: [z], label: labelOf() });
+  show("slider-output", data.items[0]);
+}
+
+// ------------------------------------------------------------------ interpolation
+function endpoint(which) {
+  const chosen = state.ends[which];
+  if (chosen) return { z: chosen.z };
+  return { index: Number($(which === "a" ? "interp-a" : "interp-b").value) };
+}
+
+async function interpolate() {
+  const steps = 33;
+  const data = await api("/api/interpolate", { a: endpoint("a"), b: endpoint("b"), steps,
+                                               path: $("interp-path").value, label: labelOf() });
+  state.interp = data.items;
+  const slider = $("interp-position");
+  slider.max = String(steps - 1);
+  slider.disabled = false;
+  show("interp-a-view", data.items[0], state.ends.a ? "your input" : `item ${$("interp-a").value}`);
+  show("interp-b-view", data.items[steps - 1], state.ends.b ? "your input" : `item ${$("interp-b").value}`);
+  showInterpolation();
+}
+
+function showInterpolation() {
+  const slider = $("interp-position");
+  const position = Number(slider.value);
+  show("interp-output", state.interp[position]);
+  $("interp-t").textContent = `t = ${(position / Number(slider.max)).toFixed(2)}`;
+}
+
+// ------------------------------------------------------------------ map
+async function loadMap() {
+  status(`computing the ${$("map-method").selectedOptions[0].textContent} map…`);
+  state.map = await api(`/api/map?method=${encodeURIComponent($("map-method").value)}`);
+  status("");
+  drawMap();
+  drawLegend();
+}
+
+function mapFrame() {
+  const canvas = $("map");
+  const points = state.map.points;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const pad = 14;
+  const sx = (canvas.width - 2 * pad) / ((x1 - x0) || 1), sy = (canvas.height - 2 * pad) / ((y1 - y0) || 1);
+  return {
+    toScreen: (p) => [pad + (p[0] - x0) * sx, canvas.height - pad - (p[1] - y0) * sy],
+    toMap: (u, v) => [x0 + (u - pad) / sx, y0 + (canvas.height - pad - v) / sy],
+  };
+}
+
+function drawMap(marker) {
+  const canvas = $("map");
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  const frame = mapFrame();
+  state.map.points.forEach((point, i) => {
+    const [u, v] = frame.toScreen(point);
+    const label = state.map.labels ? state.map.labels[i] : 0;
+    context.fillStyle = PALETTE[label % PALETTE.length];
+    context.globalAlpha = 0.7;
+    context.fillRect(u - 2, v - 2, 4, 4);
+  });
+  context.globalAlpha = 1;
+  if (marker) {
+    context.strokeStyle = "#000";
+    context.lineWidth = 2;
+    context.beginPath();
+    context.arc(marker[0], marker[1], 7, 0, 2 * Math.PI);
+    context.stroke();
+  }
+}
+
+function drawLegend() {
+  const legend = $("legend");
+  legend.replaceChildren();
+  if (!state.map.labels) return;
+  const present = [...new Set(state.map.labels)].sort((a, b) => a - b);
+  for (const label of present) {
+    const entry = document.createElement("span");
+    entry.className = "legend";
+    entry.style.setProperty("--swatch", PALETTE[label % PALETTE.length]);
+    entry.textContent = state.map.classes[label] ?? String(label);
+    legend.appendChild(entry);
+  }
+}
+
+function nearestPoint(u, v) {
+  const frame = mapFrame();
+  let best = -1, bestDistance = Infinity;
+  state.map.points.forEach((point, i) => {
+    const [x, y] = frame.toScreen(point);
+    const distance = (x - u) ** 2 + (y - v) ** 2;
+    if (distance < bestDistance) { best = i; bestDistance = distance; }
+  });
+  return bestDistance <= 64 ? best : -1;
+}
+
+function canvasPosition(event) {
+  const canvas = $("map");
+  const box = canvas.getBoundingClientRect();
+  return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+}
+
+async function itemAt(index) {
+  if (!state.itemCache.has(index)) state.itemCache.set(index, api(`/api/item/${index}`));
+  return state.itemCache.get(index);
+}
+
+async function hoverMap(event) {
+  if (!state.map) return;
+  const [u, v] = canvasPosition(event);
+  const index = nearestPoint(u, v);
+  const tip = $("map-tip");
+  if (index < 0) { tip.hidden = true; return; }
+  const data = await itemAt(index);
+  const label = data.label ?? (state.map.labels ? state.map.classes[state.map.labels[index]] : null);
+  tip.replaceChildren(renderItem(data.item, `item ${index}${label !== null && label !== undefined ? " · " + label : ""}`));
+  tip.style.left = `${event.offsetX + 14}px`;
+  tip.style.top = `${event.offsetY + 14}px`;
+  tip.hidden = false;
+}
+
+async function clickMap(event) {
+  if (!state.map) return;
+  const [u, v] = canvasPosition(event);
+  const [x, y] = mapFrame().toMap(u, v);
+  const data = await api("/api/map/decode", { method: state.map.method, x, y, label: labelOf() });
+  show("map-output", data.items[0]);
+  $("map-where").textContent = `decoded at (${x.toFixed(2)}, ${y.toFixed(2)})`;
+  drawMap([u, v]);
+  setBase(data.z, `map point (${x.toFixed(2)}, ${y.toFixed(2)})`);
+}
+
+// ------------------------------------------------------------------ uploads, drawing, items
+function showAnalysis(data, caption) {
+  state.analysis = data;
+  $("analysis").hidden = false;
+  show("analysis-input", data.item, caption);
+  show("analysis-recon", data.reconstruction);
+  $("score-name").textContent = state.info.threshold.score;
+  $("score").textContent = formatNumber(data.score);
+  $("threshold").textContent = formatNumber(data.threshold);
+  $("flag").textContent = data.flagged ? "anomalous" : "normal";
+  $("flag").className = data.flagged ? "flagged" : "normal";
+  $("neighbours").replaceChildren(...data.neighbours.map(
+    (n) => renderItem(n, `item ${n.index}${n.label !== null ? " · " + n.label : ""} · d ${n.distance.toFixed(2)}`)));
+}
+
+async function upload(blob, name, caption) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  showAnalysis(await api("/api/reconstruct", form), caption);
+}
+
+function setupDrawing() {
+  const [channels, height, width] = state.info.shape;
+  if (!state.info.uploads || channels !== 1 || Math.max(height, width) > 64) return;
+  $("draw-wrap").hidden = false;
+  const canvas = $("draw");
+  const context = canvas.getContext("2d");
+  const clear = () => { context.fillStyle = "#000"; context.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let drawing = false;
+  const stroke = (event) => {
+    if (!drawing) return;
+    const box = canvas.getBoundingClientRect();
+    context.fillStyle = "#fff";
+    context.beginPath();
+    context.arc((event.clientX - box.left) * canvas.width / box.width,
+                (event.clientY - box.top) * canvas.height / box.height, canvas.width / 14, 0, 2 * Math.PI);
+    context.fill();
+  };
+  canvas.addEventListener("pointerdown", (event) => { drawing = true; stroke(event); });
+  canvas.addEventListener("pointermove", stroke);
+  window.addEventListener("pointerup", () => { drawing = false; });
+  $("draw-clear").addEventListener("click", clear);
+  $("draw-go").addEventListener("click", () => canvas.toBlob((blob) => upload(blob, "drawing.png", "your drawing")
+    .catch(() => {}), "image/png"));
+}
+
+// ------------------------------------------------------------------ start
+async function start() {
+  try {
+    state.info = await api("/api/info");
+  } catch (error) {
+    return;
+  }
+  const info = state.info;
+  $("run-info").textContent = `${info.preset} · ${info.kind} data ${info.shape.join("×")} · ${info.latent_dim} latent ` +
+    `dimensions · ${info.inputs} held-out inputs${info.conditional ? " · conditional" : ""}`;
+  if (info.conditional) {
+    $("class-control").hidden = false;
+    const select = $("class");
+    select.append(new Option("every class in turn", ""));
+    info.classes.forEach((name, i) => select.append(new Option(name, String(i))));
+    select.addEventListener("change", () => { latest("sample", sample); latest("slider", decodeSliders); });
+  }
+  for (const id of ["interp-a", "interp-b", "item-index"]) $(id).max = String(info.inputs - 1);
+  if (!info.uploads) $("upload-file").closest("label").hidden = true;
+
+  $("temperature").addEventListener("input", () => {
+    $("temperature-value").textContent = Number($("temperature").value).toFixed(2);
+    latest("sample", sample);
+  });
+  $("reseed").addEventListener("click", () => { state.seed += 1; latest("sample", sample); });
+  buildSliders();
+  $("slider-reset").addEventListener("click", () => setBase(info.center, "mean code"));
+  $("interp-go").addEventListener("click", () => interpolate().catch(() => {}));
+  for (const id of ["interp-a", "interp-b"]) {
+    $(id).addEventListener("change", () => { state.ends[id === "interp-a" ? "a" : "b"] = null; });
+  }
+  $("interp-position").addEventListener("input", showInterpolation);
+  $("map-method").addEventListener("change", () => loadMap().catch(() => {}));
+  $("map").addEventListener("mousemove", (event) => hoverMap(event).catch(() => {}));
+  $("map").addEventListener("mouseleave", () => { $("map-tip").hidden = true; });
+  $("map").addEventListener("click", (event) => clickMap(event).catch(() => {}));
+  $("upload-file").addEventListener("change", () => {
+    const file = $("upload-file").files[0];
+    if (file) upload(file, file.name, file.name).catch(() => {});
+  });
+  $("item-go").addEventListener("click", async () => {
+    const index = Number($("item-index").value);
+    const data = await api(`/api/item/${index}`).catch(() => null);
+    if (data) showAnalysis(data, `item ${index}`);
+  });
+  $("use-a").addEventListener("click", () => { state.ends.a = state.analysis; interpolate().catch(() => {}); });
+  $("use-b").addEventListener("click", () => { state.ends.b = state.analysis; interpolate().catch(() => {}); });
+  $("use-base").addEventListener("click", () => setBase(state.analysis.z, "your input"));
+  setupDrawing();
+
+  await Promise.allSettled([sample(), loadMap(), interpolate()]);
+  setBase(info.center, "mean code");
+  document.body.dataset.ready = "true";
+}
+
+document.addEventListener("DOMContentLoaded", start);
