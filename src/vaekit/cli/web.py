@@ -56,10 +56,10 @@ def explore(
         import uvicorn
     except ImportError:
         raise ConfigError("the explorer needs the web extra (uvicorn is missing): pip install 'vaekit[web]'") from None
+    _check_address(host, port)
     run = load_run(run_dir, device=str(select_device(device.value)))
     app = create_app(run, load_inputs(run, data), api_only=api_only)
     app.state.explorer.info()  # codes, summary and threshold now, not on the first page load
-    _check_address(host, port)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"vaekit explorer: http://{shown}:{port}/{'api/openapi.json' if api_only else ''}  (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,110 @@
+"""`vaekit explore`: the server starts on loopback and answers, --api-only leaves out the page, and an
+address that cannot be used or a missing web extra is one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cli_support import cli_env, vaekit_command
+
+pytest.importorskip("fastapi", reason="the explorer needs the web extra: pip install 'vaekit[web]'")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def serve(pristine_run: Path, data_store: Path):
+    """Start ``vaekit explore RUN ARGS`` and return (process, first stdout line); stopped afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen, str]:
+        process = subprocess.Popen(vaekit_command("explore", pristine_run, *args), env=cli_env(data_store),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        line = process.stdout.readline()  # printed once the model, codes and threshold are ready
+        if not line:
+            pytest.fail(f"vaekit explore exited {process.wait(30)}: {process.stderr.read()}")
+        return process, line
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_explore_serves_page_and_api_on_loopback(serve, pristine_run: Path) -> None:
+    port = _free_port()
+    _, line = serve("--port", str(port))
+    assert line.startswith(f"vaekit explorer: http://127.0.0.1:{port}/")
+    base = f"http://127.0.0.1:{port}"
+    status, body = _wait_for(base + "/api/info")
+    assert status == 200 and json.loads(body)["latent_dim"] == 4
+    status, page = _get(base + "/")
+    assert status == 200 and b"/static/explorer.js" in page
+    status, body = _get(base + "/api/openapi.json")
+    assert status == 200 and "/api/decode" in json.loads(body)["paths"]
+
+
+def test_api_only_serves_no_page(serve) -> None:
+    port = _free_port()
+    _, line = serve("--port", str(port), "--api-only")
+    assert line.strip().endswith(f"http://127.0.0.1:{port}/api/openapi.json  (Ctrl-C stops it)")
+    assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
+    assert _get(f"http://127.0.0.1:{port}/")[0] == 404
+
+
+def _wait_for(url: str, tries: int = 100) -> tuple[int, bytes]:
+    import time
+
+    for _ in range(tries):
+        try:
+            return _get(url)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    pytest.fail(f"{url} never answered")
+
+
+def test_a_busy_port_is_one_line(run_main, pristine_run: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = run_main("explore", pristine_run, "--port", port)
+    assert code == 2, err
+    assert f"--port {port} on 127.0.0.1: cannot listen there" in err and "Traceback" not in err
+    assert "vaekit explorer:" not in out
+
+
+def test_a_host_that_is_not_an_address_is_one_line(run_main, pristine_run: Path) -> None:
+    code, _, err = run_main("explore", pristine_run, "--host", "no-such-host.invalid", "--port", "8123")
+    assert code == 2 and "--host 'no-such-host.invalid'" in err, err
+
+
+def test_without_the_web_extra_the_error_names_it(run_main, pristine_run: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import fails as if it were not installed
+    code, _, err = run_main("explore", pristine_run)
+    assert code == 2 and "pip install 'vaekit[web]'" in err, err
+
+
+def test_a_missing_run_is_one_line(run_main, tmp_path: Path) -> None:
+    code, _, err = run_main("explore", tmp_path / "nothing")
+    assert code == 2 and "does not exist" in err, err
