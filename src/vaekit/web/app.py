@@ -84,7 +84,8 @@ class MapDecodeRequest(_Request):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` (413), by Content-Length when given, else as they stream."""
+    """Refuse request bodies over ``max_bytes`` with a 413: by Content-Length when it is given, else
+    by reading the (chunked) body here, up to the cap, and handing the app a replay of it."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -93,35 +94,34 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"request body: expected at most {self.max_bytes:,} bytes"
+        too_large = JSONResponse({"error": f"request body: expected at most {self.max_bytes:,} bytes"},
+                                 status_code=413, headers=SECURITY_HEADERS)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server holds the body to its stated length
             return
-        received, started = 0, False
-
-        async def limited():
-            nonlocal received
+        events, size = [], 0
+        while True:
             event = await receive()
-            received += len(event.get("body", b""))
-            if received > self.max_bytes:
-                raise _TooLarge
-            return event
+            if event["type"] != "http.request":  # the client went away
+                events.append(event)
+                break
+            size += len(event.get("body", b""))
+            if size > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+            events.append(event)
+            if not event.get("more_body", False):
+                break
+        replay = iter(events)
 
-        async def tracking(event) -> None:
-            nonlocal started
-            started = started or event["type"] == "http.response.start"
-            await send(event)
+        async def replayed():
+            return next(replay, None) or await receive()
 
-        try:
-            await self.app(scope, limited, tracking)
-        except _TooLarge:
-            if not started:
-                await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replayed, send)
 
 
 def _one_line(errors: list[dict[str, Any]]) -> str:
@@ -141,7 +141,11 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
 
     @app.middleware("http")
     async def _headers(request, call_next):
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # noqa: BLE001 (answered here so that a 500 carries the headers too)
+            log.exception("explorer: internal error")
+            response = JSONResponse({"error": "internal error (see the server's log)"}, status_code=500)
         response.headers.update(SECURITY_HEADERS)
         return response
 

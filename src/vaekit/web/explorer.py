@@ -58,7 +58,8 @@ class Explorer:
         if self.conditional and self.labels is None:
             raise DataError("explore: this run is conditional and its held-out inputs have no labels")
         self.class_names = list(inputs.class_names or run.spec.class_names or [])
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # model calls
+        self._map_lock = threading.Lock()
         self._summary: explore.LatentSummary | None = None
         self._maps: dict[str, LatentMap] = {}
         self._threshold: Threshold | None = None
@@ -72,9 +73,12 @@ class Explorer:
             return self._summary
 
     def latent_map(self, method: str) -> LatentMap:
-        with self._lock:
+        """Fitted once per method, under its own lock: a t-SNE of 2,000 codes takes seconds, and
+        the model stays free for other requests meanwhile."""
+        means = self.summary.means.numpy()
+        with self._map_lock:
             if method not in self._maps:
-                self._maps[method] = fit_map(self.summary.means.numpy(), method, self.seed)
+                self._maps[method] = fit_map(means, method, self.seed)
             return self._maps[method]
 
     @property

@@ -150,6 +150,8 @@ def image_from_bytes(data: bytes, channels: int, size: tuple[int, int], max_pixe
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image)  # (H, W) or (H, W, 3)
+    except DataError:
+        raise  # the size cap's own message (a DataError is also a ValueError, one of the read errors)
     except _READ_ERRORS as error:
         raise DataError(f"{what}: not a readable image ({error.__class__.__name__})") from None
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
