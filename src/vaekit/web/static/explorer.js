@@ -5,8 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf", "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#7b4173", "#3182bd"];
-const state = { info: null, seed: 0, base: null, values: {}, interp: null, map: null, analysis: null,
-                ends: { a: null, b: null }, itemCache: new Map(), busy: {} };
+const state = { info: null, seed: 0, base: null, interp: null, map: null, analysis: null,
+                ends: { a: null, b: null }, itemCache: new Map(), busy: {}, hover: 0 };
 
 // ------------------------------------------------------------------ API
 async function api(path, body) {
@@ -82,6 +82,11 @@ function show(target, item, label) {
   element.replaceChildren(renderItem(item, label));
 }
 
+function signed(value) {
+  const rounded = Math.round(value * 100) / 100 || 0;  // -3e-16 from the step grid reads +0.00
+  return (rounded >= 0 ? "+" : "") + rounded.toFixed(2);
+}
+
 function formatNumber(value) {
   return Math.abs(value) >= 1000 || (Math.abs(value) < 0.01 && value !== 0) ? value.toExponential(2) : value.toFixed(3);
 }
@@ -116,7 +121,7 @@ function buildSliders() {
     const value = document.createElement("output");
     value.textContent = "+0.00";
     input.addEventListener("input", () => {
-      value.textContent = (Number(input.value) >= 0 ? "+" : "") + Number(input.value).toFixed(2);
+      value.textContent = signed(Number(input.value));
       latest("slider", decodeSliders);
     });
     row.append(name, input, value);
@@ -160,8 +165,8 @@ async function interpolate() {
   const slider = $("interp-position");
   slider.max = String(steps - 1);
   slider.disabled = false;
-  show("interp-a-view", data.items[0], state.ends.a ? "your input" : `item ${$("interp-a").value}`);
-  show("interp-b-view", data.items[steps - 1], state.ends.b ? "your input" : `item ${$("interp-b").value}`);
+  show("interp-a-view", data.items[0], state.ends.a ? "your input, decoded" : `item ${$("interp-a").value}, decoded`);
+  show("interp-b-view", data.items[steps - 1], state.ends.b ? "your input, decoded" : `item ${$("interp-b").value}, decoded`);
   showInterpolation();
 }
 
@@ -174,8 +179,11 @@ function showInterpolation() {
 
 // ------------------------------------------------------------------ map
 async function loadMap() {
+  const method = $("map-method").value;
   status(`computing the ${$("map-method").selectedOptions[0].textContent} map…`);
-  state.map = await api(`/api/map?method=${encodeURIComponent($("map-method").value)}`);
+  const map = await api(`/api/map?method=${encodeURIComponent(method)}`);
+  if ($("map-method").value !== method) return;  // another projection was chosen meanwhile
+  state.map = map;
   status("");
   drawMap();
   drawLegend();
@@ -255,11 +263,13 @@ async function itemAt(index) {
 
 async function hoverMap(event) {
   if (!state.map) return;
+  const token = ++state.hover;  // a later hover, or leaving the map, makes this answer stale
   const [u, v] = canvasPosition(event);
   const index = nearestPoint(u, v);
   const tip = $("map-tip");
   if (index < 0) { tip.hidden = true; return; }
   const data = await itemAt(index);
+  if (token !== state.hover) return;
   const label = data.label ?? (state.map.labels ? state.map.classes[state.map.labels[index]] : null);
   tip.replaceChildren(renderItem(data.item, `item ${index}${label !== null && label !== undefined ? " · " + label : ""}`));
   tip.style.left = `${event.offsetX + 14}px`;
@@ -359,7 +369,7 @@ async function start() {
   $("interp-position").addEventListener("input", showInterpolation);
   $("map-method").addEventListener("change", () => loadMap().catch(() => {}));
   $("map").addEventListener("mousemove", (event) => hoverMap(event).catch(() => {}));
-  $("map").addEventListener("mouseleave", () => { $("map-tip").hidden = true; });
+  $("map").addEventListener("mouseleave", () => { state.hover += 1; $("map-tip").hidden = true; });
   $("map").addEventListener("click", (event) => clickMap(event).catch(() => {}));
   $("upload-file").addEventListener("change", () => {
     const file = $("upload-file").files[0];
