@@ -80,14 +80,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(digits_vae) -> str:
-    """The digits explorer served by uvicorn on a free loopback port, for a real browser: its base URL."""
+def _serve(app):
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
     import uvicorn
 
     port = _free_port()
-    config = uvicorn.Config(create_app(digits_vae), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -98,6 +96,18 @@ def server(digits_vae) -> str:
     yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(digits_vae) -> str:
+    """The digits explorer served by uvicorn on a free loopback port, for a real browser: its base URL."""
+    yield from _serve(create_app(digits_vae))
+
+
+@pytest.fixture(scope="session")
+def cvae_server(cvae_run) -> str:
+    """The conditional digits model's explorer, served the same way."""
+    yield from _serve(create_app(cvae_run))
 
 
 @pytest.fixture(scope="session")

@@ -457,3 +457,37 @@ def test_switching_back_to_pca_before_tsne_arrives_keeps_pca(page):
     with page.expect_response(_api("/api/map/decode"), timeout=WAIT) as decoded:
         page.mouse.click(x, y)
     assert json.loads(decoded.value.request.post_data)["method"] == "pca"
+
+
+def test_a_conditional_model_samples_one_row_per_class_and_by_chosen_class(browser, cvae_server):
+    """Per class: with no class chosen the grid has one labelled row per class (the API cycles through
+    the classes); choosing one samples and decodes under that label."""
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        with page.expect_response(_api("/api/sample"), timeout=WAIT) as first:
+            page.goto(cvae_server + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=WAIT)
+        info = _info(page, cvae_server)
+        per_class = min(8, info["limits"]["max_items"] // len(info["classes"]))
+        assert json.loads(first.value.request.post_data)["n"] == per_class * len(info["classes"])
+        assert page.locator("#class-control").is_visible()
+        labels = page.locator("#samples .row-label").all_text_contents()
+        assert labels == info["classes"]
+        counts = page.locator("#samples .class-row").evaluate_all(
+            "rows => rows.map(r => r.querySelectorAll('img').length)")
+        assert counts == [per_class] * len(info["classes"])
+        with page.expect_response(_api("/api/sample"), timeout=WAIT) as chosen:
+            page.locator("#class").select_option("3")
+        assert json.loads(chosen.value.request.post_data)["label"] == 3 and chosen.value.status == 200
+        page.wait_for_function("() => document.querySelectorAll('#samples > .item').length === 16", timeout=WAIT)
+        slider = page.locator("#sliders input[type=range]").first
+        with page.expect_response(_api("/api/decode"), timeout=WAIT) as decoded:
+            slider.fill(slider.get_attribute("max"))
+        assert json.loads(decoded.value.request.post_data)["label"] == 3 and decoded.value.status == 200
+        _status_is_clean(page)
+    finally:
+        context.close()
+    assert not errors, errors

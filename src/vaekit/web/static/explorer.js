@@ -98,9 +98,30 @@ function labelOf() {
 
 // ------------------------------------------------------------------ samples
 async function sample() {
-  const data = await api("/api/sample", { n: 16, temperature: Number($("temperature").value), seed: state.seed,
-                                          label: labelOf() });
-  $("samples").replaceChildren(...data.items.map((item) => renderItem(item)));
+  const label = labelOf();
+  const classes = state.info.conditional && label === null ? state.info.classes.length : 0;
+  // A conditional model with no class chosen: one row per class (the API cycles through them).
+  const perClass = classes ? Math.max(1, Math.min(8, Math.floor(state.info.limits.max_items / classes))) : 0;
+  const n = classes ? Math.min(classes, state.info.limits.max_items) * perClass : 16;
+  const data = await api("/api/sample", { n, temperature: Number($("temperature").value), seed: state.seed, label });
+  const grid = $("samples");
+  if (!classes) {
+    grid.className = "grid";
+    grid.replaceChildren(...data.items.map((item) => renderItem(item)));
+  } else {
+    grid.className = "rows";
+    const rows = [];
+    for (let c = 0; c < Math.min(classes, data.items.length); c++) {
+      const row = document.createElement("div");
+      row.className = "grid class-row";
+      const name = document.createElement("span");
+      name.className = "row-label";
+      name.textContent = state.info.classes[c];
+      row.append(name, ...data.items.filter((_, i) => i % classes === c).map((item) => renderItem(item)));
+      rows.push(row);
+    }
+    grid.replaceChildren(...rows);
+  }
   $("seed-value").textContent = String(state.seed);
 }
 
