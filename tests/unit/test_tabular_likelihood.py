@@ -263,6 +263,23 @@ def test_table_input_expands_codes_and_marks_what_was_observed() -> None:
     torch.testing.assert_close(plain(x), out[:, :width])
 
 
+def test_counts_are_modelled_relative_to_their_training_mean() -> None:
+    """A count column remembers its training mean: a zero decoder output means that mean, and the
+    encoder sees log(1 + k) centred on log(1 + mean), a missing count at the centre (0)."""
+    from vaekit.data.columns import infer_columns
+
+    columns = infer_columns(np.array([[900.0], [1000.0], [1100.0], [1400.0]]), ["proline"], {"proline": "count"},
+                            "table")
+    assert columns[0].kind == "count" and columns[0].loc == pytest.approx(1100.0)
+    layout = TableLayout(columns)
+    table = MixedTable(torch.zeros(1, layout.n_params), layout)
+    assert float(table.mean[0, 0]) == pytest.approx(1100.0, rel=1e-5)
+    inputs = TableInput(columns)(torch.tensor([[1100.0], [math.nan], [0.0]]))
+    torch.testing.assert_close(inputs[:, 0], torch.tensor([0.0, 0.0, -math.log1p(1100.0)]))
+    old = Column("proline", "count")  # a run folder from before counts stored their mean: as then
+    assert float(MixedTable(torch.zeros(1, 2), TableLayout([old])).mean[0, 0]) == pytest.approx(1.0)
+
+
 def test_table_input_of_an_empty_row_is_zero() -> None:
     out = TableInput(COLUMNS, with_mask=True)(torch.full((1, 6), math.nan))
     assert bool((out == 0).all())

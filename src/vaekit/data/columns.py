@@ -39,7 +39,7 @@ class Column:
     name: str
     kind: Kind
     categories: list[str] | None = None  # binary / categorical: the raw values, in code order
-    loc: float = 0.0  # continuous: subtracted
+    loc: float = 0.0  # continuous: subtracted; count: the training mean (the decoder's log-mean starts there)
     std: float = 1.0  # continuous: divided by
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | 
     if kind == "count":
         if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
             raise DataError(f"{what}: column {name!r} is declared a count but holds negative or fractional values")
-        return Column(name, "count")
+        return Column(name, "count", loc=float(finite.mean()) if finite.size else 0.0)
     if scale == "none":
         return Column(name, "continuous")
     if scale == "unit":

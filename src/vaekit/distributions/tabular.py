@@ -43,6 +43,14 @@ class TableLayout:
         self.binary = [j for j, k in enumerate(kinds) if k == "binary"]
         self.count = [j for j, k in enumerate(kinds) if k == "count"]
         self.categorical = [(j, len(c.categories)) for j, c in enumerate(columns) if c.kind == "categorical"]
+        # Counts are modelled relative to their training mean (``Column.loc``; 0 in run folders from
+        # before it was stored, which keeps their old behaviour): the decoder's log-mean is an offset
+        # from log(mean), the encoder sees log(1 + k) - log(1 + mean). Without it a column of counts
+        # near 1,000 needs its output bias to climb from 0 to 7 and was still decoded near 10 after
+        # 100 epochs on wine.
+        counts = [c for c in columns if c.kind == "count"]
+        self.count_log_mean = [math.log(c.loc) if c.loc > 0 else 0.0 for c in counts]
+        self.count_log1p_mean = [math.log1p(c.loc) if c.loc > 0 else 0.0 for c in counts]
         self.n_params = (2 * len(self.continuous) + len(self.binary) + 2 * len(self.count)
                          + sum(k for _, k in self.categorical))
 
@@ -57,7 +65,8 @@ class MixedTable(_EventDistribution):
         sizes = [n_c, n_c, n_b, n_n, n_n, raw.shape[-1] - 2 * n_c - n_b - 2 * n_n]
         self.loc, log_scale, self.logits, log_mean, log_dispersion, cat = raw.split(sizes, -1)
         self.log_scale = LOG_SCALE_MIN + F.softplus(log_scale - LOG_SCALE_MIN)  # bounded below, smooth
-        self.log_mean = log_mean.clamp(-20.0, 20.0)
+        offset = torch.tensor(layout.count_log_mean, dtype=log_mean.dtype, device=log_mean.device)
+        self.log_mean = (log_mean + offset).clamp(-20.0, 20.0)
         self.dispersion = F.softplus(log_dispersion) + 1e-4  # the negative binomial's r (total count)
         self.cat_logits = list(cat.split([k for _, k in layout.categorical], -1))  # each (*batch, K)
         super().__init__(raw.new_empty(*lead, layout.width), 1)
@@ -167,7 +176,7 @@ class TableFamily(LikelihoodFamily):
 
 class TableInput(nn.Module):
     """The encoder's first layer for a table: continuous and binary values as they are, counts as
-    log(1 + k), categories one-hot; a missing value becomes 0 (the mean of a standardised column, no
+    log(1 + k) less log(1 + their training mean), categories one-hot; a missing value becomes 0 (the mean of a standardised column, no
     category), the zero imputation of MIWAE (Mattei & Frellsen 2019). ``with_mask`` appends a 0/1
     indicator per column; off by default: with it, an encoder trained on rows with holes never sees a
     complete row, and pseudo-Gibbs imputation, which feeds it completed rows, diverged (wine, 50%
@@ -180,13 +189,15 @@ class TableInput(nn.Module):
         lay = self.layout
         self.register_buffer("plain", torch.tensor(lay.continuous + lay.binary, dtype=torch.long), persistent=False)
         self.register_buffer("counts", torch.tensor(lay.count, dtype=torch.long), persistent=False)
+        self.register_buffer("count_center", torch.tensor(lay.count_log1p_mean), persistent=False)
         self.out_features = (len(lay.continuous) + len(lay.binary) + len(lay.count)
                              + sum(k for _, k in lay.categorical) + (lay.width if with_mask else 0))
 
     def forward(self, x: Tensor) -> Tensor:
         observed = ~torch.isnan(x)
         filled = torch.where(observed, x, x.new_zeros(()))
-        parts = [filled[:, self.plain], torch.log1p(filled[:, self.counts].clamp_min(0))]
+        counts = torch.log1p(filled[:, self.counts].clamp_min(0)) - self.count_center.to(x.dtype)
+        parts = [filled[:, self.plain], torch.where(observed[:, self.counts], counts, counts.new_zeros(()))]
         for j, k in self.layout.categorical:
             parts.append(F.one_hot(filled[:, j].long().clamp(0, k - 1), k).to(x.dtype) * observed[:, j:j + 1])
         if self.with_mask:
