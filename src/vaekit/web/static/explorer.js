@@ -77,6 +77,30 @@ function renderItem(item, label) {
   return box;
 }
 
+// Table rows side by side: one table, a column per item (captions on top), a row per column of the data.
+function renderRows(items, captions = []) {
+  const table = document.createElement("table");
+  table.className = "rows-table";
+  if (captions.length) {
+    const head = table.createTHead().insertRow();
+    head.appendChild(document.createElement("th"));
+    for (const caption of captions) head.appendChild(Object.assign(document.createElement("th"), { textContent: caption }));
+  }
+  const body = table.createTBody();
+  for (const name of Object.keys(items[0].row)) {
+    const tr = body.insertRow();
+    tr.insertCell().textContent = name;
+    for (const item of items) {
+      const value = item.row[name];
+      tr.insertCell().textContent = value === null ? "—" : typeof value === "number" ? formatNumber(value) : value;
+    }
+  }
+  const box = document.createElement("div");
+  box.className = "table-scroll";
+  box.appendChild(table);
+  return box;
+}
+
 function show(target, item, label) {
   const element = typeof target === "string" ? $(target) : target;
   element.replaceChildren(renderItem(item, label));
@@ -105,7 +129,10 @@ async function sample() {
   const n = classes ? Math.min(classes, state.info.limits.max_items) * perClass : 16;
   const data = await api("/api/sample", { n, temperature: Number($("temperature").value), seed: state.seed, label });
   const grid = $("samples");
-  if (!classes) {
+  if (data.items.length && data.items[0].row) {
+    grid.className = "";
+    grid.replaceChildren(renderRows(data.items, data.items.map((_, i) => `#${i + 1}`)));
+  } else if (!classes) {
     grid.className = "grid";
     grid.replaceChildren(...data.items.map((item) => renderItem(item)));
   } else {
@@ -320,8 +347,13 @@ function showAnalysis(data, caption) {
   $("threshold").textContent = formatNumber(data.threshold);
   $("flag").textContent = data.flagged ? "anomalous" : "normal";
   $("flag").className = data.flagged ? "flagged" : "normal";
-  $("neighbours").replaceChildren(...data.neighbours.map(
-    (n) => renderItem(n, `item ${n.index}${n.label !== null ? " · " + n.label : ""} · d ${n.distance.toFixed(2)}`)));
+  const captions = data.neighbours.map(
+    (n) => `item ${n.index}${n.label !== null ? " · " + n.label : ""} · d ${n.distance.toFixed(2)}`);
+  if (data.neighbours.length && data.neighbours[0].row) {
+    $("neighbours").replaceChildren(renderRows(data.neighbours, captions));
+  } else {
+    $("neighbours").replaceChildren(...data.neighbours.map((n, i) => renderItem(n, captions[i])));
+  }
 }
 
 async function upload(blob, name, caption) {
