@@ -111,6 +111,12 @@ def cvae_server(cvae_run) -> str:
 
 
 @pytest.fixture(scope="session")
+def table_server(table_run) -> str:
+    """The wine table's explorer, served the same way."""
+    yield from _serve(create_app(table_run))
+
+
+@pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium under Playwright; skipped, with the reason, where either is missing."""
     playwright = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (the dev extra)")

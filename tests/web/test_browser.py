@@ -491,3 +491,34 @@ def test_a_conditional_model_samples_one_row_per_class_and_by_chosen_class(brows
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_table_run_shows_rows_in_tables_and_analyses_an_item(browser, table_server):
+    """Tables: samples side by side in one table (a column per sample, a row per data column), no
+    upload control, and an item's analysis with its neighbours as one table."""
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(table_server + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=WAIT)
+        info = _info(page, table_server)
+        assert info["kind"] == "table" and not info["uploads"]
+        headers = page.locator("#samples .rows-table thead th").all_text_contents()
+        assert headers == ["", *[f"#{i}" for i in range(1, 17)]]
+        first_column = page.locator("#samples .rows-table tbody td:first-child").all_text_contents()
+        assert first_column[-1] == "strong" and len(first_column) == 14
+        assert not page.locator("#upload-file").is_visible()
+        with page.expect_response(_api("/api/item/2", "GET"), timeout=WAIT) as caught:
+            page.locator("#item-index").fill("2")
+            page.locator("#item-go").click()
+        assert caught.value.status == 200
+        page.wait_for_selector("#neighbours .rows-table", timeout=WAIT)  # drawn after the answer arrives
+        captions = page.locator("#neighbours .rows-table thead th").all_text_contents()[1:]
+        assert len(captions) == info["limits"]["neighbours"] and all(c.startswith("item ") for c in captions)
+        assert page.locator("#flag").text_content() in ("normal", "anomalous")
+        _status_is_clean(page)
+    finally:
+        context.close()
+    assert not errors, errors
