@@ -77,6 +77,8 @@ class Run:
         from vaekit.data.sources import load_source
         from vaekit.data.sources.tabular import NoLabelColumn
 
+        if split not in ("train", "test", "all"):
+            raise ConfigError(f"split {split!r}: expected train, test or all")
         if source is None:
             data = prepare_data(self.config.data)
             chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
@@ -104,7 +106,8 @@ class Run:
             if splits.train.y is not None and splits.test.y is not None:
                 y = np.concatenate([splits.train.y, splits.test.y])
             chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
-                             max_level=splits.train.max_level, feature_names=splits.train.feature_names)
+                             max_level=splits.train.max_level, class_names=splits.train.class_names,
+                             feature_names=splits.train.feature_names)
         return self.spec.align(chosen, what=source)  # a table's columns matched by name
 
     @torch.no_grad()

@@ -25,7 +25,8 @@ from vaekit.web import create_app
 from vaekit.web.explorer import Limits
 
 LIMITS = Limits()
-API_PATHS = ["/api/decode", "/api/info", "/api/interpolate", "/api/item/{index}", "/api/map", "/api/map/decode",
+API_PATHS = ["/api/decode", "/api/info", "/api/input/{index}", "/api/interpolate", "/api/item/{index}", "/api/map",
+             "/api/map/decode",
              "/api/reconstruct", "/api/sample"]
 HUGE = (2100, 2000)  # an upload's width and height: over max_pixels
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
@@ -589,3 +590,111 @@ def test_api_only_serves_the_api_without_the_page(digits_vae) -> None:
     assert client.get("/api/info").status_code == 200
     assert_error(client.get("/"), 404)
     assert_error(client.get("/static/explorer.js"), 404)
+
+
+# ---------------------------------------------------------------------------- review fixes
+def test_rows_of_different_lengths_are_a_400_not_a_500(image_client, info) -> None:
+    width = info["latent_dim"]
+    error = assert_error(image_client.post("/api/decode", json={"z": [[0.0] * width, [0.0] * (width - 1)]}), 400)
+    assert f"expected rows of {width} numbers" in error
+
+
+def test_a_flood_of_invalid_values_answers_with_the_first_few(image_client) -> None:
+    response = image_client.post("/api/decode", json={"z": [["x"] * 4096] * 8})
+    assert_error(response, 422)
+    body = response.json()
+    assert body["errors"] == 8 * 4096 and len(body["detail"]) == 10
+    assert "(and 32767 more)" in body["error"]
+
+
+def test_only_the_five_image_formats_are_read_whatever_the_declared_type(image_client) -> None:
+    tiff = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(tiff, format="TIFF")
+    assert "not a readable image" in assert_error(upload(image_client, tiff.getvalue()), 400)
+    generic = upload(image_client, png(Image.new("L", (8, 8), 0)), content_type="application/octet-stream")
+    assert generic.status_code == 200, generic.text
+
+
+def test_a_conditional_run_decodes_only_under_a_class(cvae_client, cvae_run) -> None:
+    """No class to decode a code under is refused (it used to cycle through the classes row by row);
+    a path from a held-out item takes that item's class."""
+    width = cvae_run.model.latent_dim
+    assert "give the class" in assert_error(cvae_client.post("/api/decode", json={"z": [[0.0] * width]}), 400)
+    assert cvae_client.post("/api/decode", json={"z": [[0.0] * width], "label": 2}).status_code == 200
+    ends = {"a": {"z": [0.0] * width}, "b": {"index": 1}, "steps": 3}
+    assert_error(cvae_client.post("/api/interpolate", json=ends), 400)
+    assert cvae_client.post("/api/interpolate", json={**ends, "label": "7"}).status_code == 200
+    from_item = cvae_client.post("/api/interpolate", json={"a": {"index": 0}, "b": {"z": [0.0] * width}, "steps": 3})
+    assert from_item.status_code == 200
+    assert_error(cvae_client.post("/api/map/decode", json={"x": 0.0, "y": 0.0}), 400)
+    info = cvae_client.get("/api/info").json()
+    assert info["uploads"] is False  # the page hides the upload and the drawing pad
+
+
+def test_hovering_needs_only_the_input(image_client) -> None:
+    item, alone = image_client.get("/api/item/4").json(), image_client.get("/api/input/4").json()
+    assert alone == {"index": 4, "item": item["item"], "label": item["label"], "label_index": item["label_index"]}
+    assert_error(image_client.get("/api/input/100000"), 400)
+
+
+def test_a_large_input_set_is_sampled_across_it_not_cut_at_the_front(digits_vae) -> None:
+    """Files sorted by class keep every class on the map when there are more inputs than map points."""
+    from vaekit.web.explorer import Explorer, Limits
+
+    inputs = digits_vae.inputs()
+    order = np.argsort(inputs.y, kind="stable")
+    by_class = inputs.subset(order)
+    explorer = Explorer(digits_vae, by_class, Limits(map_points=60))
+    assert len(explorer.inputs) == 60 and set(explorer.inputs.y.tolist()) == set(range(10))
+
+
+def test_labels_from_other_data_are_matched_to_the_runs_classes_by_name(cvae_run) -> None:
+    from vaekit.data.sources import RawData
+    from vaekit.errors import DataError
+    from vaekit.web.explorer import Explorer
+
+    held = cvae_run.inputs()
+    names = cvae_run.spec.class_names
+    keep = held.y >= 5  # another file that holds only the digits 5-9, numbered 0-4 there
+    other = RawData(x=held.x[keep], y=held.y[keep] - 5, kind="image", max_level=held.max_level,
+                    class_names=names[5:])
+    explorer = Explorer(cvae_run, other)
+    assert explorer.class_names == names
+    np.testing.assert_array_equal(explorer.inputs.y, held.y[keep][: len(explorer.inputs)])
+    stranger = RawData(x=held.x[:5], y=np.zeros(5, dtype=np.int64), kind="image", max_level=held.max_level,
+                       class_names=["eleven"])
+    with pytest.raises(DataError, match="eleven"):
+        Explorer(cvae_run, stranger)
+
+
+def test_a_slow_model_call_does_not_hold_the_other_requests(digits_vae) -> None:
+    """Model work runs in a worker thread: while one item is being analysed, the server still answers
+    (the schema, a hover) instead of waiting for it."""
+    import threading
+
+    from vaekit.web import create_app
+
+    app = create_app(digits_vae)
+    explorer = app.state.explorer
+    release, entered = threading.Event(), threading.Event()
+    analyse = explorer.item
+
+    def slow_item(index):
+        entered.set()
+        release.wait(60)
+        return analyse(index)
+
+    explorer.item = slow_item
+    with TestClient(app) as client:
+        answers = []
+        worker = threading.Thread(target=lambda: answers.append(client.get("/api/item/3")))
+        worker.start()
+        assert entered.wait(30)
+        try:
+            assert client.get("/api/openapi.json").status_code == 200  # answered while the item waits
+            assert client.get("/api/input/5").status_code == 200
+            assert worker.is_alive() and not answers
+        finally:
+            release.set()
+            worker.join(60)
+    assert answers and answers[0].status_code == 200

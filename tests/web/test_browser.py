@@ -269,7 +269,7 @@ def test_hovering_the_map_shows_the_item(page):
     tip = page.locator("#map-tip")
     assert tip.is_hidden()
     x, y = _point_on_map(page)
-    with page.expect_response(lambda r: urlsplit(r.url).path.startswith("/api/item/"), timeout=WAIT) as caught:
+    with page.expect_response(lambda r: urlsplit(r.url).path.startswith("/api/input/"), timeout=WAIT) as caught:
         page.mouse.move(x, y)
     assert caught.value.status == 200
     page.wait_for_selector("#map-tip:not([hidden]) .item img", timeout=WAIT)
@@ -425,13 +425,13 @@ def _settle(page) -> None:
 
 
 def test_map_tip_stays_hidden_when_the_pointer_leaves_before_the_item_arrives(page):
-    held = _hold(page, "**/api/item/*")
+    held = _hold(page, "**/api/input/*")
     x, y = _point_on_map(page)
     page.mouse.move(x, y)
     _until_held(page, held)
     page.mouse.move(1, 1)  # off the map before the item arrives
     assert page.locator("#map-tip").is_hidden(), "shown before the item arrived"
-    with page.expect_response(lambda r: "/api/item/" in r.url, timeout=WAIT) as caught:
+    with page.expect_response(lambda r: "/api/input/" in r.url, timeout=WAIT) as caught:
         held[0].continue_()
     caught.value.finished()
     _settle(page)

@@ -183,6 +183,21 @@ def load_threshold(folder: Path, score: str, k: int) -> Threshold | None:
     return _read_thresholds(Path(folder) / THRESHOLDS_FILE).get(threshold_key(score, k))
 
 
+def preferred_threshold(folder: Path, preference: tuple[str, ...] = ("recon", "elbo", "nll")) -> Threshold | None:
+    """The run's saved threshold for the first score in ``preference`` that has one (any k), or None;
+    a damaged file is None, with a warning."""
+    try:
+        saved = _read_thresholds(Path(folder) / THRESHOLDS_FILE)
+    except DataError as error:
+        log.warning("%s; ignored", error)
+        return None
+    for score in preference:
+        for threshold in saved.values():
+            if threshold.score == score:
+                return threshold
+    return None
+
+
 def save_threshold(folder: Path, threshold: Threshold) -> Path:
     """Save (or replace) the run's threshold for this score; a damaged file is replaced, with a warning."""
     path = Path(folder) / THRESHOLDS_FILE

@@ -41,6 +41,13 @@ def _umap(codes: np.ndarray, dims: int, seed: int) -> np.ndarray:
 PROJECTIONS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"pca": _pca, "tsne": _tsne, "umap": _umap}
 
 
+def _checked(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or len(codes) < 3 or not np.isfinite(codes).all():
+        raise DataError(f"latent codes: expected a finite (N, L) array with N >= 3, got shape {codes.shape}")
+    return codes
+
+
 def project(codes: np.ndarray, method: str = "pca", dims: int = 2, seed: int = 0) -> np.ndarray:
     """Codes (N, L) -> map coordinates (N, dims). Codes with no more than ``dims`` dimensions are
     returned as they are (padded with zeros), since there is nothing to reduce."""
@@ -48,9 +55,7 @@ def project(codes: np.ndarray, method: str = "pca", dims: int = 2, seed: int = 0
         raise ConfigError(f"method {method!r}: expected one of {', '.join(PROJECTIONS)}")
     if dims not in (2, 3):
         raise ConfigError(f"dims={dims}: a map has 2 or 3 dimensions")
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or len(codes) < 3 or not np.isfinite(codes).all():
-        raise DataError(f"latent codes: expected a finite (N, L) array with N >= 3, got shape {codes.shape}")
+    codes = _checked(codes)
     if codes.shape[1] <= dims:
         return np.pad(codes, ((0, 0), (0, dims - codes.shape[1])))
     return np.asarray(PROJECTIONS[method](codes, dims, seed), dtype=np.float64)
@@ -82,11 +87,11 @@ class LatentMap:
 
 def fit_map(codes: np.ndarray, method: str = "pca", seed: int = 0) -> LatentMap:
     """A 2-D :class:`LatentMap` of codes (N, L) by PCA, t-SNE or UMAP (see :func:`project`)."""
-    codes = np.asarray(codes, dtype=np.float64)
-    points = project(codes, method, 2, seed)  # checks the codes
     if method != "pca":
-        return LatentMap(method, codes, points)
+        return LatentMap(method, _checked(codes), project(codes, method, 2, seed))
+    codes = _checked(codes)
     if codes.shape[1] <= 2:  # mapped as they are (padded): the way back drops the padding
+        points = project(codes, method, 2, seed)
         return LatentMap(method, codes, points, np.zeros(codes.shape[1]), np.eye(2)[:, : codes.shape[1]])
     from sklearn.decomposition import PCA
 

@@ -176,11 +176,11 @@ class TableFamily(LikelihoodFamily):
 
 class TableInput(nn.Module):
     """The encoder's first layer for a table: continuous and binary values as they are, counts as
-    log(1 + k) less log(1 + their training mean), categories one-hot; a missing value becomes 0 (the mean of a standardised column, no
-    category), the zero imputation of MIWAE (Mattei & Frellsen 2019). ``with_mask`` appends a 0/1
-    indicator per column; off by default: with it, an encoder trained on rows with holes never sees a
-    complete row, and pseudo-Gibbs imputation, which feeds it completed rows, diverged (wine, 50%
-    missing: RMSE 12.4 against 0.96 without)."""
+    log(1 + k) less log(1 + their training mean), categories one-hot; a missing value becomes 0 (the
+    mean of a standardised column, the centre of a count, no category), the zero imputation of MIWAE
+    (Mattei & Frellsen 2019). ``with_mask`` appends a 0/1 indicator per column; off by default: with
+    it, an encoder trained on rows with holes never sees a complete row, and pseudo-Gibbs imputation,
+    which feeds it completed rows, diverged (wine, 50% missing: RMSE 12.4 against 0.96 without)."""
 
     def __init__(self, columns: list[Column], with_mask: bool = False) -> None:
         super().__init__()

@@ -10,14 +10,18 @@ the run and its data are fixed when the server starts.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import PngImagePlugin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,7 +32,8 @@ log = logging.getLogger("vaekit")
 
 STATIC = Path(__file__).parent / "static"
 CAPS = Limits()  # request-field caps (the page reads them from /api/info)
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "application/octet-stream")
+MAX_ERRORS = 10  # validation errors listed in a 422's detail
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -39,6 +44,23 @@ Latent = Annotated[float, Field(ge=-CAPS.max_abs_latent, le=CAPS.max_abs_latent,
 Code = Annotated[list[Latent], Field(min_length=1, max_length=4096)]
 Label = Annotated[int | Annotated[str, Field(max_length=200)] | None, Field(description="class index or name "
                                                                                      "(conditional runs)")]
+
+
+class ErrorAnswer(BaseModel):
+    error: str = Field(description="one line: the field or thing at fault and what was expected")
+
+
+class InvalidAnswer(ErrorAnswer):
+    detail: list[dict[str, Any]] = Field(description=f"the first {MAX_ERRORS} validation errors")
+    errors: int = Field(description="how many there were")
+
+
+ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorAnswer, "description": "bad input (a value the run cannot take)"},
+    413: {"model": ErrorAnswer, "description": "request body too large"},
+    415: {"model": ErrorAnswer, "description": "not an image (uploads)"},
+    422: {"model": InvalidAnswer, "description": "a field fails validation"},
+}
 
 
 class _Request(BaseModel):
@@ -133,14 +155,33 @@ def _one_line(errors: list[dict[str, Any]]) -> str:
 def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     """The FastAPI application over ``explorer``; ``api_only`` leaves out the page."""
     app = FastAPI(title="vaekit latent explorer", version="1", docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json",
+                  openapi_url="/api/openapi.json", responses=ERROR_ANSWERS,
                   description="The JSON API of `vaekit explore`: samples, decodings, reconstructions, "
                               "interpolations and latent maps of one trained run.")
     app.state.explorer = explorer
-    # Short model calls (sample, decode, interpolate, map/decode) run on the event loop: a thread hop
-    # costs more than decoding a few codes (50 clients x 20 decodes: 647 vs 324-442 requests/s, same
-    # session). Uploads, items (their score may draw thousands of samples) and maps (t-SNE) go to the
-    # thread pool so that they never hold the loop.
+    # A PNG's text chunks may inflate to 64 MB under Pillow's defaults; an explorer needs none of them.
+    PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
+    # The event loop never waits for model work (that would stall every other request, static files
+    # included). Long calls (items, whose score may draw thousands of samples; uploads) go to a worker
+    # thread, one at a time (a model call only shares the cores with another); uploads are decoded at
+    # most two at a time (a 2 MiB PNG may inflate tens of MB); maps are fitted beside them (a t-SNE
+    # takes seconds). Short calls (sample, decode, interpolate, map/decode: at most 64 codes) run
+    # right on the loop when the model is free, and go to the worker when it is not: the thread hop
+    # costs more than decoding a code (50 clients x 20 decodes of 28x28 images: 903 requests/s against
+    # 623 always in a thread, same session; BENCHMARKS.md).
+    model_slot, upload_slots = anyio.CapacityLimiter(1), anyio.CapacityLimiter(2)
+
+    async def in_model(function, *args):
+        return await anyio.to_thread.run_sync(partial(function, *args), limiter=model_slot)
+
+    async def quick(function, *args):
+        if model_slot.borrowed_tokens == 0 and explorer.lock.acquire(blocking=False):  # free: no waiting
+            try:
+                return function(*args)
+            finally:
+                explorer.lock.release()
+        return await in_model(function, *args)
+
     app.add_middleware(BodyLimit, max_bytes=explorer.limits.max_body_bytes)
 
     @app.middleware("http")
@@ -160,7 +201,9 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, error: RequestValidationError) -> JSONResponse:
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in error.errors()]
-        return JSONResponse({"error": _one_line(errors), "detail": errors}, status_code=422)
+        # the first few only: a body of 260,000 bad numbers would otherwise answer with 30 MB
+        return JSONResponse({"error": _one_line(errors), "detail": errors[:MAX_ERRORS], "errors": len(errors)},
+                            status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request, error: StarletteHTTPException) -> JSONResponse:
@@ -178,36 +221,44 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
 
     @app.post("/api/sample", summary="New samples z ~ p(z) (scaled by temperature), decoded")
     async def sample(request: SampleRequest) -> dict[str, Any]:
-        return explorer.sample(request.n, request.temperature, request.seed, request.label)
+        return await quick(explorer.sample, request.n, request.temperature, request.seed, request.label)
 
     @app.post("/api/decode", summary="Decode codes z (one row each)")
     async def decode(request: DecodeRequest) -> dict[str, Any]:
-        return explorer.decode(request.z, request.label)
+        return await quick(explorer.decode, request.z, request.label)
 
     @app.get("/api/item/{index}", summary="A held-out input: its code, reconstruction, anomaly score and "
                                           "nearest neighbours in latent space")
-    def item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
-        return explorer.item(index)
+    async def item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
+        return await in_model(explorer.item, index)
+
+    @app.get("/api/input/{index}", summary="A held-out input alone, with its label (for hovering over the map)")
+    async def input_item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(explorer.input, index)
 
     @app.post("/api/reconstruct", summary="An uploaded image: its code, reconstruction, anomaly score against "
                                           "the run's threshold, and nearest neighbours")
-    def reconstruct(file: Annotated[UploadFile, File(description="PNG, JPEG, GIF, BMP or WebP")]) -> dict[str, Any]:
+    async def reconstruct(file: Annotated[UploadFile, File(description="PNG, JPEG, GIF, BMP or WebP")]
+                          ) -> dict[str, Any]:
         if (file.content_type or "").split(";")[0].strip().lower() not in IMAGE_TYPES:
             raise HTTPException(415, f"file: expected an image ({', '.join(IMAGE_TYPES)}), got {file.content_type!r}")
-        return explorer.upload(file.file.read())
+        data = await file.read()
+        async with upload_slots:
+            return await in_model(explorer.upload, data)
 
     @app.post("/api/interpolate", summary="Decoded points on the path between two inputs or codes")
     async def interpolate(request: InterpolateRequest) -> dict[str, Any]:
         a, b = request.a.model_dump(), request.b.model_dump()
-        return explorer.interpolate(a, b, request.steps, request.path, request.label)
+        return await quick(explorer.interpolate, a, b, request.steps, request.path, request.label)
 
     @app.get("/api/map", summary="2-D map (PCA or t-SNE) of the held-out inputs' codes, with their labels")
-    def latent_map(method: Annotated[Literal["pca", "tsne"], Query()] = "pca") -> dict[str, Any]:
-        return explorer.map(method)
+    async def latent_map(method: Annotated[Literal["pca", "tsne"], Query()] = "pca") -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(explorer.map, method)
 
     @app.post("/api/map/decode", summary="Decode the code at a point of the map")
     async def map_decode(request: MapDecodeRequest) -> dict[str, Any]:
-        return explorer.map_decode(request.method, request.x, request.y, request.label)
+        await anyio.to_thread.run_sync(explorer.latent_map, request.method)  # fitted beside, not in, the model slot
+        return await quick(explorer.map_decode, request.method, request.x, request.y, request.label)
 
     if not api_only:
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 _GREY_MODES = ("L", "1")
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 
 
 def _images_in(folder: Path, recursive: bool) -> list[Path]:
@@ -136,13 +137,13 @@ def load_image_folder(path: Path, config: DataConfig) -> Splits:
 
 def image_from_bytes(data: bytes, channels: int, size: tuple[int, int], max_pixels: int = 4_000_000,
                      what: str = "upload") -> np.ndarray:
-    """One encoded image (PNG, JPEG, ...) -> uint8 (channels, H, W) at ``size`` (H, W), grey or
-    RGB, resized if needed. Larger than ``max_pixels`` before resizing, or not an image: a DataError
-    (the header is checked before any pixel is decoded)."""
+    """One encoded image (PNG, JPEG, GIF, BMP or WebP; no other format is even tried) -> uint8
+    (channels, H, W) at ``size`` (H, W), grey or RGB, resized if needed. Larger than ``max_pixels``
+    before resizing, or not an image: a DataError (the header is checked before any pixel is decoded)."""
     import io
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as image:
             if image.width * image.height > max_pixels:
                 raise DataError(f"{what}: {image.width}x{image.height} pixels, expected at most {max_pixels:,}")
             image = image.convert("L" if channels == 1 else "RGB")

@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf", "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#7b4173", "#3182bd"];
-const state = { info: null, seed: 0, base: null, interp: null, map: null, analysis: null,
+const state = { info: null, seed: 0, base: null, baseLabel: null, interp: null, map: null, analysis: null,
                 ends: { a: null, b: null }, itemCache: new Map(), busy: {}, hover: 0 };
 
 // ------------------------------------------------------------------ API
@@ -20,6 +20,7 @@ async function api(path, body) {
     status(message, true);
     throw new Error(message);
   }
+  if ($("status").className === "error") status("");  // an answer that worked clears the last error
   return data;
 }
 
@@ -120,6 +121,12 @@ function labelOf() {
   return !state.info.conditional || select.value === "" ? null : Number(select.value);
 }
 
+// A code is decoded under one class: the chosen one, else that of the item the code came from, else 0.
+function decodeLabel(fallback = state.baseLabel) {
+  if (!state.info.conditional) return null;
+  return labelOf() ?? fallback ?? 0;
+}
+
 // ------------------------------------------------------------------ samples
 async function sample() {
   const label = labelOf();
@@ -177,8 +184,9 @@ function buildSliders() {
   }
 }
 
-function setBase(z, caption) {
+function setBase(z, caption, label = null) {
   state.base = z.slice();
+  state.baseLabel = label;
   $("slider-base").textContent = `base: ${caption}`;
   for (const input of $("sliders").querySelectorAll("input")) {
     input.value = "0";
@@ -188,33 +196,42 @@ function setBase(z, caption) {
 }
 
 async function decodeSliders() {
+  if (!state.base) return;  // not started yet
   const z = state.base.slice();
   const limit = state.info.limits.max_abs_latent;
   for (const input of $("sliders").querySelectorAll("input")) {
     const d = Number(input.dataset.dim);
     z[d] = Math.max(-limit, Math.min(limit, z[d] + Number(input.value)));
   }
-  const data = await api("/api/decode", { z: [z], label: labelOf() });
+  const data = await api("/api/decode", { z: [z], label: decodeLabel() });
   show("slider-output", data.items[0]);
 }
 
 // ------------------------------------------------------------------ interpolation
 function endpoint(which) {
   const chosen = state.ends[which];
-  if (chosen) return { z: chosen.z };
+  if (chosen) return chosen.index !== null && chosen.index !== undefined ? { index: chosen.index } : { z: chosen.z };
   return { index: Number($(which === "a" ? "interp-a" : "interp-b").value) };
+}
+
+function endCaption(which) {
+  const chosen = state.ends[which];
+  if (chosen && (chosen.index === null || chosen.index === undefined)) return "your input, decoded";
+  return `item ${chosen ? chosen.index : $(which === "a" ? "interp-a" : "interp-b").value}, decoded`;
 }
 
 async function interpolate() {
   const steps = 33;
-  const data = await api("/api/interpolate", { a: endpoint("a"), b: endpoint("b"), steps,
-                                               path: $("interp-path").value, label: labelOf() });
+  const a = endpoint("a");
+  // a path from a held-out item is decoded under that item's class unless one is chosen
+  const label = a.index !== undefined ? labelOf() : decodeLabel(state.ends.a ? state.ends.a.label_index : null);
+  const data = await api("/api/interpolate", { a, b: endpoint("b"), steps, path: $("interp-path").value, label });
   state.interp = data.items;
   const slider = $("interp-position");
   slider.max = String(steps - 1);
   slider.disabled = false;
-  show("interp-a-view", data.items[0], state.ends.a ? "your input, decoded" : `item ${$("interp-a").value}, decoded`);
-  show("interp-b-view", data.items[steps - 1], state.ends.b ? "your input, decoded" : `item ${$("interp-b").value}, decoded`);
+  show("interp-a-view", data.items[0], endCaption("a"));
+  show("interp-b-view", data.items[steps - 1], endCaption("b"));
   showInterpolation();
 }
 
@@ -223,117 +240,6 @@ function showInterpolation() {
   const position = Number(slider.value);
   show("interp-output", state.interp[position]);
   $("interp-t").textContent = `t = ${(position / Number(slider.max)).toFixed(2)}`;
-}
-
-// ------------------------------------------------------------------ map
-async function loadMap() {
-  const method = $("map-method").value;
-  status(`computing the ${$("map-method").selectedOptions[0].textContent} map…`);
-  const map = await api(`/api/map?method=${encodeURIComponent(method)}`);
-  if ($("map-method").value !== method) return;  // another projection was chosen meanwhile
-  state.map = map;
-  status("");
-  drawMap();
-  drawLegend();
-}
-
-function mapFrame() {
-  const canvas = $("map");
-  const points = state.map.points;
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const pad = 14;
-  const sx = (canvas.width - 2 * pad) / ((x1 - x0) || 1), sy = (canvas.height - 2 * pad) / ((y1 - y0) || 1);
-  return {
-    toScreen: (p) => [pad + (p[0] - x0) * sx, canvas.height - pad - (p[1] - y0) * sy],
-    toMap: (u, v) => [x0 + (u - pad) / sx, y0 + (canvas.height - pad - v) / sy],
-  };
-}
-
-function drawMap(marker) {
-  const canvas = $("map");
-  const context = canvas.getContext("2d");
-  context.fillStyle = "#fff";
-  context.fillRect(0, 0, canvas.width, canvas.height);
-  const frame = mapFrame();
-  state.map.points.forEach((point, i) => {
-    const [u, v] = frame.toScreen(point);
-    const label = state.map.labels ? state.map.labels[i] : 0;
-    context.fillStyle = PALETTE[label % PALETTE.length];
-    context.globalAlpha = 0.7;
-    context.fillRect(u - 2, v - 2, 4, 4);
-  });
-  context.globalAlpha = 1;
-  if (marker) {
-    context.strokeStyle = "#000";
-    context.lineWidth = 2;
-    context.beginPath();
-    context.arc(marker[0], marker[1], 7, 0, 2 * Math.PI);
-    context.stroke();
-  }
-}
-
-function drawLegend() {
-  const legend = $("legend");
-  legend.replaceChildren();
-  if (!state.map.labels) return;
-  const present = [...new Set(state.map.labels)].sort((a, b) => a - b);
-  for (const label of present) {
-    const entry = document.createElement("span");
-    entry.className = "legend";
-    entry.style.setProperty("--swatch", PALETTE[label % PALETTE.length]);
-    entry.textContent = state.map.classes[label] ?? String(label);
-    legend.appendChild(entry);
-  }
-}
-
-function nearestPoint(u, v) {
-  const frame = mapFrame();
-  let best = -1, bestDistance = Infinity;
-  state.map.points.forEach((point, i) => {
-    const [x, y] = frame.toScreen(point);
-    const distance = (x - u) ** 2 + (y - v) ** 2;
-    if (distance < bestDistance) { best = i; bestDistance = distance; }
-  });
-  return bestDistance <= 64 ? best : -1;
-}
-
-function canvasPosition(event) {
-  const canvas = $("map");
-  const box = canvas.getBoundingClientRect();
-  return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
-}
-
-async function itemAt(index) {
-  if (!state.itemCache.has(index)) state.itemCache.set(index, api(`/api/item/${index}`));
-  return state.itemCache.get(index);
-}
-
-async function hoverMap(event) {
-  if (!state.map) return;
-  const token = ++state.hover;  // a later hover, or leaving the map, makes this answer stale
-  const [u, v] = canvasPosition(event);
-  const index = nearestPoint(u, v);
-  const tip = $("map-tip");
-  if (index < 0) { tip.hidden = true; return; }
-  const data = await itemAt(index);
-  if (token !== state.hover) return;
-  const label = data.label ?? (state.map.labels ? state.map.classes[state.map.labels[index]] : null);
-  tip.replaceChildren(renderItem(data.item, `item ${index}${label !== null && label !== undefined ? " · " + label : ""}`));
-  tip.style.left = `${event.offsetX + 14}px`;
-  tip.style.top = `${event.offsetY + 14}px`;
-  tip.hidden = false;
-}
-
-async function clickMap(event) {
-  if (!state.map) return;
-  const [u, v] = canvasPosition(event);
-  const [x, y] = mapFrame().toMap(u, v);
-  const data = await api("/api/map/decode", { method: state.map.method, x, y, label: labelOf() });
-  show("map-output", data.items[0]);
-  $("map-where").textContent = `decoded at (${x.toFixed(2)}, ${y.toFixed(2)})`;
-  drawMap([u, v]);
-  setBase(data.z, `map point (${x.toFixed(2)}, ${y.toFixed(2)})`);
 }
 
 // ------------------------------------------------------------------ uploads, drawing, items
@@ -403,7 +309,11 @@ async function start() {
     const select = $("class");
     select.append(new Option("every class in turn", ""));
     info.classes.forEach((name, i) => select.append(new Option(name, String(i))));
-    select.addEventListener("change", () => { latest("sample", sample); latest("slider", decodeSliders); });
+    select.addEventListener("change", () => {
+      latest("sample", sample);
+      latest("slider", decodeSliders);
+      if (state.interp) interpolate().catch(() => {});
+    });
   }
   for (const id of ["interp-a", "interp-b", "item-index"]) $(id).max = String(info.inputs - 1);
   if (!info.uploads) $("upload-file").closest("label").hidden = true;
@@ -435,7 +345,10 @@ async function start() {
   });
   $("use-a").addEventListener("click", () => { state.ends.a = state.analysis; interpolate().catch(() => {}); });
   $("use-b").addEventListener("click", () => { state.ends.b = state.analysis; interpolate().catch(() => {}); });
-  $("use-base").addEventListener("click", () => setBase(state.analysis.z, "your input"));
+  $("use-base").addEventListener("click", () => {
+    const chosen = state.analysis;
+    setBase(chosen.z, chosen.index === null ? "your input" : `item ${chosen.index}`, chosen.label_index);
+  });
   setupDrawing();
 
   await Promise.allSettled([sample(), loadMap(), interpolate()]);
