@@ -41,6 +41,13 @@ class DataConfig(_Section):
     # mean: {"visits": "count", "zip": "categorical"}.
     column_types: dict[str, Literal["continuous", "binary", "categorical", "count"]] | None = None
     max_samples: int | None = Field(None, gt=0)  # keep only this many training samples
+    # Text and molecules (a .txt/.smi file, a CSV's text_column, moses): the tokeniser (default:
+    # smiles for .smi files and moses, char otherwise), the least count that keeps a word in the
+    # vocabulary (rarer ones become <unk>), and the most tokens per sequence (default: the longest).
+    tokens: Literal["char", "word", "smiles", "selfies"] | None = None
+    min_freq: int = Field(1, ge=1)
+    max_len: int | None = Field(None, gt=0)
+    text_column: str | None = None  # the CSV column that holds the text (each row one sequence)
     # Train (and validate) on these classes only, by index or name: a one-class model for anomaly
     # detection. The test split keeps every class, so the others can be scored as anomalies.
     classes: list[int | str] | None = None

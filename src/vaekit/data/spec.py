@@ -19,6 +19,7 @@ from torch import Tensor
 from vaekit.config import DataConfig
 from vaekit.data.columns import Column, decode, encode, infer_columns
 from vaekit.data.sources.base import RawData
+from vaekit.data.tokens import Vocabulary
 from vaekit.errors import ConfigError, DataError
 
 log = logging.getLogger("vaekit")
@@ -28,7 +29,7 @@ Scale = Literal["unit", "standardize", "none"]
 
 @dataclass
 class DataSpec:
-    kind: Literal["image", "table"]
+    kind: Literal["image", "table", "sequence"]
     shape: list[int]  # one sample, e.g. [1, 28, 28] or [D]
     scale: Scale
     max_level: float | None = None  # "unit": raw values are divided by this
@@ -43,6 +44,8 @@ class DataSpec:
     # run folders written before columns existed, which scale the table as one array.
     columns: list[Column] | None = None
     has_missing: bool = False  # the training table had empty cells
+    # Sequences (text, molecules): the tokeniser and its vocabulary; shape is [positions].
+    vocabulary: Vocabulary | None = None
 
     # ---------------------------------------------------------------- fitting and persistence
     @classmethod
@@ -53,6 +56,8 @@ class DataSpec:
             raise DataError(f"data {config.source!r}: the training split is empty")
         if raw.kind == "table":
             return cls._fit_table(raw, config, [o for o in others or [] if o is not None and len(o)])
+        if raw.kind == "sequence":
+            return cls._fit_sequence(raw, config)
         if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
             raise DataError(f"data {config.source!r}: expected numeric values, got dtype {x.dtype}")
         scale: Scale = config.scale if config.scale != "auto" else ("unit" if raw.kind == "image" else "none")
@@ -111,6 +116,17 @@ class DataSpec:
         spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
         return spec
 
+    @classmethod
+    def _fit_sequence(cls, raw: RawData, config: DataConfig) -> DataSpec:
+        """Text or molecules: the vocabulary of the training split (``data.tokens``; by default
+        SMILES tokens for ``.smi`` files and moses, characters otherwise)."""
+        source = str(config.source).lower()
+        kind = config.tokens or ("smiles" if source.endswith(".smi") or source == "moses" else "char")
+        vocabulary = Vocabulary.fit(raw.x.tolist(), kind, config.min_freq, config.max_len,
+                                    what=f"data {config.source!r}")
+        return cls(kind="sequence", shape=[vocabulary.length], scale="none", class_names=raw.class_names,
+                   value_range=[0.0, float(len(vocabulary) - 1)], n_levels=len(vocabulary), vocabulary=vocabulary)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -119,6 +135,8 @@ class DataSpec:
         tree = dict(tree)
         if tree.get("columns") is not None:
             tree["columns"] = [Column(**column) for column in tree["columns"]]
+        if tree.get("vocabulary") is not None:
+            tree["vocabulary"] = Vocabulary.from_dict(tree["vocabulary"])
         return cls(**tree)
 
     def dumps(self) -> str:
@@ -142,6 +160,8 @@ class DataSpec:
                 raise DataError(f"{name}: samples have shape {tuple(array.shape[1:])}, the model expects "
                                 f"({len(self.columns)},): one value per column")
             return encode(self.columns, array, name)
+        if self.vocabulary is not None:
+            return self._token_ids(x, name)
         if isinstance(x, np.ndarray):
             if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
                 raise DataError(f"{name}: expected numeric values, got dtype {x.dtype}")
@@ -179,6 +199,30 @@ class DataSpec:
         order = [list(given).index(name) for name in names]
         return dataclasses.replace(raw, x=raw.x[:, order], feature_names=list(names))
 
+    def _token_ids(self, x: np.ndarray | Tensor, name: str) -> Tensor:
+        """Strings (N,) -> token ids (N, positions) as float32 (exact below 2**24, and the model space
+        every part of vaekit passes around); ids already (N, positions) are checked and kept."""
+        vocabulary = self.vocabulary
+        if isinstance(x, Tensor) or (isinstance(x, np.ndarray) and x.dtype != object):
+            ids = torch.as_tensor(x)
+            if ids.ndim != 2 or ids.shape[1] != vocabulary.length:
+                raise DataError(f"{name}: token ids have shape {tuple(ids.shape)}, the model expects "
+                                f"(N, {vocabulary.length})")
+            if not bool(torch.isfinite(ids).all()) or bool(((ids < 0) | (ids >= len(vocabulary))).any()) \
+                    or bool((ids != ids.round()).any()):
+                raise DataError(f"{name}: token ids must be whole numbers in 0..{len(vocabulary) - 1}")
+            return ids.to(torch.float32)
+        texts = np.asarray(x, dtype=object).reshape(-1).tolist()
+        ids, _ = vocabulary.encode(texts, what=name)
+        return torch.from_numpy(ids).to(torch.float32)
+
+    def to_text(self, ids: Tensor | np.ndarray) -> list[str]:
+        """Token ids (N, positions) -> strings (SELFIES decoded back to SMILES)."""
+        if self.vocabulary is None:
+            raise DataError(f"this model's data are {self.kind} data, not text")
+        values = ids.detach().cpu().numpy() if isinstance(ids, Tensor) else np.asarray(ids)
+        return self.vocabulary.decode(np.rint(values).astype(np.int64))
+
     def inverse(self, x: Tensor) -> Tensor:
         """Map model-space values back to the data's own units (the inverse of the scaling); a
         table's categories stay codes (:meth:`to_table` names them)."""
@@ -205,6 +249,8 @@ class DataSpec:
         (images, binary); Gaussian for anything unbounded."""
         if self.columns is not None:
             return "table"
+        if self.vocabulary is not None:
+            return "tokens"
         low, high = self.value_range
         return "bernoulli" if low >= 0.0 and high <= 1.0 else "gaussian"
 

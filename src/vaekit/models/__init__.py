@@ -27,6 +27,9 @@ def likelihood_name(spec: DataSpec, config: ModelConfig) -> str:
 def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
     """The likelihood family for this data, refusing one whose support does not fit it."""
     name = likelihood_name(spec, config)
+    if spec.kind == "sequence" and name not in LIKELIHOODS:
+        raise ConfigError("sequence data (text, molecules) load and tokenise, but the sequence model (the "
+                          "seq-vae preset) is not in this version yet")
     family = LIKELIHOODS.get(name)
     spec.check_likelihood(name, family.support)
     return family.from_spec(spec, config)

@@ -16,6 +16,7 @@ from vaekit.data.sources import (  # noqa: F401  (importing registers them)
     idx,
     image_folder,
     tabular,
+    text,
 )
 from vaekit.data.sources.base import PATH_LOADERS, SOURCES, RawData, Source, Splits
 from vaekit.errors import DataError

@@ -16,15 +16,16 @@ import numpy as np
 from vaekit.config import DataConfig
 from vaekit.registry import Registry
 
-Kind = Literal["image", "table"]
+Kind = Literal["image", "table", "sequence"]
 
 
 @dataclass
 class RawData:
     """Samples as loaded from disk, before any scaling.
 
-    ``x`` is (N, C, H, W) for images, (N, D) for tables; any numeric dtype (uint8 images stay
-    uint8). ``y`` is (N,) int64 labels or None. ``factors`` is (N, K) int64 ground-truth factor
+    ``x`` is (N, C, H, W) for images (any numeric dtype: uint8 images stay uint8), (N, D) for
+    tables (numbers, or objects when some columns hold text), (N,) strings for sequences (text,
+    SMILES). ``y`` is (N,) int64 labels or None. ``factors`` is (N, K) int64 ground-truth factor
     indices, named by ``factor_names``, when the source generated the data (dSprites).
     """
 

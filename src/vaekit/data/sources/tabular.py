@@ -90,6 +90,10 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
     for number, row in body:
         if len(row) != width:
             raise DataError(f"{what}: row {number} has {len(row)} columns, expected {width}")
+    if config.text_column is not None:  # one column of text: sequences, not a table
+        from vaekit.data.sources.text import texts_from_rows
+
+        return Splits(train=texts_from_rows(names, [row for _, row in body], config, what))
     label_index = _label_index(names, config.label_column, what)
     features = [j for j in range(width) if j != label_index]
     if not features:
