@@ -80,6 +80,12 @@ class ModelConfig(_Section):
     capacity_max: float = Field(0.0, ge=0.0)
     capacity_gamma: float = Field(1000.0, gt=0.0)
     free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
+    # Sequences (text, molecules): token embedding width, GRU width (encoder per direction, and the
+    # decoder), and word dropout: the share of the decoder's input tokens replaced by <unk> while
+    # training, so that it leans on z (Bowman et al. 2016).
+    embed_dim: int = Field(128, gt=0)
+    rnn_hidden: int = Field(256, gt=0)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     mmd_weight: float = Field(100.0, ge=0.0)  # lambda of the MMD term (wae, infovae)
     mmd_kernel: Literal["imq", "rbf"] = "imq"
     tc_weight: float = Field(6.0, ge=0.0)  # total-correlation weight (beta-tcvae's beta, factor-vae's gamma)

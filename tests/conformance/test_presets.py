@@ -145,7 +145,7 @@ def test_importance_weighted_bound_is_at_least_the_elbo(case, digits16_npz: Path
     if isinstance(model.encode(x[:1], None if c is None else c[:1]), PointMass):
         pytest.skip(f"preset {case[0]!r} has a deterministic posterior: no bound to compare")
 
-    plain = {"objective": "elbo", "beta": 1.0, "capacity_max": 0.0, "corruption": "none"}
+    plain = {"objective": "elbo", "beta": 1.0, "capacity_max": 0.0, "free_bits": 0.0, "corruption": "none"}
     iwae = build_objective(config.model.model_copy(update={**plain, "objective": "iwae", "k": 50}))
     elbo = build_objective(config.model.model_copy(update=plain))
     torch.manual_seed(0)

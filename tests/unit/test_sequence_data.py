@@ -19,7 +19,7 @@ from vaekit.data.loaders import prepare_data
 from vaekit.data.sources import load_source
 from vaekit.data.spec import DataSpec
 from vaekit.data.tokens import BOS, EOS
-from vaekit.errors import ConfigError, DataError
+from vaekit.errors import DataError
 
 MOLECULES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C[C@@H](N)C(=O)O", "O=C=O", "ClCCl", "CCN(CC)CC",
              "c1ccncc1", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "OCC(O)CO"]
@@ -112,14 +112,3 @@ def test_the_spec_turns_text_into_ids_and_back_and_survives_json(tmp_path: Path)
         spec.transform(ids + 0.5)
     with pytest.raises(DataError, match=r"the model expects \(N, 5\)"):
         spec.transform(torch.zeros(2, 7))
-
-
-def test_training_on_text_says_the_sequence_model_is_not_there_yet(tmp_path: Path) -> None:
-    import vaekit
-    from vaekit.config import resolve_config
-
-    path = tmp_path / "corpus.txt"
-    path.write_text("one line\nanother line\nand a third\n" * 4)
-    config = resolve_config(overrides=[f"data.source={path}", "train.epochs=1", "train.progress=false"])
-    with pytest.raises(ConfigError, match="seq-vae"):
-        vaekit.train(config)

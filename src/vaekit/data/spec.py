@@ -258,6 +258,9 @@ class DataSpec:
         """Refuse a likelihood whose support does not cover the (scaled) data, naming the fix."""
         if support == "table" and self.columns is None:
             raise ConfigError(f"likelihood {name!r} is for tables with typed columns; this data is {self.kind} data")
+        if (support == "tokens") != (self.vocabulary is not None):
+            raise ConfigError(f"likelihood {name!r} does not fit {self.kind} data; use model.likelihood=auto "
+                              f"({self.default_likelihood()} here)")
         if self.columns is not None and support != "table":
             text = [c.name for c in self.columns if c.kind == "categorical"]
             if text or self.has_missing:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
 
-Support = Literal["unit", "real", "levels", "table"]
+Support = Literal["unit", "real", "levels", "table", "tokens"]
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_2 = math.log(2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
-from vaekit.distributions import tabular  # noqa: F401  (registers the table likelihood)
+from vaekit.distributions import sequence, tabular  # noqa: F401  (register the token and table likelihoods)
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.distributions.posteriors import POSTERIORS
 from vaekit.distributions.priors import PRIORS
@@ -27,9 +27,6 @@ def likelihood_name(spec: DataSpec, config: ModelConfig) -> str:
 def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
     """The likelihood family for this data, refusing one whose support does not fit it."""
     name = likelihood_name(spec, config)
-    if spec.kind == "sequence" and name not in LIKELIHOODS:
-        raise ConfigError("sequence data (text, molecules) load and tokenise, but the sequence model (the "
-                          "seq-vae preset) is not in this version yet")
     family = LIKELIHOODS.get(name)
     spec.check_likelihood(name, family.support)
     return family.from_spec(spec, config)

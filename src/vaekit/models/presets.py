@@ -101,3 +101,11 @@ PRESETS.add(
     Preset("denoising VAE: the ELBO on Gaussian-corrupted inputs (sigma 0.2), clean reconstruction",
            "Im et al. 2017", {"model.corruption": "gaussian:0.2"}),
 )
+PRESETS.add(
+    "seq-vae",
+    Preset("sentence or molecule VAE: bidirectional GRU encoder, a GRU decoder fed z at every step; word dropout "
+           "0.25, KL annealed over 10 epochs and free bits (0.25 nats a dimension) against posterior collapse",
+           "Bowman et al. 2016; Gómez-Bombarelli et al. 2018",
+           {"model.latent_dim": 32, "model.word_dropout": 0.25, "model.free_bits": 0.25,
+            "train.kl_warmup": "linear", "train.kl_warmup_epochs": 10}),
+)

@@ -36,6 +36,30 @@ class TableEncoder(nn.Module):
         return self.mlp(self.input(x))
 
 
+class SequenceEncoder(nn.Module):
+    """Token ids (B, T) -> features (B, 2H): an embedding and a bidirectional GRU over each sequence
+    up to its ``<eos>`` (packed, so padding never enters), its two final states side by side."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int) -> None:
+        super().__init__()
+        from vaekit.data.tokens import PAD
+
+        self.pad = PAD
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.rnn = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.out_features = 2 * hidden
+
+    def forward(self, x):
+        import torch
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        ids = x.long()
+        lengths = (ids != self.pad).sum(1).clamp_min(1).cpu()  # packing needs them on the host
+        packed = pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        _, state = self.rnn(packed)  # (2, B, H): the forward and backward final states
+        return torch.cat([state[0], state[1]], -1)
+
+
 def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int | None = None,
                    out_shape: list[int] | None = None) -> tuple[nn.Module, nn.Module]:
     """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *out_shape).
@@ -46,6 +70,11 @@ def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_i
     act, norm = config.activation, config.norm
     n_in = decoder_input or config.latent_dim
     out_shape = list(spec.shape) if out_shape is None else out_shape
+    if spec.vocabulary is not None:  # text, molecules: a GRU reads the tokens; z -> the token model's context
+        if config.network == "conv":
+            raise ConfigError("model.network='conv' needs images (C, H, W); this data is token sequences")
+        encoder = SequenceEncoder(len(spec.vocabulary), config.embed_dim, config.rnn_hidden)
+        return encoder, MLPDecoder(n_in, out_shape, [], n_params, act, norm)
     if spec.columns is not None:
         if config.network == "conv":
             raise ConfigError(f"model.network='conv' needs images (C, H, W); this data has shape {spec.shape}")
