@@ -146,3 +146,13 @@ def test_seq_vae_trains_uses_its_code_and_reloads(sentences: Path, tmp_path: Pat
     assert all(set(s.split()) <= words for s in run.spec.to_text(run.sample(10, seed=0)))
     again = vaekit.load(tmp_path / "run")
     torch.testing.assert_close(again.reconstruct(held[:8]), run.reconstruct(held[:8]))
+
+
+def test_the_recon_anomaly_score_is_refused_for_tokens(family: TokenFamily) -> None:
+    from vaekit.applications.anomaly import score_samples
+
+    class Model:  # only what score_samples looks at before scoring
+        likelihood = family
+
+    with pytest.raises(ConfigError, match="use elbo or nll"):
+        score_samples(Model(), _ids([[4, 5]]), "recon")

@@ -74,6 +74,45 @@ def table_client(table_run) -> TestClient:
     return TestClient(create_app(table_run))
 
 
+SENTENCE_PARTS = (["the cat", "a dog", "my friend", "the old man"], ["sees", "likes", "eats", "finds"],
+                  ["the red ball", "some bread", "the blue sky", "a long letter"])
+MOLECULES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CC(=O)O", "O=C=O", "ClCCl", "CCN(CC)CC", "c1ccncc1",
+             "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "OCC(O)CO", "CCOC(=O)C", "c1ccc2ccccc2c1"]
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> vaekit.Run:
+    """A seq-vae on made-up sentences (word tokens), a few epochs."""
+    import random
+
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("text") / "sentences.txt"
+    path.write_text("".join(" ".join(rng.choice(part) for part in SENTENCE_PARTS) + "\n" for _ in range(400)))
+    return _train(tmp_path_factory, "seq-vae", [f"data.source={path}", "data.tokens=word", "train.epochs=3",
+                                                "model.latent_dim=4", "model.embed_dim=16", "model.rnn_hidden=32",
+                                                "train.device=cpu", "train.progress=false", "eval.enabled=false"])
+
+
+@pytest.fixture(scope="session")
+def smiles_run(tmp_path_factory: pytest.TempPathFactory) -> vaekit.Run:
+    """A seq-vae on a dozen small molecules (.smi: SMILES tokens), a few epochs."""
+    path = tmp_path_factory.mktemp("mols") / "mols.smi"
+    path.write_text("".join(f"{smiles}\n" for smiles in MOLECULES * 10))
+    return _train(tmp_path_factory, "seq-vae", [f"data.source={path}", "train.epochs=3", "model.latent_dim=4",
+                                                "model.embed_dim=16", "model.rnn_hidden=32", "train.device=cpu",
+                                                "train.progress=false", "eval.enabled=false"])
+
+
+@pytest.fixture(scope="session")
+def text_client(text_run) -> TestClient:
+    return TestClient(create_app(text_run))
+
+
+@pytest.fixture(scope="session")
+def smiles_client(smiles_run) -> TestClient:
+    return TestClient(create_app(smiles_run))
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -114,6 +153,12 @@ def cvae_server(cvae_run) -> str:
 def table_server(table_run) -> str:
     """The wine table's explorer, served the same way."""
     yield from _serve(create_app(table_run))
+
+
+@pytest.fixture(scope="session")
+def text_server(text_run) -> str:
+    """The sentence model's explorer, served the same way."""
+    yield from _serve(create_app(text_run))
 
 
 @pytest.fixture(scope="session")

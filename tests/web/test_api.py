@@ -698,3 +698,34 @@ def test_a_slow_model_call_does_not_hold_the_other_requests(digits_vae) -> None:
             release.set()
             worker.join(60)
     assert answers and answers[0].status_code == 200
+
+
+# ---------------------------------------------------------------------------- text and molecules
+def test_a_text_run_serves_strings(text_client, text_run) -> None:
+    info = text_client.get("/api/info").json()
+    assert info["kind"] == "sequence" and info["uploads"] is False
+    assert info["threshold"]["score"] == "elbo"  # token ids have no reconstruction error
+    vocabulary = set(text_run.spec.vocabulary.tokens)
+    items = text_client.post("/api/sample", json={"n": 6, "seed": 1}).json()["items"]
+    assert len(items) == 6 and all(set(item["text"].split()) <= vocabulary for item in items)
+    item = text_client.get("/api/item/0").json()
+    assert item["item"]["text"] == text_run.inputs().x[0]
+    assert isinstance(item["reconstruction"]["text"], str) and item["flagged"] == (item["score"] > item["threshold"])
+    path = text_client.post("/api/interpolate", json={"a": {"index": 0}, "b": {"index": 1}, "steps": 4}).json()
+    assert len(path["items"]) == 4 and all("text" in step for step in path["items"])
+    decoded = text_client.post("/api/decode", json={"z": [[0.0] * info["latent_dim"]]}).json()["items"][0]
+    assert "text" in decoded
+    assert "uploads are images" in assert_error(upload(text_client, png(Image.new("L", (8, 8)))), 400)
+
+
+def test_a_molecule_run_draws_valid_molecules(smiles_client, smiles_run) -> None:
+    pytest.importorskip("rdkit", reason="molecules are drawn by RDKit (the chem extra)")
+    from rdkit import Chem
+
+    item = smiles_client.get("/api/item/0").json()["item"]
+    assert Chem.MolFromSmiles(item["text"]) is not None
+    assert item["svg"].startswith("data:image/svg+xml;base64,")
+    assert b"<svg" in base64.b64decode(item["svg"].split(",", 1)[1])
+    for sample in smiles_client.post("/api/sample", json={"n": 16}).json()["items"]:
+        valid = Chem.MolFromSmiles(sample["text"]) is not None if sample["text"] else False
+        assert ("svg" in sample) == valid  # drawn exactly when it is a molecule

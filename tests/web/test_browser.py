@@ -522,3 +522,33 @@ def test_a_table_run_shows_rows_in_tables_and_analyses_an_item(browser, table_se
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_text_run_shows_sentences_and_a_slider_decodes_a_new_one(browser, text_server):
+    """Text models show strings: samples, the slider's decoding, an analysed item and its neighbours;
+    no upload or drawing pad."""
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(text_server + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=WAIT)
+        samples = page.locator("#samples .item pre").all_text_contents()
+        assert len(samples) == 16 and all(isinstance(s, str) and s for s in samples)
+        assert not page.locator("#upload-file").is_visible() and not page.locator("#draw").is_visible()
+        slider = page.locator("#sliders input[type=range]").first
+        with page.expect_response(_api("/api/decode"), timeout=WAIT) as decoded:
+            slider.fill(slider.get_attribute("max"))
+        text = decoded.value.json()["items"][0]["text"]
+        page.wait_for_function("t => document.querySelector('#slider-output pre')?.textContent === t",
+                               arg=text or "(empty)", timeout=WAIT)
+        with page.expect_response(_api("/api/item/3", "GET"), timeout=WAIT):
+            page.locator("#item-index").fill("3")
+            page.locator("#item-go").click()
+        page.wait_for_selector("#neighbours .item pre", timeout=WAIT)
+        assert page.locator("#neighbours .item pre").count() == 8
+        _status_is_clean(page)
+    finally:
+        context.close()
+    assert not errors, errors

@@ -68,6 +68,9 @@ def score_samples(model: VAE, x: Tensor, score: str = "nll", k: int = 100, seed:
         so a score depends on the sample alone, not on its position or its batch).
     """
     check_score(score, k)
+    if score == "recon" and getattr(model.likelihood, "support", None) == "tokens":
+        raise ConfigError("score 'recon' compares values, and token ids are not quantities: use elbo or nll "
+                          "for text and molecules")
     model.eval()
     n = len(x)
     keys = content_keys(x) if keys is None else torch.as_tensor(keys).long()

@@ -60,6 +60,24 @@ def png_bytes(spec: DataSpec, images: Tensor) -> list[bytes]:
     return out
 
 
+def molecule_svg(smiles: str, size: int = 180) -> str | None:
+    """A molecule drawn as SVG text by RDKit (the chem extra), or None when RDKit is not installed
+    or the string is not a valid molecule."""
+    try:
+        from rdkit import Chem, RDLogger
+        from rdkit.Chem.Draw import rdMolDraw2D
+    except ImportError:
+        return None
+    RDLogger.DisableLog("rdApp.*")  # an invalid sample is expected, not worth a log line
+    molecule = Chem.MolFromSmiles(smiles) if smiles else None
+    if molecule is None:
+        return None
+    drawer = rdMolDraw2D.MolDraw2DSVG(size, size)
+    drawer.DrawMolecule(molecule)
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
 def save_images(spec: DataSpec, images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Data-unit images (N, C, H, W) -> a PNG grid."""
     if spec.kind != "image":

@@ -23,7 +23,7 @@ from vaekit.api import Run
 from vaekit.applications import explore, latent_ops
 from vaekit.applications.anomaly import Threshold, fit_threshold, preferred_threshold, score_samples
 from vaekit.applications.maps import LatentMap, fit_map
-from vaekit.applications.visualize import png_bytes
+from vaekit.applications.visualize import molecule_svg, png_bytes
 from vaekit.data.loaders import class_index
 from vaekit.data.sources import RawData
 from vaekit.errors import ConfigError, DataError
@@ -105,8 +105,11 @@ class Explorer:
         return None if self.run.path is None else preferred_threshold(self.run.path)
 
     def _held_out_threshold(self) -> Threshold:
-        scores = self._scores(self.run.to_model_space(self.inputs.x), self._condition_of(None), "recon", 1, 0)
-        return fit_threshold(scores, quantile=0.99, score="recon", k=1, seed=0,
+        # Sequences have no reconstruction error to speak of (token ids are not quantities): their
+        # score is the -ELBO, 8 draws.
+        score, k = ("elbo", 8) if self.run.spec.vocabulary is not None else ("recon", 1)
+        scores = self._scores(self.run.to_model_space(self.inputs.x), self._condition_of(None), score, k, 0)
+        return fit_threshold(scores, quantile=0.99, score=score, k=k, seed=0,
                              source="explore: held-out split, not saved")
 
     def _scores(self, values: torch.Tensor, condition: torch.Tensor | None, score: str, k: int,
@@ -143,6 +146,8 @@ class Explorer:
         if self.run.spec.kind == "image":
             return [{"png": "data:image/png;base64," + base64.b64encode(data).decode()}
                     for data in png_bytes(self.run.spec, values)]
+        if self.run.spec.vocabulary is not None:
+            return self._texts(self.run.spec.to_text(values))
         names = self.run.spec.feature_names or [f"v{j}" for j in range(values.shape[-1])]
         table = self.run.spec.to_table(values.detach().cpu(), model_space=False)
         return [{"row": {name: _plain(value) for name, value in zip(names, row, strict=True)}} for row in table]
@@ -151,9 +156,23 @@ class Explorer:
         """Held-out inputs as items: a table's rows as given, images as the spec reads them."""
         if self.run.spec.kind == "image":
             return self.render(self.run.spec.inverse(self.run.to_model_space(self.inputs.x[indices])))
+        if self.run.spec.vocabulary is not None:
+            return self._texts([str(self.inputs.x[i]) for i in indices])
         names = self.run.spec.feature_names or [f"v{j}" for j in range(self.inputs.x.shape[1])]
         return [{"row": {name: _plain(value) for name, value in zip(names, self.inputs.x[i], strict=True)}}
                 for i in indices]
+
+    def _texts(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Sentences as text; molecules (SMILES or SELFIES tokens) also drawn as SVG when RDKit is
+        installed and the string is a valid molecule."""
+        if self.run.spec.vocabulary.kind not in ("smiles", "selfies"):
+            return [{"text": text} for text in texts]
+        items = []
+        for text in texts:
+            svg = molecule_svg(text)
+            items.append({"text": text} if svg is None else
+                         {"text": text, "svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()})
+        return items
 
     # ---------------------------------------------------------------- what the API serves
     def info(self) -> dict[str, Any]:
@@ -214,7 +233,7 @@ class Explorer:
     def _uploads_refused(self) -> str | None:
         """Why this run takes no uploads, or None."""
         if self.run.spec.kind != "image":
-            return "this run's data are tables; uploads are images"
+            return f"this run's data are {self.run.spec.kind}s; uploads are images"
         if self.conditional:
             return "this run is conditional; analyse a held-out item instead"
         if not self.run.spec.max_level:

@@ -65,8 +65,15 @@ function renderItem(item, label) {
     }
     box.appendChild(table);
   } else if (item.text !== undefined) {
+    if (item.svg) {  // a molecule drawn by RDKit on the server
+      const img = document.createElement("img");
+      img.src = item.svg;
+      img.alt = item.text;
+      img.className = "molecule";
+      box.appendChild(img);
+    }
     const pre = document.createElement("pre");
-    pre.textContent = item.text;
+    pre.textContent = item.text === "" ? "(empty)" : item.text;
     box.appendChild(pre);
   }
   if (label) {
