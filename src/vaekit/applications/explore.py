@@ -48,8 +48,11 @@ def interpolate(run: Run, a: np.ndarray | Tensor, b: np.ndarray | Tensor, steps:
     (*shape) or (1, *shape)): (steps, *shape), both ends included. ``path`` is "linear" or
     "spherical" (slerp; White 2016). A conditional run takes the two labels and decodes under
     ``a``'s."""
-    x = torch.stack([torch.as_tensor(np.asarray(a)).reshape(run.spec.shape),
-                     torch.as_tensor(np.asarray(b)).reshape(run.spec.shape)])  # (2, *shape)
+    if run.spec.vocabulary is not None:  # two strings
+        x = np.array([str(np.asarray(a).reshape(-1)[0]), str(np.asarray(b).reshape(-1)[0])], dtype=object)
+    else:
+        x = torch.stack([torch.as_tensor(np.asarray(a)).reshape(run.spec.shape),
+                         torch.as_tensor(np.asarray(b)).reshape(run.spec.shape)])  # (2, *shape)
     condition = _labels(run, labels, 2, "interpolate")
     z = run.encode(x, condition=condition).mean  # (2, L)
     codes = latent_ops.interpolation_path(z[0], z[1], steps, path)  # (steps, L)

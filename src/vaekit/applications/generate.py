@@ -117,3 +117,21 @@ def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, 
 
     fake = torch.cat([draw(len(part), seed + i).cpu() for i, part in enumerate(torch.arange(n).split(1000))])
     return sample_quality(network(unit(real)), network(unit(fake)), network.description, seed=seed)
+
+
+@torch.no_grad()
+def sample_sequences(run: Run, n: int, seed: int = 0, temperature: float = 1.0, decoding: str = "greedy",
+                     token_temperature: float = 1.0, top_k: int = 0, beam: int = 4,
+                     condition: Tensor | int | None = None, z: Tensor | None = None) -> list[str]:
+    """``n`` sentences or molecules from a sequence run: codes z ~ p(z) at ``temperature`` (or the
+    codes ``z`` given), each decoded by ``decoding`` (greedy, sample, top-k or beam; see
+    :meth:`vaekit.distributions.sequence.TokenSequence.generate`), as strings."""
+    if run.spec.vocabulary is None:
+        raise ConfigError(f"decoding text: this run's data are {run.spec.kind} data, not text or molecules")
+    generator = torch.Generator(device=run.device).manual_seed(seed)
+    if z is None:
+        z = run.model.prior_distribution().sample((n,), generator=generator, temperature=temperature)
+    z = torch.as_tensor(z, dtype=torch.float32, device=run.device)
+    px = run.model.generate(z, run._condition(len(z), condition), generator, temperature)
+    ids = px.generate(decoding, temperature=token_temperature, top_k=top_k, beam=beam, generator=generator)
+    return run.spec.to_text(ids)

@@ -84,11 +84,14 @@ def figure_path(run, out: Path | None, name: str) -> Path:
     return run.path / "figures" / name
 
 
-def write_output(run, values, out: Path, nrow: int | None = None) -> None:
+def write_output(run, values, out: Path | None, nrow: int | None = None) -> None:
     """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row), .gif (one
-    frame per item), .npy or .csv."""
+    frame per item), .npy or .csv; a text or molecule run's strings to .txt/.smi, or printed."""
     from vaekit.applications.visualize import save_array, save_gif, save_images
 
+    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+        write_texts(run.spec.to_text(values), out)  # text or molecules: one a line (printed without --out)
+        return
     suffix = out.suffix.lower()
     if suffix == ".csv" and run.spec.columns is not None:  # a table: its column names and categories
         save_array(run.spec.to_table(values, model_space=False), out, header=run.spec.feature_names)
@@ -99,6 +102,33 @@ def write_output(run, values, out: Path, nrow: int | None = None) -> None:
     else:
         save_array(values, out)
     log.info("wrote %s", out)
+
+
+TEXT_SUFFIXES = (".txt", ".smi", ".npy")
+
+
+def write_texts(texts, out: Path | None) -> None:
+    """Strings one a line to ``out`` (.txt, .smi), or printed when there is no ``out``."""
+    from vaekit.files import atomic_write_bytes
+
+    if out is None:
+        for text in texts:
+            typer.echo(text)
+        return
+    atomic_write_bytes(out, "".join(f"{text}\n" for text in texts).encode())
+    log.info("wrote %s", out)
+
+
+def output_for(run, out: Path | None, name: str, allowed: tuple[str, ...]) -> Path | None:
+    """Where a command writes: ``out`` checked against ``allowed`` (text and molecule runs: .txt, .smi
+    or .npy instead), or the default figure RUN/figures/NAME.png; a text run prints instead."""
+    if run.spec.vocabulary is not None:
+        if out is not None:
+            check_suffix(out, TEXT_SUFFIXES)
+        return out
+    out = figure_path(run, out, f"{name}.png")
+    check_suffix(out, allowed)
+    return out
 
 
 def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import check_suffix, example, figure_path, labels_of, load_inputs, load_run, write_output
+from vaekit.cli.common import (
+    check_suffix,
+    example,
+    figure_path,
+    labels_of,
+    load_inputs,
+    load_run,
+    output_for,
+    write_output,
+)
 
 log = logging.getLogger("vaekit")
 
@@ -59,8 +68,7 @@ def interpolate(
     if path not in ("linear", "spherical"):
         raise ConfigError(f"--path {path!r}: expected linear or spherical")
     run = load_run(run_dir)
-    out = figure_path(run, out, "interpolation.png")
-    check_suffix(out, (".png", ".gif", ".npy"))
+    out = output_for(run, out, "interpolation", (".png", ".gif", ".npy"))
     inputs = load_inputs(run, data, "test")
     a, b = _indices(f"{a},{b}", len(inputs), "--a/--b")
     labels = labels_of(run, inputs, data or "test split")

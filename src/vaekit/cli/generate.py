@@ -10,11 +10,12 @@ from vaekit.cli.common import (
     check_suffix,
     condition_for,
     example,
-    figure_path,
     labels_of,
     load_inputs,
     load_run,
+    output_for,
     write_output,
+    write_texts,
 )
 
 
@@ -31,17 +32,37 @@ def sample(
     sampler: str = typer.Option("prior", "--sampler", help="prior: z ~ p(z); gmm: z from a Gaussian mixture "
                                 "fitted to the training data's codes (often sharper samples)."),
     components: int = typer.Option(10, "--components", min=1, max=1000, help="Mixture components (--sampler gmm)."),
-    out: Path = typer.Option(None, "--out", help="FILE.png (grid), .npy or .csv; default RUN/figures/samples.png."),
+    decoding: str = typer.Option("greedy", "--decode", help="Text and molecules: greedy, sample, top-k or beam."),
+    token_temperature: float = typer.Option(1.0, "--token-temperature", min=0.01, max=10.0,
+                                            help="Text and molecules: softmax temperature of --decode sample/top-k."),
+    top_k: int = typer.Option(10, "--top-k", min=1, help="Text and molecules: tokens kept by --decode top-k."),
+    beam: int = typer.Option(4, "--beam", min=1, max=64, help="Text and molecules: width of --decode beam."),
+    out: Path = typer.Option(None, "--out", help="FILE.png (grid), .npy or .csv; default RUN/figures/samples.png. "
+                             "Text and molecules: .txt or .smi (one a line; printed without --out)."),
 ) -> None:
-    """Generate new samples from the prior (or a fitted latent mixture) and write a grid PNG or an array."""
+    """Generate new samples from the prior (or a fitted latent mixture): a grid PNG, an array, or lines of text."""
     from vaekit.errors import ConfigError
 
     run = load_run(run_dir)
-    out = figure_path(run, out, "samples.png")
-    check_suffix(out, (".png", ".npy", ".csv"))
+    out = output_for(run, out, "samples", (".png", ".npy", ".csv"))
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
     cond = condition_for(run, n, label, condition)
+    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+        import torch
+
+        from vaekit.applications.generate import sample_sequences
+
+        z = None
+        if sampler == "gmm":
+            from vaekit.applications.generate import fit_aggregate_posterior
+
+            train = load_inputs(run, None, "train")
+            mixture = fit_aggregate_posterior(run, train.x, labels_of(run, train, "training split"), components, seed)
+            z = mixture.sample(n, torch.Generator().manual_seed(seed), temperature)
+        write_texts(sample_sequences(run, n, seed, temperature, decoding, token_temperature,
+                                     top_k if decoding == "top-k" else 0, beam, cond, z), out)
+        return
     if sampler == "prior":
         write_output(run, run.sample(n, seed=seed, temperature=temperature, condition=cond), out)
         return
@@ -69,7 +90,7 @@ def decode(
     from vaekit.errors import DataError
 
     run = load_run(run_dir)
-    check_suffix(out, (".png", ".npy", ".csv"))
+    check_suffix(out, (".txt", ".smi", ".npy") if run.spec.vocabulary is not None else (".png", ".npy", ".csv"))
     check_suffix(latents, (".npy",), "--latents")
     if not latents.is_file():
         raise DataError(f"latents file {str(latents)!r} does not exist")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import check_suffix, example, figure_path, labels_of, load_inputs, load_run
+from vaekit.cli.common import (
+    check_suffix,
+    example,
+    labels_of,
+    load_inputs,
+    load_run,
+    output_for,
+    write_output,
+    write_texts,
+)
 
 log = logging.getLogger("vaekit")
 
@@ -23,12 +32,21 @@ def reconstruct(
     import torch
 
     from vaekit.applications.visualize import save_images
-    from vaekit.cli.common import write_output
     from vaekit.errors import DataError
 
     run = load_run(run_dir)
-    out = figure_path(run, out, "reconstructions.png")
-    check_suffix(out, (".png", ".npy", ".csv"))
+    out = output_for(run, out, "reconstructions", (".png", ".npy", ".csv"))
+    if run.spec.vocabulary is not None:  # text or molecules: "input -> reconstruction", one pair a line
+        inputs = load_inputs(run, data, "test")
+        labels = labels_of(run, inputs, data or "test split")
+        recon = run.reconstruct(inputs.x[:n], name=data or "test split",
+                                condition=None if labels is None else labels[:n])
+        if out is not None and out.suffix.lower() == ".npy":
+            write_output(run, recon, out)
+            return
+        pairs = zip(inputs.x[:n], run.spec.to_text(recon), strict=True)
+        write_texts([f"{original}\t{decoded}" for original, decoded in pairs], out)
+        return
     if out.suffix.lower() == ".png" and run.spec.kind != "image":
         raise DataError(f"--out {str(out)!r}: this model's data are tables, not images; write .csv or .npy")
     inputs = load_inputs(run, data, "test")

@@ -1,0 +1,75 @@
+"""The command line on text and molecules (issue 8): train the seq-vae preset on a text file and a
+.smi file, then sample (printed, or one a line to .txt/.smi; greedy, sampled, top-k, beam),
+reconstruct and interpolate as lines of text."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SMALL = ["--set", "model.latent_dim=4", "--set", "model.embed_dim=16", "--set", "model.rnn_hidden=32",
+         "--set", "eval.k=5", "--quiet"]
+MOLECULES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CC(=O)O", "O=C=O", "ClCCl", "CCN(CC)CC", "c1ccncc1"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("text")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("".join(f"{rng.choice(['a cat', 'the dog'])} {rng.choice(['sat', 'ran'])} here\n"
+                              for _ in range(200)))
+    invoke(["train", "--data", corpus, "--preset", "seq-vae", "--set", "data.tokens=word", "--epochs", "2",
+            *SMALL, "--out", folder / "run"])
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def smiles_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    folder = tmp_path_factory.mktemp("mols")
+    (folder / "mols.smi").write_text("".join(f"{m}\n" for m in MOLECULES * 10))
+    invoke(["train", "--data", folder / "mols.smi", "--preset", "seq-vae", "--epochs", "2", *SMALL,
+            "--out", folder / "run"])
+    return folder / "run"
+
+
+def test_sample_prints_one_sentence_a_line(invoke, text_run: Path) -> None:
+    lines = invoke(["sample", text_run, "--n", "5", "--seed", "1"]).stdout.splitlines()
+    assert len(lines) == 5
+    vocabulary = {"a", "cat", "the", "dog", "sat", "ran", "here"}
+    assert all(set(line.split()) <= vocabulary for line in lines)
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "sample", "top-k", "beam"])
+def test_each_decoding_writes_a_text_file(invoke, text_run: Path, tmp_path: Path, decoding: str) -> None:
+    out = tmp_path / "samples.txt"
+    invoke(["sample", text_run, "--n", "4", "--decode", decoding, "--seed", "3", "--out", out])
+    assert len(out.read_text().splitlines()) == 4
+    again = tmp_path / "again.txt"
+    invoke(["sample", text_run, "--n", "4", "--decode", decoding, "--seed", "3", "--out", again])
+    assert again.read_text() == out.read_text()  # seeded
+
+
+def test_sample_molecules_to_smi_and_token_ids_to_npy(invoke, smiles_run: Path, tmp_path: Path) -> None:
+    invoke(["sample", smiles_run, "--n", "6", "--decode", "sample", "--out", tmp_path / "mols.smi"])
+    assert len((tmp_path / "mols.smi").read_text().splitlines()) == 6
+    invoke(["sample", smiles_run, "--n", "3", "--out", tmp_path / "ids.npy"])
+    ids = np.load(tmp_path / "ids.npy")
+    assert ids.shape[0] == 3 and (ids[:, 0] == 1).all()  # each starts at <bos>
+
+
+def test_reconstruct_and_interpolate_print_text(invoke, text_run: Path) -> None:
+    pairs = invoke(["reconstruct", text_run, "--n", "3"]).stdout.splitlines()
+    assert len(pairs) == 3 and all(line.count("\t") == 1 for line in pairs)
+    steps = invoke(["interpolate", text_run, "--a", "0", "--b", "1", "--steps", "5"]).stdout.splitlines()
+    assert len(steps) == 5
+
+
+def test_an_image_suffix_for_text_is_one_line(run_main, text_run: Path, tmp_path: Path) -> None:
+    code, _, err = run_main("sample", text_run, "--out", tmp_path / "samples.png")
+    assert code == 2 and "expected a file ending in .txt or .smi or .npy" in err, err
+    code, _, err = run_main("sample", text_run, "--decode", "nucleus")
+    assert code == 2 and "decoding 'nucleus'" in err, err
