@@ -73,3 +73,18 @@ def test_an_image_suffix_for_text_is_one_line(run_main, text_run: Path, tmp_path
     assert code == 2 and "expected a file ending in .txt or .smi or .npy" in err, err
     code, _, err = run_main("sample", text_run, "--decode", "nucleus")
     assert code == 2 and "decoding 'nucleus'" in err, err
+
+
+def test_evaluate_reports_molecule_metrics(invoke, smiles_run: Path) -> None:
+    pytest.importorskip("rdkit", reason="molecule metrics need RDKit (the chem extra)")
+    import json
+
+    invoke(["evaluate", smiles_run, "--k", "5", "--molecules", "50"])
+    report = json.loads((smiles_run / "metrics.json").read_text())["evaluate"]["molecules"]
+    assert report["n"] == 50 and 0.0 <= report["validity"] <= 1.0
+    assert set(report) >= {"unique_at_1k", "unique_at_10k", "novelty", "int_div", "property_distance"}
+
+
+def test_evaluate_molecules_refuses_a_text_run(run_main, text_run: Path) -> None:
+    code, _, err = run_main("evaluate", text_run, "--k", "5", "--molecules", "10")
+    assert code == 2 and "not trained on molecules" in err, err
