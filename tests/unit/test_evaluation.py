@@ -91,7 +91,7 @@ def test_chunk_size_does_not_change_the_estimate(trained, monkeypatch: pytest.Mo
 
 
 DOCUMENTED = {"neg_elbo", "elbo", "recon", "kl", "nll", "k", "bits_per_dim", "kl_per_dim", "active_units",
-              "n_samples", "latent_dim"}
+              "mutual_information", "n_samples", "latent_dim"}
 
 
 def test_evaluate_reports_the_documented_metrics(trained) -> None:
@@ -106,6 +106,7 @@ def test_evaluate_reports_the_documented_metrics(trained) -> None:
     assert metrics["neg_elbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-6)
     assert metrics["nll"] < metrics["neg_elbo"]
     assert metrics["bits_per_dim"] == pytest.approx(metrics["nll"] / (64 * math.log(2)))
+    assert -0.25 < metrics["mutual_information"] <= math.log(len(x)) + 0.05  # an estimate: noise around 0
     assert all(isinstance(v, (int, float, list)) and not isinstance(v, bool) for v in metrics.values())
 
 
@@ -144,3 +145,17 @@ def test_active_dims_keeps_the_units_whose_means_vary() -> None:
                          0.01 * torch.randn(200, generator=generator)], 1)  # (200, 3): variances 1, 0.25, 1e-4
     assert active_dims(means).tolist() == [True, True, False]
     assert active_dims(torch.zeros(10, 4)).tolist() == [True] * 4  # none active: keep them all
+
+
+def test_mutual_information_is_zero_when_collapsed_and_matches_a_gaussian_case() -> None:
+    """I(x; z) for posteriors N(m, v I) with means m ~ N(0, s^2 I) is L/2 log(1 + s^2 / v); all
+    posteriors equal to the prior give 0; nothing exceeds log N."""
+    from vaekit.evaluation.latent import mutual_information
+
+    torch.manual_seed(0)
+    n, dims = 2000, 4
+    assert abs(mutual_information(torch.zeros(n, dims), torch.zeros(n, dims))) < 0.02
+    means = torch.randn(n, dims)
+    estimate = mutual_information(means, torch.full((n, dims), math.log(0.5)))
+    assert estimate == pytest.approx(dims / 2 * math.log(1 + 1 / 0.5), abs=0.1)
+    assert mutual_information(means * 30, torch.full((n, dims), -8.0)) <= math.log(n) + 0.01

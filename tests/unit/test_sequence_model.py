@@ -144,6 +144,15 @@ def test_seq_vae_trains_uses_its_code_and_reloads(sentences: Path, tmp_path: Pat
     assert exact > 0.1, exact
     words = {w for s in held for w in s.split()}
     assert all(set(s.split()) <= words for s in run.spec.to_text(run.sample(10, seed=0)))
+    import json
+    import math
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["nll_per_token"]))
+    assert 1.0 < metrics["perplexity"] < len(run.spec.vocabulary)  # better than guessing among the words
+    words_and_eos = np.mean([len(sentence.split()) + 1 for sentence in run.inputs().x])
+    assert metrics["tokens_per_sample"] == pytest.approx(words_and_eos)
+    assert metrics["mutual_information"] > 1.0 and "bits_per_dim" not in metrics
     again = vaekit.load(tmp_path / "run")
     torch.testing.assert_close(again.reconstruct(held[:8]), run.reconstruct(held[:8]))
 

@@ -8,11 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaekit.data.tokens import PAD
 from vaekit.distributions.posteriors import DiagonalGaussian
-from vaekit.evaluation.latent import LatentStats
+from vaekit.evaluation.latent import LatentStats, mutual_information
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models.vae import VAE
 from vaekit.training import cpu
+
+MI_SAMPLES = 2000  # posteriors for the mutual information estimate: all pairs of them are compared
 
 
 @torch.no_grad()
@@ -33,11 +36,14 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     condition = (lambda part: None) if y is None or not model.condition_dim else (lambda part: y[part].to(device))
     stochastic = isinstance(model.encode(x[:1], condition(slice(0, 1))), DiagonalGaussian)
     totals: dict[str, float] = {}
+    kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
     for start in range(0, len(x), batch_size):
         part = slice(start, start + batch_size)
         batch, c = x[part].to(device), condition(part)
         qz = model.encode(batch, c)
         stats.update(qz)
+        if stochastic and start < MI_SAMPLES:
+            kept.append((qz.mean[: MI_SAMPLES - start].detach(), qz.logvar[: MI_SAMPLES - start].detach()))
         if stochastic:
             values = bounds(model, batch, k, generator, qz, c)
         else:
@@ -50,10 +56,17 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     if stochastic:
         metrics["elbo"] = -metrics["neg_elbo"]
         metrics["k"] = k
-        if model.likelihood.discrete:  # a pmf, so -log p is a code length; a density's is not
+        if getattr(model.likelihood, "support", None) == "tokens":  # text, molecules: per token, not per position
+            tokens = float((x[:, 1:] != PAD).sum())  # every predicted token, <eos> included
+            metrics["tokens_per_sample"] = tokens / n
+            metrics["nll_per_token"] = metrics["nll"] * n / tokens
+            metrics["perplexity"] = math.exp(metrics["nll_per_token"])
+        elif model.likelihood.discrete:  # a pmf, so -log p is a code length; a density's is not
             metrics["bits_per_dim"] = metrics["nll"] / (dims * math.log(2))
         latent = stats.result()
         metrics["kl_per_dim"] = [round(v, 5) for v in latent["kl_per_dim"].tolist()]
         metrics["active_units"] = int(latent["active_units"])
+        metrics["mutual_information"] = mutual_information(torch.cat([m for m, _ in kept]),
+                                                           torch.cat([v for _, v in kept]), seed)
     metrics["latent_dim"] = model.latent_dim
     return metrics
