@@ -293,7 +293,11 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
     if folder is not None and context.is_main:
         io.save_weights(folder, model)
         if config.eval.enabled and data.test is not None:
-            test = to_tensors(data.test, data.spec, "cpu", "test split")  # moved per batch
+            held = data.test
+            if config.eval.max_samples is not None and config.eval.max_samples < len(held):
+                rng = np.random.default_rng(config.data.split_seed)
+                held = held.subset(np.sort(rng.permutation(len(held))[: config.eval.max_samples]))
+            test = to_tensors(held, data.spec, "cpu", "test split")  # moved per batch
             metrics = evaluate(model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
                                seed=config.train.seed, y=test.get("y"))
             io.write_metrics(folder, {"test": metrics})

@@ -135,6 +135,7 @@ class EvalConfig(_Section):
     enabled: bool = True
     k: int = Field(100, gt=0)  # importance samples for the NLL estimate
     batch_size: int = Field(256, gt=0)
+    max_samples: int | None = Field(None, gt=0)  # evaluate on this many test samples (a seeded subset)
 
 
 class RunConfig(_Section):

@@ -112,3 +112,21 @@ def test_the_spec_turns_text_into_ids_and_back_and_survives_json(tmp_path: Path)
         spec.transform(ids + 0.5)
     with pytest.raises(DataError, match=r"the model expects \(N, 5\)"):
         spec.transform(torch.zeros(2, 7))
+
+
+def test_max_samples_keeps_validation_in_proportion_and_eval_max_samples_caps_the_test(tmp_path: Path) -> None:
+    """A large source cut to a few samples validates on its share of them, not on a tenth of the
+    whole source; the final evaluation can be capped too."""
+    import vaekit
+    from vaekit.config import resolve_config
+
+    path = tmp_path / "many.txt"
+    path.write_text("".join(f"line {i % 50} of {i % 7}\n" for i in range(5000)))
+    prepared = prepare_data(DataConfig(source=str(path), max_samples=200, val_fraction=0.1))
+    assert len(prepared.train) == 200 and len(prepared.val) == 22 and len(prepared.test) == 1000
+    config = resolve_config(preset="seq-vae", overrides=[
+        f"data.source={path}", "data.max_samples=200", "train.epochs=1", "model.latent_dim=2", "model.embed_dim=8",
+        "model.rnn_hidden=8", "train.progress=false", "eval.k=2", "eval.max_samples=50"])
+    vaekit.train(config, out=tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert metrics["n_samples"] == 50

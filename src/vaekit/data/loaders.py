@@ -86,6 +86,10 @@ def prepare_data(config: DataConfig, raw: RawData | None = None) -> PreparedData
     train, val = _split(train, config.val_fraction, rng)
     if config.max_samples is not None and config.max_samples < len(train):
         train = train.subset(np.sort(rng.permutation(len(train))[: config.max_samples]))
+        # validation keeps its share of what is trained on (MOSES: 2,000 of 20,000, not 158,466)
+        keep = max(1, round(config.max_samples * config.val_fraction / (1.0 - config.val_fraction)))
+        if val is not None and keep < len(val):
+            val = val.subset(np.sort(rng.permutation(len(val))[:keep]))
     return PreparedData(spec=DataSpec.fit(train, config, others=[val, test]), train=train, val=val, test=test)
 
 
