@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
@@ -75,6 +76,11 @@ def fake_molsets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             handle.write("SMILES\n" + "".join(f"{smiles}\n" for smiles in rows))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     importlib.invalidate_caches()
+
+    def not_installed(name):  # a real molsets install, if any, is not the one under test
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
     return package
 
 

@@ -98,9 +98,10 @@ def _unique_at(valid: list[str], k: int) -> float:
     return len(set(first)) / len(first) if first else float("nan")
 
 
-def evaluate_molecules(samples: Sequence[str], train: Sequence[str] | None = None,
+def evaluate_molecules(samples: Sequence[str], train: Sequence[str] | set[str] | None = None,
                        reference: Sequence[str] | None = None, seed: int = 0) -> MoleculeReport:
-    """Validity, uniqueness@1k and @10k, novelty against ``train``, IntDiv, and property distances to
+    """Validity, uniqueness@1k and @10k, novelty against ``train`` (SMILES, or a set of canonical
+    SMILES to skip canonicalising a large training set again), IntDiv, and property distances to
     ``reference`` (e.g. the test set) of generated SMILES ``samples``."""
     from scipy.stats import wasserstein_distance
 
@@ -108,7 +109,7 @@ def evaluate_molecules(samples: Sequence[str], train: Sequence[str] | None = Non
     distinct = sorted(set(valid))
     novelty = float("nan")
     if train is not None and distinct:
-        known = {s for s in canonical(train) if s is not None}
+        known = train if isinstance(train, set) else {s for s in canonical(train) if s is not None}
         novelty = sum(s not in known for s in distinct) / len(distinct)
     distances = {}
     if reference is not None and valid:

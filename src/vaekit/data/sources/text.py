@@ -9,8 +9,10 @@ Every source gives :class:`~vaekit.data.sources.base.RawData` of kind ``"sequenc
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import importlib.metadata
 import importlib.util
 import logging
 from pathlib import Path
@@ -73,12 +75,19 @@ def texts_from_rows(names: list[str] | None, body: list[list[str]], config: Data
 
 # ---------------------------------------------------------------- MOSES (Polykovskiy et al. 2020)
 def moses_folder() -> Path | None:
-    """Where the molsets wheel keeps its data files, found without importing the package."""
+    """Where the molsets wheel keeps its data files, found without importing the package: from the
+    installed distribution's files, else from where ``moses`` would be imported from."""
+    candidates = []
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        candidates.append(Path(importlib.metadata.distribution("molsets").locate_file("moses")))
     spec = importlib.util.find_spec("moses")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "dataset" / "data"
-    return folder if (folder / "train.csv.gz").is_file() else None
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(Path(next(iter(spec.submodule_search_locations))))
+    for package in candidates:
+        folder = package / "dataset" / "data"
+        if (folder / "train.csv.gz").is_file():
+            return folder
+    return None
 
 
 def _read_moses(path: Path) -> list[str]:
