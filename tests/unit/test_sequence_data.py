@@ -114,6 +114,7 @@ def test_the_spec_turns_text_into_ids_and_back_and_survives_json(tmp_path: Path)
     again = DataSpec.from_dict(json.loads(spec.dumps()))
     torch.testing.assert_close(again.transform(np.array(["the cat sat"], dtype=object)), ids[:1])
     torch.testing.assert_close(spec.transform(ids), ids)  # ids pass through, checked
+    torch.testing.assert_close(spec.transform(np.array(["the cat sat", "a zebra"])), ids)  # numpy's own strings
     with pytest.raises(DataError, match="whole numbers in 0.."):
         spec.transform(ids + 0.5)
     with pytest.raises(DataError, match=r"the model expects \(N, 5\)"):

@@ -203,7 +203,7 @@ class DataSpec:
         """Strings (N,) -> token ids (N, positions) as float32 (exact below 2**24, and the model space
         every part of vaekit passes around); ids already (N, positions) are checked and kept."""
         vocabulary = self.vocabulary
-        if isinstance(x, Tensor) or (isinstance(x, np.ndarray) and x.dtype != object):
+        if isinstance(x, Tensor) or (isinstance(x, np.ndarray) and x.dtype.kind not in "OUS"):
             ids = torch.as_tensor(x)
             if ids.ndim != 2 or ids.shape[1] != vocabulary.length:
                 raise DataError(f"{name}: token ids have shape {tuple(ids.shape)}, the model expects "
