@@ -62,8 +62,10 @@ def mutual_information(mean: Tensor, logvar: Tensor, seed: int = 0) -> float:
     z = mean + torch.exp(0.5 * logvar) * noise  # (N, L): one draw per x
     log_2pi = math.log(2 * math.pi)
     own = (-0.5 * (dims * log_2pi + logvar.sum(1) + dims)).mean()  # E log q(z|x): minus the entropy
-    # log q(z_i | x_j) for every pair: (N, N)
-    diff = z[:, None, :] - mean[None, :, :]
-    pair = -0.5 * (dims * log_2pi + logvar.sum(1)[None, :] + (diff.square() / logvar.exp()[None, :, :]).sum(-1))
+    # log q(z_i | x_j) for every pair, (N, N), with the square expanded into matrix products so that
+    # no (N, N, L) array is formed (2,000 codes of 32 dimensions would take 1 GB)
+    precision = torch.exp(-logvar)  # (N, L)
+    square = z.square() @ precision.T - 2 * z @ (mean * precision).T + (mean.square() * precision).sum(1)[None, :]
+    pair = -0.5 * (dims * log_2pi + logvar.sum(1)[None, :] + square)
     aggregate = (torch.logsumexp(pair, 1) - math.log(n)).mean()  # E log q(z)
     return float(own - aggregate)

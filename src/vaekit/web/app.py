@@ -209,11 +209,6 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     async def _http(_request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
-    @app.exception_handler(Exception)
-    async def _internal(_request, error: Exception) -> JSONResponse:
-        log.exception("explorer: internal error")
-        return JSONResponse({"error": "internal error (see the server's log)"}, status_code=500)
-
     @app.get("/api/info", summary="The run: data kind, latent size, classes, most informative dimensions, "
                                   "anomaly threshold, request limits")
     def info() -> dict[str, Any]:
