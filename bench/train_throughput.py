@@ -17,6 +17,7 @@ reference loop driving the very same modules). After the last epoch every conten
 measured with one estimator (5 draws per image, fixed noise).
 
     python bench/train_throughput.py --epochs 10 --out bench/results/train_throughput.json
+    python bench/train_throughput.py --device cuda --ablations --out bench/results/train_throughput_gpu.json
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ class WrappedVAE(nn.Module):
         return self.model.decoder(z)[:, 0]
 
 
-def reference_epoch(model, optimizer, loader, sink, log_every: int = 10) -> int:
+def reference_epoch(model, optimizer, loader, sink, device, log_every: int = 10) -> int:
     model.train()
     seen = 0
     for batch_idx, (x, _) in enumerate(loader):
+        x = x.to(device)  # the example's `data.to(device)`: the data set stays in host memory
         optimizer.zero_grad()
         mu, logvar = model.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -100,7 +102,7 @@ def test_neg_elbo(encode, decode_logits, x_test, draws: int = 5, batch: int = 10
         mu, logvar = encode(x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
         for _ in range(draws):
-            z = mu + torch.randn(mu.shape, generator=generator) * torch.exp(0.5 * logvar)
+            z = mu + torch.randn(mu.shape, generator=generator).to(mu.device) * torch.exp(0.5 * logvar)
             logits = decode_logits(z).reshape(len(x), -1)
             bce = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), -1), reduction="none").sum(1)
             total += float((bce + kl).sum()) / draws
@@ -111,7 +113,7 @@ def minimal_epoch(model, optimizer, train, generator, batch: int = 128) -> int:
     """The least an eager PyTorch loop can do for this model: index batches of an in-memory
     tensor, logits-based BCE, fused Adam, no metrics, no host sync."""
     model.train()
-    order = torch.randperm(len(train), generator=generator)
+    order = torch.randperm(len(train), generator=generator).to(train.device)
     for start in range(0, len(train) - batch + 1, batch):
         x = train[order[start : start + batch]]
         mu, logvar = model.encode(x)
@@ -236,9 +238,11 @@ class GemmOnlyStep:
 
 
 # ---------------------------------------------------------------------------- workers
-def worker(name: str, model_kind: str, threads: int, conn) -> None:
-    """Build one contender, then run one epoch per 'epoch' message; reply with timings."""
+def worker(name: str, model_kind: str, threads: int, conn, device_name: str = "cpu") -> None:
+    """Build one contender, then run one epoch per 'epoch' message; reply with timings. On a GPU
+    every contender but the reference holds the data set in device memory."""
     torch.set_num_threads(threads)
+    device = torch.device(device_name)
     import vaekit
     from vaekit.data.loaders import make_batches, prepare_data, to_tensors
     from vaekit.models import build_model, build_objective
@@ -249,21 +253,23 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         overrides += ["model.network=conv", "model.hidden=[256]", "model.latent_dim=20"]
     config = vaekit.resolve_config(config_file=CLASSIC, overrides=overrides)
     data = prepare_data(config.data)
-    train = to_tensors(data.train, data.spec)["x"]
-    x_test = to_tensors(data.test, data.spec)["x"]
+    host_train = to_tensors(data.train, data.spec)["x"]
+    train = host_train.to(device)
+    x_test = to_tensors(data.test, data.spec)["x"].to(device)
     torch.manual_seed(1)
-    vae = build_model(data.spec, config.model)
+    vae = build_model(data.spec, config.model).to(device)
     if name == "gemm-only":
         limit = GemmOnlyStep(len(train))
         run_epoch = limit.epoch
         encode = decode_logits = None
     elif name == "reference":
-        model = ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)
+        model = (ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        dataset = torch.utils.data.TensorDataset(train, torch.zeros(len(train)))
-        loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=True)
+        dataset = torch.utils.data.TensorDataset(host_train, torch.zeros(len(train)))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=True,
+                                             pin_memory=device.type == "cuda")  # as the example on a GPU
         sink = open(os.devnull, "w")  # noqa: SIM115  (the example prints a log line every 10 batches)
-        run_epoch = lambda: reference_epoch(model, optimizer, loader, sink)  # noqa: E731
+        run_epoch = lambda: reference_epoch(model, optimizer, loader, sink, device)  # noqa: E731
         encode, decode_logits = model.encode, model.decode_logits
     elif name == "manual":
         from vaekit.training import cpu
@@ -280,7 +286,7 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         from vaekit.training import cpu
 
         cpu.tune()
-        model = ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)
+        model = (ClassicVAE() if model_kind == "mlp" else WrappedVAE(vae)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         flat = train.reshape(len(train), -1) if model_kind == "mlp" else train
         generator = torch.Generator().manual_seed(1)
@@ -291,7 +297,7 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         optimizer = make_optimizer(vae.parameters(), "adam", 1e-3)
         if name == "vaekit-unfused-adam":
             optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
-        batches = make_batches(data.train, data.spec, config.data, 128, "cpu", shuffle=True, seed=1)
+        batches = make_batches(data.train, data.spec, config.data, 128, device, shuffle=True, seed=1)
         trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, cpu_tuning=tuning)
         epochs_done = [0]
 
@@ -310,6 +316,8 @@ def worker(name: str, model_kind: str, threads: int, conn) -> None:
         if message == "epoch":
             start = time.perf_counter()
             seen = run_epoch()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             seconds = time.perf_counter() - start
             conn.send({"seconds": seconds, "samples_per_s": seen / seconds})
         elif message == "test":
@@ -329,12 +337,12 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def run_model(model_kind: str, contenders: list[str], epochs: int, threads: int) -> dict:
+def run_model(model_kind: str, contenders: list[str], epochs: int, threads: int, device: str = "cpu") -> dict:
     ctx = mp.get_context("spawn")
     pipes, procs = {}, []
     for name in contenders:  # start one after another so set-ups never overlap
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(name, model_kind, threads, child))
+        proc = ctx.Process(target=worker, args=(name, model_kind, threads, child, device))
         proc.start()
         assert parent.recv() == "ready"
         pipes[name] = parent
@@ -382,6 +390,7 @@ def main() -> None:
     parser.add_argument("--limit", action="store_true", help="also the GEMM-only step (MLP): the machine's limit")
     parser.add_argument("--contenders", default=None,
                         help="comma-separated names instead of the above (reference is always included)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the hand-written and GEMM-only steps: cpu)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_throughput.json"))
     args = parser.parse_args()
     contenders = ["reference", "vaekit"]
@@ -394,7 +403,8 @@ def main() -> None:
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
-                    "torch": torch.__version__, "python": platform.python_version()},
+                    "torch": torch.__version__, "python": platform.python_version(), "device": args.device,
+                    "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None},
         "batch_size": 128,
         "epochs": args.epochs,
         "note": "samples/s over the training pass only; medians exclude round 1 (warm-up)",
@@ -402,8 +412,9 @@ def main() -> None:
     }
     for model_kind in args.models.split(","):
         epochs = args.conv_epochs if (model_kind == "conv" and args.conv_epochs) else args.epochs
-        names = [c for c in contenders if model_kind == "mlp" or c not in ("manual", "gemm-only")]
-        report["models"][model_kind] = run_model(model_kind, names, epochs, args.threads)
+        cpu_only = model_kind != "mlp" or args.device != "cpu"
+        names = [c for c in contenders if not (cpu_only and c in ("manual", "gemm-only"))]
+        report["models"][model_kind] = run_model(model_kind, names, epochs, args.threads, args.device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'model':<6} {'contender':<22} {'samples/s':>10} {'vs ref':>7} {'test -ELBO':>11}")

@@ -274,6 +274,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
         callbacks=training_callbacks(config, folder, objective, len(batches)),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
+        max_seconds=config.train.max_minutes * 60 if config.train.max_minutes else None,
     )
     if folder is not None and context.is_main and not resume:
         folder.mkdir(parents=True, exist_ok=True)

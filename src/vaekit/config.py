@@ -118,6 +118,7 @@ class TrainConfig(_Section):
     kl_warmup_epochs: int = Field(10, gt=0)  # linear: epochs to reach full weight; cyclical: period
     capacity_epochs: int = Field(10, gt=0)  # epochs for the capacity C to reach model.capacity_max
     early_stopping: int | None = Field(None, gt=0)  # patience in epochs on the validation loss
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget: stop after the step that passes it
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
     compile: bool = False  # torch.compile the step; pays a compile once, helps larger models

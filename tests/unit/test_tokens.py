@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -117,3 +118,26 @@ def test_selfies_decode_to_the_same_molecule() -> None:
     assert all(t.startswith("[") and t.endswith("]") for t in vocab.tokens[len(SPECIALS):])
     for original, back in zip(SMILES, vocab.decode(ids), strict=True):  # the same molecule, maybe written otherwise
         assert chem.CanonSmiles(back) == chem.CanonSmiles(original), (original, back)
+
+
+def test_many_selfies_are_translated_in_worker_processes_with_the_same_result(monkeypatch, caplog) -> None:
+    pytest.importorskip("selfies")
+    from vaekit.data import tokens
+
+    texts = [*SMILES * 7, "C1CC", *SMILES * 5, 4.5]  # an unclosed ring (no SELFIES) and a non-string late on
+    serial = Vocabulary.fit(texts[:-1], "selfies", max_len=12)
+    serial_ids, serial_report = serial.encode(texts[:-1])
+    calls, get_context = [], tokens.multiprocessing.get_context
+    monkeypatch.setattr(tokens, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(tokens.multiprocessing, "get_context",
+                        lambda method: calls.append(method) or get_context(method))
+    parallel = Vocabulary.fit(texts[:-1], "selfies", max_len=12)
+    ids, report = parallel.encode(texts[:-1])
+    assert calls == ["fork", "fork"] or len(os.sched_getaffinity(0)) < 2
+    assert parallel.tokens == serial.tokens and parallel.max_len == serial.max_len
+    np.testing.assert_array_equal(ids, serial_ids)
+    assert (report.unknown, report.unreadable, report.truncated) == (
+        serial_report.unknown, serial_report.unreadable, serial_report.truncated)
+    assert report.truncated > 0
+    with pytest.raises(DataError, match=f"sequence {len(texts) - 1} is float"):  # row numbers across chunks
+        parallel.encode(texts)

@@ -198,6 +198,34 @@ def test_early_stopping_stops_and_restores_the_best_weights() -> None:
     assert model.weight.item() == 1.0  # the best epoch's weights, not the last (1.5)
 
 
+def test_a_time_budget_ends_training_after_the_step_that_passes_it(monkeypatch) -> None:
+    """A clock that moves one second a batch; the budget (4.5 s) is looked at every 2 steps, so
+    training ends after step 6 of the first epoch, which is still closed, validated and logged."""
+    import types
+
+    from vaekit.training import trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(
+        monotonic=lambda: clock[0], perf_counter=trainer_module.time.perf_counter))
+
+    class Tick(Callback):
+        def on_batch_begin(self, trainer: Trainer) -> None:
+            clock[0] += 1.0
+
+    model, objective = tiny_vae()
+    train = TensorBatches({"x": table(24)}, 2, seed=1)  # 12 steps an epoch
+    val = TensorBatches({"x": table(8, seed=1)}, 4, shuffle=False)
+    trainer = Trainer(model, objective, make_optimizer(model.parameters(), "adam", 1e-3), callbacks=[Tick()],
+                      log_every=2, max_seconds=4.5)
+    state = trainer.fit(train, val, epochs=5)
+    assert state.global_step == 6 and state.epoch == 1 and len(state.history) == 1
+    assert "val_loss" in state.history[0] and math.isfinite(state.history[0]["loss"])
+    assert trainer.stop_training
+    clock[0] = 0.0  # every fit() gets the whole budget again
+    assert trainer.fit(train, val, epochs=5).global_step == 12
+
+
 # --------------------------------------------------------------------------- history rows
 def test_history_rows_have_the_expected_columns_and_sample_weighted_means() -> None:
     model, objective = tiny_vae()

@@ -34,7 +34,7 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     generator = torch.Generator(device=device).manual_seed(seed)
     stats = LatentStats(model.latent_dim, device)
     condition = (lambda part: None) if y is None or not model.condition_dim else (lambda part: y[part].to(device))
-    stochastic = isinstance(model.encode(x[:1], condition(slice(0, 1))), DiagonalGaussian)
+    stochastic = isinstance(model.encode(x[:1].to(device), condition(slice(0, 1))), DiagonalGaussian)
     totals: dict[str, float] = {}
     kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
     for start in range(0, len(x), batch_size):

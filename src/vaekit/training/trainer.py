@@ -112,8 +112,13 @@ class Trainer:
         cpu_tuning: bool = True,
         aux_module: nn.Module | None = None,
         aux_optimizer: torch.optim.Optimizer | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        # A wall-clock budget for each fit(): checked every ``log_every`` steps; the epoch in progress
+        # is then closed as usual (validated, logged, checkpointed) and training ends.
+        self.max_seconds = max_seconds
+        self._deadline: float | None = None
         # A second network trained on the step's ``aux_loss`` (a discriminator), by its own optimizer.
         self.aux_module, self.aux_optimizer = aux_module, aux_optimizer
         self.aux_params = [p for p in aux_module.parameters() if p.requires_grad] if aux_module else []
@@ -187,6 +192,8 @@ class Trainer:
                 signal.signal(sig, self._on_signal)
         if self.cpu_tuning:
             cpu.tune()
+        self._deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
+        self.stop_training = False
         try:
             self._emit("on_fit_begin")
             while self.state.epoch < epochs and not self.stop_training:
@@ -201,18 +208,22 @@ class Trainer:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
 
-    def _stop_requested(self, step: int) -> bool:
-        """A SIGINT/SIGTERM was received. Under DDP the ranks agree every ``log_every`` steps (one
-        small all-reduce), so all of them stop after the same step."""
+    def _stop_requested(self, step: int) -> str | None:
+        """"signal" once a SIGINT/SIGTERM was received, "time" once ``max_seconds`` have passed
+        (looked at every ``log_every`` steps). Under DDP the ranks agree every ``log_every`` steps
+        (one small all-reduce), so all of them stop after the same step."""
+        at_log = step % self.log_every == 0
+        late = at_log and self._deadline is not None and time.monotonic() > self._deadline
         if not self.dist.enabled:
-            return self._signal is not None
-        if step % self.log_every:
-            return False
-        flag = torch.tensor([float(self._signal is not None)], device=self.device)
-        if self.dist.all_reduce(flag).item() > 0:
+            return "signal" if self._signal is not None else "time" if late else None
+        if not at_log:
+            return None
+        flags = self.dist.all_reduce(torch.tensor([float(self._signal is not None), float(late)],
+                                                  device=self.device)).tolist()
+        if flags[0] > 0:
             self._signal = self._signal or signal.SIGTERM
-            return True
-        return False
+            return "signal"
+        return "time" if flags[1] > 0 else None
 
     def _run_epoch(self, train: Batches, val: Batches | None) -> None:
         state = self.state
@@ -243,7 +254,13 @@ class Trainer:
                 self._check_bad_steps()
                 speed = float(self._count) / max(self._train_seconds, 1e-9)
                 self._emit("on_log", {**self._means(), "samples_per_s": speed})
-            if self._stop_requested(state.global_step):
+            stop = self._stop_requested(state.global_step)
+            if stop == "time":
+                log.warning("train.max_minutes reached at epoch %d, step %d of %d: training ends here",
+                            state.epoch + 1, state.step, len(train))
+                self.stop_training = True
+                break
+            if stop == "signal":
                 self._train_seconds += time.perf_counter() - started
                 self._emit("on_checkpoint")
                 raise TrainingInterrupted(f"stopped by signal {self._signal} at epoch {state.epoch + 1}, "

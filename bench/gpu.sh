@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The GPU benchmarks, run in one command on a machine with a CUDA GPU (written for the lent H100 of
+# the device tool, whose Python has torch but not every vaekit dependency and no network):
+#
+#   bash bench/gpu.sh STEP...      steps: setup smoke throughput moses-smiles moses-selfies pytest
+#
+# Offline inputs, when the machine lacks them: wheels in .whl/ (pydantic, pydantic-core,
+# annotated-types, typing-inspection, selfies), and in .gpu/ the MOSES files
+# (.gpu/moses/dataset/data/{train,test}.csv.gz, from the molsets wheel) and Debian's Fashion-MNIST
+# files (.gpu/fashion-mnist/*.gz). Results go to $OUT (default bench/results/gpu); MOSES training
+# gets MOSES_MINUTES minutes per model (default 5); molecules are measured later with RDKit:
+#   python bench/molecules.py --evaluate bench/results/gpu/moses_smiles.json
+set -uo pipefail
+OUT=${OUT:-bench/results/gpu}
+MINUTES=${MOSES_MINUTES:-5}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=$PWD/.torchinductor
+log() { echo "== $* ($(date -u +%H:%M:%S))"; }
+
+setup() {
+    if ls .whl/*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        export PYTHONPATH=/tmp/site
+    fi
+    if [ -d .gpu/moses ]; then export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/.gpu; fi  # found, never imported
+    if [ -d .gpu/fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+        mkdir -p /usr/share/datasets && cp -r .gpu/fashion-mnist /usr/share/datasets/
+    fi
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1 \
+        || export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv
+    python3 -c "import torch, vaekit; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+torch.cuda.get_device_name(), 'vaekit', vaekit.__version__)"
+}
+
+smoke() {  # every family member's step on the GPU, and the CLI end to end
+    python3 - <<'PY'
+import json, traceback
+import vaekit
+from vaekit.models.presets import PRESETS
+for name in sorted(PRESETS):
+    config = vaekit.resolve_config(preset=name, overrides=[
+        "data.source=digits" if name != "seq-vae" else "data.source=moses", "data.max_samples=2000",
+        "train.epochs=1", "train.device=cuda", "train.progress=false", "eval.k=5", "eval.max_samples=200"])
+    try:
+        vaekit.train(config, out=f"/tmp/smoke/{name}")
+        test = json.load(open(f"/tmp/smoke/{name}/metrics.json"))["test"]
+        print(f"{name:<12} ok   test -ELBO {test.get('neg_elbo', test.get('loss', float('nan'))):9.2f}", flush=True)
+    except Exception:
+        print(f"{name:<12} FAILED"); traceback.print_exc()
+PY
+    python3 -m vaekit train --data digits --set train.epochs=2 --device cuda --out /tmp/smoke-run >/dev/null && \
+        python3 -m vaekit sample /tmp/smoke-run --n 16 --out /tmp/smoke.png && echo "CLI ok"
+}
+
+throughput() {
+    timeout 240 python3 bench/train_throughput.py --device cuda --epochs 6 --models mlp,conv \
+        --contenders vaekit,vaekit-unfused-adam,minimal --out "$OUT/train_throughput_gpu.json"
+}
+
+moses() {
+    timeout $(( MINUTES * 60 + 200 )) python3 bench/molecules.py --tokens "$1" --train 0 --epochs 100 \
+        --max-minutes "$MINUTES" --batch-size 512 --kl-warmup-epochs 1 --device cuda --runs /tmp/moses_runs \
+        --out "$OUT/moses_$1.json"
+}
+
+for step in "$@"; do
+    log "$step"
+    case $step in
+        setup) setup ;;
+        smoke) smoke ;;
+        throughput) throughput ;;
+        moses-smiles) moses smiles ;;
+        moses-selfies) moses selfies ;;
+        pytest) timeout "${PYTEST_SECONDS:-300}" python3 -m pytest -q -rf tests/unit tests/cli \
+                    -p no:cacheprovider 2>&1 | tail -60 ;;  # "auto" is the GPU here: CUDA paths of the suite
+        *) echo "unknown step $step"; exit 2 ;;
+    esac
+    log "$step done: exit $?"
+done
