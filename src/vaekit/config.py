@@ -48,6 +48,9 @@ class DataConfig(_Section):
     min_freq: int = Field(1, ge=1)
     max_len: int | None = Field(None, gt=0)
     text_column: str | None = None  # the CSV column that holds the text (each row one sequence)
+    # Molecules: properties computed with RDKit (qed, logp, mw, tpsa) as targets of a property
+    # head on z, trained with the VAE (Gomez-Bombarelli et al. 2018); `vaekit optimize` climbs them.
+    properties: list[str] | None = None
     # Train (and validate) on these classes only, by index or name: a one-class model for anomaly
     # detection. The test split keeps every class, so the others can be scored as anomalies.
     classes: list[int | str] | None = None
@@ -86,6 +89,12 @@ class ModelConfig(_Section):
     embed_dim: int = Field(128, gt=0)
     rnn_hidden: int = Field(256, gt=0)
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # The sequence decoder: a GRU, or a causal Transformer of rnn_hidden width (seq_layers layers,
+    # seq_heads heads), conditioned on z at every position.
+    seq_decoder: Literal["gru", "transformer"] = "gru"
+    seq_layers: int = Field(2, gt=0)
+    seq_heads: int = Field(4, gt=0)
+    property_weight: float = Field(1.0, ge=0.0)  # weight of the property head's squared error (data.properties)
     mmd_weight: float = Field(100.0, ge=0.0)  # lambda of the MMD term (wae, infovae)
     mmd_kernel: Literal["imq", "rbf"] = "imq"
     tc_weight: float = Field(6.0, ge=0.0)  # total-correlation weight (beta-tcvae's beta, factor-vae's gamma)
