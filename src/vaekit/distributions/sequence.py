@@ -1,13 +1,20 @@
-"""p(x|z) for token sequences: an autoregressive GRU language model conditioned on z (Bowman et al. 2016).
+"""p(x|z) for token sequences: an autoregressive language model conditioned on z (Bowman et al. 2016).
 
 On the VAE's five axes the autoregression belongs to the likelihood: p(x|z) = prod_t p(x_t | x_<t, z).
-So :class:`TokenFamily` is the likelihood family *and* an ``nn.Module`` that owns the recurrent
+So :class:`TokenFamily` is the likelihood family *and* an ``nn.Module`` that owns the autoregressive
 network; the VAE's decoder maps z to a context vector, and the family turns that context into a
-:class:`TokenSequence` distribution. Its ``log_prob`` runs the GRU with teacher forcing (the data's
+:class:`TokenSequence` distribution. Its ``log_prob`` runs the network with teacher forcing (the data's
 own previous token at each step, some replaced by ``<unk>`` under word dropout while training); its
 ``mean``, ``sample`` and :meth:`TokenSequence.generate` decode step by step (greedy, temperature,
-top-k or beam search). The context is fed at every step as well as into the initial state, so the
+top-k or beam search). The context enters at every step (and the GRU's initial state), so the
 decoder cannot forget z along the way.
+
+The network is a GRU (the default) or, with ``model.seq_decoder=transformer``, a causal Transformer
+(pre-norm, learned positions, ``rnn_hidden`` wide). Both are the same family because only the
+factorisation over t matters to the VAE: each gives next-token logits for a prefix, so teacher
+forcing, word dropout, the IWAE sample axis and one shared generation code serve both. The
+Transformer keeps no cache: each decoding step recomputes its prefix (causal, so earlier logits do
+not change), cheap at the lengths of sentences and molecules.
 
 Token ids travel as float32 (N, T) in model space (``<bos>``, tokens, ``<eos>``, ``<pad>``...), as
 every other part of vaekit expects; positions after ``<eos>`` count nothing.
@@ -27,25 +34,45 @@ from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.errors import ConfigError
 
 STRATEGIES = ("greedy", "sample", "top-k", "beam")
+DECODERS = ("gru", "transformer")
 
 
 class TokenFamily(nn.Module, LikelihoodFamily):
-    """The ``tokens`` likelihood (the default for sequence data): an embedding, a GRU whose input at
-    each step is the previous token's embedding and the context, and a linear map to the vocabulary.
-    A module, unlike the other families, because the autoregressive network is part of p(x|z)."""
+    """The ``tokens`` likelihood (the default for sequence data): an embedding, an autoregressive
+    network whose input at each step is the previous token's embedding and the context, and a linear
+    map to the vocabulary. ``decoder="gru"``: a GRU of width ``hidden`` (weights ``embed``, ``initial``,
+    ``rnn``, ``out``); ``"transformer"``: ``layers`` causal pre-norm Transformer layers of width
+    ``hidden`` with ``heads`` heads over learned positions (``embed``, ``project``, ``position``,
+    ``transformer``, ``out``). A module, unlike the other families, because the autoregressive network
+    is part of p(x|z)."""
 
     support = "tokens"
     discrete = True
 
     def __init__(self, vocab_size: int, length: int, context_dim: int, embed_dim: int = 128, hidden: int = 256,
-                 word_dropout: float = 0.0) -> None:
+                 word_dropout: float = 0.0, decoder: str = "gru", layers: int = 2, heads: int = 4,
+                 dropout: float = 0.0) -> None:
         nn.Module.__init__(self)
+        if decoder not in DECODERS:
+            raise ConfigError(f"sequence decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
+        if decoder == "transformer" and hidden % heads:
+            raise ConfigError(f"model.seq_heads={heads} must divide model.rnn_hidden={hidden} "
+                              "(the Transformer decoder's width)")
         self.event_ndim = 1
         self.vocab_size, self.length, self.context_dim = vocab_size, length, context_dim
-        self.word_dropout = word_dropout
+        self.word_dropout, self.decoder = word_dropout, decoder
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        self.initial = nn.Linear(context_dim, hidden)
-        self.rnn = nn.GRU(embed_dim + context_dim, hidden, batch_first=True)
+        if decoder == "gru":
+            self.initial = nn.Linear(context_dim, hidden)
+            self.rnn = nn.GRU(embed_dim + context_dim, hidden, batch_first=True)
+        else:
+            self.project = nn.Linear(embed_dim + context_dim, hidden)  # the GRU's step input, projected
+            self.position = nn.Embedding(length, hidden)
+            nn.init.normal_(self.position.weight, std=0.02)
+            layer = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(hidden),
+                                                     enable_nested_tensor=False)
         self.out = nn.Linear(hidden, vocab_size)
 
     @classmethod
@@ -53,7 +80,8 @@ class TokenFamily(nn.Module, LikelihoodFamily):
         if spec.vocabulary is None:
             raise ConfigError("likelihood 'tokens' is for text and molecules (data with a vocabulary)")
         return cls(len(spec.vocabulary), spec.vocabulary.length, config.rnn_hidden, config.embed_dim,
-                   config.rnn_hidden, config.word_dropout)
+                   config.rnn_hidden, config.word_dropout, decoder=config.seq_decoder, layers=config.seq_layers,
+                   heads=config.seq_heads)
 
     def output_shape(self, shape: list[int]) -> list[int]:
         return [self.context_dim]  # the decoder's z -> context
@@ -67,10 +95,26 @@ class TokenFamily(nn.Module, LikelihoodFamily):
 
     def logits(self, context: Tensor, inputs: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Next-token logits (N, S, V) for input tokens (N, S) long under contexts (N, C), and the
-        state after them; from :meth:`start` unless ``state`` is given."""
-        steps = torch.cat([self.embed(inputs), context.unsqueeze(1).expand(-1, inputs.shape[1], -1)], -1)
-        output, state = self.rnn(steps, self.start(context) if state is None else state)
-        return self.out(output), state
+        state to go on from. The GRU's state is its hidden state (1, N, H), from :meth:`start` unless
+        ``state`` is given; the Transformer's is the prefix read so far (N, P) long, which ``inputs``
+        extend (the whole prefix is recomputed, the logits returned are those of ``inputs``)."""
+        if self.decoder == "gru":
+            output, state = self.rnn(self._steps(context, inputs), self.start(context) if state is None else state)
+            return self.out(output), state
+        prefix = inputs if state is None else torch.cat([state, inputs], 1)
+        n = prefix.shape[1]
+        hidden = self.project(self._steps(context, prefix)) + self.position.weight[:n]
+        causal = torch.ones(n, n, dtype=torch.bool, device=prefix.device).triu(1)  # True: not attended
+        hidden = self.transformer(hidden, mask=causal, is_causal=True)
+        return self.out(hidden[:, n - inputs.shape[1] :]), prefix
+
+    def _steps(self, context: Tensor, ids: Tensor) -> Tensor:
+        """The network's input at each position: the token's embedding and the context (N, S, E + C)."""
+        return torch.cat([self.embed(ids), context.unsqueeze(1).expand(-1, ids.shape[1], -1)], -1)
+
+    def reorder(self, state: Tensor, index: Tensor) -> Tensor:
+        """The decoding state of the sequences ``index`` (beam search keeps the best continuations)."""
+        return state[:, index] if self.decoder == "gru" else state[index]
 
 
 class TokenSequence(Distribution):
@@ -195,7 +239,7 @@ def _beam_search(family: TokenFamily, context: Tensor, width: int) -> Tensor:
         parent, token = parent.view(-1), token.view(-1)
         ids = ids[parent]
         ids[:, t] = token
-        state = state[:, parent]
+        state = family.reorder(state, parent)
         done = done[parent] | (token == EOS)
         if bool(done.all()):
             break
