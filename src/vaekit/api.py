@@ -300,7 +300,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
                 held = held.subset(np.sort(rng.permutation(len(held))[: config.eval.max_samples]))
             test = to_tensors(held, data.spec, "cpu", "test split")  # moved per batch
             metrics = evaluate(model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
-                               seed=config.train.seed, y=test.get("y"))
+                               seed=config.train.seed, y=test.get("y"), t=test.get("t"),
+                               property_names=data.spec.properties)
             io.write_metrics(folder, {"test": metrics})
     shutdown_distributed()
     return run

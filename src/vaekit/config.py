@@ -48,7 +48,7 @@ class DataConfig(_Section):
     min_freq: int = Field(1, ge=1)
     max_len: int | None = Field(None, gt=0)
     text_column: str | None = None  # the CSV column that holds the text (each row one sequence)
-    # Molecules: properties computed with RDKit (qed, logp, mw, tpsa) as targets of a property
+    # Molecules: properties computed with RDKit (qed, logp, weight, tpsa) as targets of a property
     # head on z, trained with the VAE (Gomez-Bombarelli et al. 2018); `vaekit optimize` climbs them.
     properties: list[str] | None = None
     # Train (and validate) on these classes only, by index or name: a one-class model for anomaly
@@ -83,8 +83,8 @@ class ModelConfig(_Section):
     capacity_max: float = Field(0.0, ge=0.0)
     capacity_gamma: float = Field(1000.0, gt=0.0)
     free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
-    # Sequences (text, molecules): token embedding width, GRU width (encoder per direction, and the
-    # decoder), and word dropout: the share of the decoder's input tokens replaced by <unk> while
+    # Sequences (text, molecules): token embedding width, network width (the encoder's GRU per
+    # direction, and the decoder, GRU or Transformer), and word dropout: the share of the decoder's input tokens replaced by <unk> while
     # training, so that it leans on z (Bowman et al. 2016).
     embed_dim: int = Field(128, gt=0)
     rnn_hidden: int = Field(256, gt=0)

@@ -88,3 +88,25 @@ def test_evaluate_reports_molecule_metrics(invoke, smiles_run: Path) -> None:
 def test_evaluate_molecules_refuses_a_text_run(run_main, text_run: Path) -> None:
     code, _, err = run_main("evaluate", text_run, "--k", "5", "--molecules", "10")
     assert code == 2 and "not trained on molecules" in err, err
+
+
+def test_optimize_prints_the_path_writes_csv_and_refuses_bad_input(invoke, run_main, tmp_path: Path) -> None:
+    pytest.importorskip("rdkit")
+    (tmp_path / "mols.smi").write_text("".join(f"{m}\n" for m in MOLECULES * 10))
+    invoke(["train", "--data", tmp_path / "mols.smi", "--preset", "seq-vae", "--epochs", "2", *SMALL,
+            "--set", "data.properties=[logp]", "--out", tmp_path / "run"])
+    lines = invoke(["optimize", tmp_path / "run", "--seed", "CCO", "--property", "logp", "--steps", "10",
+                    "--every", "5"]).stdout.splitlines()
+    assert lines[0] == "step\tpredicted\tmeasured\tsmiles" and [line.split("\t")[0] for line in lines[1:]] == [
+        "0", "5", "10"]
+    out = tmp_path / "path.csv"
+    invoke(["optimize", tmp_path / "run", "--seed", "CCO", "--property", "logp", "--steps", "4", "--every", "2",
+            "--minimize", "--out", out])
+    rows = out.read_text().splitlines()
+    assert rows[0] == "step,smiles,valid,predicted_logp,measured_logp" and len(rows) == 4
+    for args, message in ((["--seed", "C1CC", "--property", "logp"], "RDKit cannot read it"),
+                          (["--seed", "CCO", "--property", "qed"], "this run's head predicts logp"),
+                          (["--seed", "CCO", "--property", "logp", "--out", tmp_path / "p.txt"], ".csv")):
+        code, _, err = run_main("optimize", tmp_path / "run", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "p.txt").exists()

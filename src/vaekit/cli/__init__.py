@@ -20,7 +20,7 @@ from vaekit.cli.export import export
 from vaekit.cli.generate import decode, sample
 from vaekit.cli.impute import impute
 from vaekit.cli.info import info
-from vaekit.cli.latent import encode, reconstruct
+from vaekit.cli.latent import encode, optimize, reconstruct
 from vaekit.cli.maps import cluster, embed
 from vaekit.cli.report import report
 from vaekit.cli.restore import restore
@@ -46,7 +46,7 @@ def _options(context: typer.Context,
 
 
 for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                anomaly, restore, impute, explore, evaluate, report, info, datasets, presets, export):
+                anomaly, restore, impute, optimize, explore, evaluate, report, info, datasets, presets, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

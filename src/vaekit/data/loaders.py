@@ -98,6 +98,8 @@ def to_tensors(data: RawData, spec: DataSpec, device: torch.device | str = "cpu"
     tensors = {"x": spec.transform(data.x, name=name).to(device)}
     if data.y is not None:
         tensors["y"] = torch.from_numpy(np.asarray(data.y, dtype=np.int64)).to(device)
+    if spec.properties:  # a property head's targets, standardised (NaN: no target)
+        tensors["t"] = spec.property_targets(data.x).to(device)
     return tensors
 
 
@@ -206,6 +208,6 @@ class StreamingBatches(TensorBatches):
 def make_batches(data: RawData, spec: DataSpec, config: DataConfig, batch_size: int,
                  device: torch.device | str, **kwargs) -> TensorBatches:
     """The fast path when the split fits, else the streaming path."""
-    if fits_in_memory(data, config):
+    if fits_in_memory(data, config) or spec.properties:  # molecules with properties: a few MB of strings
         return TensorBatches(to_tensors(data, spec, device, config.source), batch_size, **kwargs)
     return StreamingBatches(data, spec, batch_size, device=device, num_workers=config.num_workers, **kwargs)

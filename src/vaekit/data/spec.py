@@ -46,6 +46,11 @@ class DataSpec:
     has_missing: bool = False  # the training table had empty cells
     # Sequences (text, molecules): the tokeniser and its vocabulary; shape is [positions].
     vocabulary: Vocabulary | None = None
+    # Molecules with a property head (data.properties): the RDKit properties and their training
+    # mean and standard deviation (the head predicts standardised values).
+    properties: list[str] | None = None
+    property_loc: list[float] | None = None
+    property_std: list[float] | None = None
 
     # ---------------------------------------------------------------- fitting and persistence
     @classmethod
@@ -124,8 +129,23 @@ class DataSpec:
         kind = config.tokens or ("smiles" if source.endswith(".smi") or source == "moses" else "char")
         vocabulary = Vocabulary.fit(raw.x.tolist(), kind, config.min_freq, config.max_len,
                                     what=f"data {config.source!r}")
-        return cls(kind="sequence", shape=[vocabulary.length], scale="none", class_names=raw.class_names,
+        spec = cls(kind="sequence", shape=[vocabulary.length], scale="none", class_names=raw.class_names,
                    value_range=[0.0, float(len(vocabulary) - 1)], n_levels=len(vocabulary), vocabulary=vocabulary)
+        if config.properties:
+            from vaekit.data import properties
+
+            if kind not in ("smiles", "selfies"):
+                raise ConfigError(f"data.properties are properties of molecules; they need data.tokens=smiles or "
+                                  f"selfies (got {kind})")
+            names = properties.check_names(config.properties)
+            values = properties.compute(raw.x[: min(len(raw), 20000)].tolist(), names)  # enough for two moments
+            if np.isnan(values).all(axis=0).any():
+                raise DataError(f"data {config.source!r}: RDKit could read none of the training molecules, so "
+                                f"there is no {', '.join(names)} to learn")
+            spec.properties = names
+            spec.property_loc = np.nanmean(values, axis=0).tolist()
+            spec.property_std = np.maximum(np.nanstd(values, axis=0), 1e-8).tolist()
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,6 +235,18 @@ class DataSpec:
         texts = np.asarray(x, dtype=object).reshape(-1).tolist()
         ids, _ = vocabulary.encode(texts, what=name)
         return torch.from_numpy(ids).to(torch.float32)
+
+    def property_targets(self, x: np.ndarray) -> Tensor:
+        """Strings -> (N, P) float32 standardised properties (NaN where RDKit cannot read one)."""
+        from vaekit.data import properties
+
+        values = properties.compute(np.asarray(x, dtype=object).reshape(-1).tolist(), self.properties or [])
+        return torch.from_numpy((values - np.array(self.property_loc)) / np.array(self.property_std)).float()
+
+    def property_units(self, values: Tensor) -> Tensor:
+        """Standardised property predictions (..., P) -> the properties' own units."""
+        loc = torch.tensor(self.property_loc, device=values.device, dtype=values.dtype)
+        return values * torch.tensor(self.property_std, device=values.device, dtype=values.dtype) + loc
 
     def to_text(self, ids: Tensor | np.ndarray) -> list[str]:
         """Token ids (N, positions) -> strings (SELFIES decoded back to SMILES)."""

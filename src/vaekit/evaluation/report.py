@@ -20,12 +20,15 @@ MI_SAMPLES = 2000  # posteriors for the mutual information estimate: all pairs o
 
 @torch.no_grad()
 def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed: int = 0,
-             y: Tensor | None = None) -> dict[str, Any]:
+             y: Tensor | None = None, t: Tensor | None = None, property_names: list[str] | None = None
+             ) -> dict[str, Any]:
     """Mean -ELBO, recon, KL and k-sample NLL (nats and bits/dim) over ``x``, plus latent stats.
 
     A model with a deterministic code has no bound; it reports the reconstruction term only. A
     conditional model takes the labels ``y``. KL per dimension and active units describe the top
-    layer's posterior against N(0, I), whatever the prior.
+    layer's posterior against N(0, I), whatever the prior. A model with a property head and the
+    standardised targets ``t`` also reports R^2 of each property (``property_names``) from the
+    posterior mean.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -37,11 +40,15 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     stochastic = isinstance(model.encode(x[:1].to(device), condition(slice(0, 1))), DiagonalGaussian)
     totals: dict[str, float] = {}
     kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
+    head = getattr(model, "property_head", None) if t is not None else None
+    predicted: list[Tensor] = []
     for start in range(0, len(x), batch_size):
         part = slice(start, start + batch_size)
         batch, c = x[part].to(device), condition(part)
         qz = model.encode(batch, c)
         stats.update(qz)
+        if head is not None:
+            predicted.append(head(qz.mean.float()).cpu())
         if stochastic and start < MI_SAMPLES:
             kept.append((qz.mean[: MI_SAMPLES - start].detach(), qz.logvar[: MI_SAMPLES - start].detach()))
         if stochastic:
@@ -68,5 +75,19 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
         metrics["active_units"] = int(latent["active_units"])
         metrics["mutual_information"] = mutual_information(torch.cat([m for m, _ in kept]),
                                                            torch.cat([v for _, v in kept]), seed)
+    if head is not None:
+        metrics["property_r2"] = property_r2(torch.cat(predicted), t.cpu(), property_names)
     metrics["latent_dim"] = model.latent_dim
     return metrics
+
+
+def property_r2(predicted: Tensor, target: Tensor, names: list[str] | None) -> dict[str, float]:
+    """Coefficient of determination per property over the samples that have a target."""
+    out = {}
+    for j in range(target.shape[1]):
+        known = ~torch.isnan(target[:, j])
+        truth, guess = target[known, j].double(), predicted[known, j].double()
+        total = float((truth - truth.mean()).square().sum())
+        r2 = 1.0 - float((truth - guess).square().sum()) / total if total else float("nan")
+        out[names[j] if names else str(j)] = r2
+    return out

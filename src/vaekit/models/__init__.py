@@ -39,6 +39,10 @@ def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_s
         raise ConfigError(f"model.capacity_max and model.free_bits shape the ELBO's KL term; objective "
                           f"{config.objective!r} does not use them (use model.objective=elbo)")
     objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
+    if spec is not None and spec.properties and config.property_weight > 0:
+        from vaekit.models.objectives.properties import PropertyObjective
+
+        objective = PropertyObjective(objective, config.property_weight)
     if not objective.needs_density and config.stochastic_layers > 1:
         raise ConfigError(f"objective {config.objective!r} (beta = {config.beta}) has no KL term, and only the KL "
                           "term trains the lower layers of a hierarchical model; use model.stochastic_layers=1")
@@ -73,9 +77,16 @@ def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
         width = config.hidden[-1] if config.hidden else 256
         encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=width + n_cond,
                                           out_shape=likelihood.output_shape(spec.shape))
-        return HierarchicalVAE(encoder, decoder, likelihood, prior, config.latent_dim, config.stochastic_layers,
-                               width, n_cond)
-    encoder, decoder = build_networks(spec, config, likelihood.n_params, decoder_input=config.latent_dim + n_cond,
-                                      out_shape=likelihood.output_shape(spec.shape))
-    posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
-    return VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)
+        model = HierarchicalVAE(encoder, decoder, likelihood, prior, config.latent_dim, config.stochastic_layers,
+                                width, n_cond)
+    else:
+        encoder, decoder = build_networks(spec, config, likelihood.n_params,
+                                          decoder_input=config.latent_dim + n_cond,
+                                          out_shape=likelihood.output_shape(spec.shape))
+        posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
+        model = VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)
+    if spec.properties and config.property_weight > 0:
+        from vaekit.models.objectives.properties import property_head
+
+        model.property_head = property_head(config.latent_dim, len(spec.properties))
+    return model

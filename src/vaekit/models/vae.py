@@ -24,6 +24,9 @@ class VAE(nn.Module):
         self.encoder, self.posterior, self.decoder, self.prior = encoder, posterior, decoder, prior
         self.likelihood = likelihood  # stateless: maps decoder output to a distribution
         self.latent_dim, self.condition_dim = latent_dim, condition_dim
+        # Molecules with data.properties: a small network z -> standardised properties, trained with
+        # the VAE (models/objectives/properties.py) and climbed by applications/optimize.py.
+        self.property_head: nn.Module | None = None
 
     def condition_vector(self, condition: Tensor | None, n: int) -> Tensor | None:
         """(n, C) float condition from labels (n,) or vectors (n, C); None for an unconditional model."""

@@ -42,6 +42,7 @@ class Objective:
 
     needs_density = True
     aux_module: nn.Module | None = None
+    keep_output = False
 
     def __init__(self, config: ModelConfig) -> None:
         self.beta = config.beta
@@ -80,7 +81,10 @@ class Objective:
         x = batch["x"]
         inputs = self.corrupt(x) if model.training else x
         condition = batch.get("y") if self.conditional else None
-        return model(inputs, n_samples=n_samples, condition=condition)
+        out = model(inputs, n_samples=n_samples, condition=condition)
+        if self.keep_output:  # a wrapping objective (PropertyObjective) adds its term to this pass
+            self.last_output = out
+        return out
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         raise NotImplementedError
