@@ -84,8 +84,8 @@ class ModelConfig(_Section):
     capacity_gamma: float = Field(1000.0, gt=0.0)
     free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
     # Sequences (text, molecules): token embedding width, network width (the encoder's GRU per
-    # direction, and the decoder, GRU or Transformer), and word dropout: the share of the decoder's input tokens replaced by <unk> while
-    # training, so that it leans on z (Bowman et al. 2016).
+    # direction, and the decoder, GRU or Transformer), and word dropout: the share of the decoder's
+    # input tokens replaced by <unk> while training, so that it leans on z (Bowman et al. 2016).
     embed_dim: int = Field(128, gt=0)
     rnn_hidden: int = Field(256, gt=0)
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)

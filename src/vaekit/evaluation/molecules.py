@@ -7,19 +7,26 @@
   1,024 bits) over all pairs of valid molecules, a molecule with itself included, as the MOSES code
   computes it;
 - property distributions: QED, logP (Crippen), molecular weight of the valid molecules, compared with
-  a reference set by the Wasserstein-1 distance.
+  a reference set by the Wasserstein-1 distance;
+- FCD, the Fréchet ChemNet Distance (Preuer et al. 2018) of the valid molecules to a reference set:
+  the Fréchet distance of Gaussians fitted to ChemNet's penultimate activations, with the ChemNet
+  that ``fcd_torch`` ships (MOSES's own). Measured only where ``fcd_torch`` is installed (the chem
+  extra); None where it is not.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from vaekit.errors import ConfigError
 
 PROPERTIES = ("qed", "logp", "weight")
+CHEMNET_FILE = "ChemNet_v0.13_pretrained.pt"  # shipped inside the fcd_torch package
 
 
 def _rdkit():
@@ -77,6 +84,97 @@ def properties(smiles: Sequence[str]) -> dict[str, np.ndarray]:
             "weight": np.array([Descriptors.MolWt(m) for m in molecules])}
 
 
+def _fcd_torch():
+    """fcd_torch's ``utils`` module, or None where fcd_torch is not installed."""
+    try:
+        from fcd_torch import utils
+    except ImportError:
+        return None
+    return utils
+
+
+def fcd_available() -> bool:
+    """Whether the FCD can be measured here (fcd_torch installed)."""
+    return _fcd_torch() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _chemnet():
+    """ChemNet in evaluation mode, on the CPU (loaded once per process)."""
+    import torch
+
+    utils = _fcd_torch()
+    if utils is None:
+        raise ConfigError("the FCD needs fcd_torch: pip install 'vaekit[chem]'")
+    # fcd_torch's FCD() reads its weights with a bare torch.load, which unpickles anything on torch < 2.6.
+    # The file holds only [(layer type, (state_dict, constructor kwargs, flags))]: tensors, dicts, tuples,
+    # strings and numbers, so we read it with weights_only=True and build the network with fcd_torch's
+    # own load_imported_model (fcd_torch itself is not patched).
+    layers = torch.load(Path(utils.__file__).with_name(CHEMNET_FILE), map_location="cpu", weights_only=True)
+    model = utils.load_imported_model(layers).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def chemnet_activations(smiles: Sequence[str], device=None, batch_size: int = 128) -> np.ndarray:
+    """ChemNet's penultimate activations (N, 512), float64, of SMILES taken as given (FCD canonicalises
+    them first: pass canonical SMILES), computed on ``device`` (default: the CPU) in batches, in order."""
+    import torch
+
+    utils = _fcd_torch()
+    device = device or "cpu"
+    model = _chemnet().to(device)
+    encoded = utils.SmilesDataset(list(smiles), canonize=False)  # one-hot, 350 tokens, as fcd_torch feeds ChemNet
+    out = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(encoded), batch_size):
+                batch = np.stack([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
+                x = torch.from_numpy(batch).float().transpose(1, 2).to(device)
+                out.append(model(x).cpu().numpy().astype(np.float64))
+    finally:
+        model.to("cpu")  # the cached network stays on the CPU between calls
+    return np.concatenate(out) if out else np.zeros((0, 512))
+
+
+def _psd_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise (below n * eps * the largest) set to 0: the square
+    root would blow noise of 1e-16 up to 1e-8, and a covariance of fewer samples than dimensions has
+    hundreds of such zeros."""
+    return np.where(values > values.max(initial=0.0) * len(values) * np.finfo(values.dtype).eps, values, 0.0)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) of two Gaussians. Tr (S1 S2)^(1/2) is the sum of
+    the square roots of the eigenvalues of S1^(1/2) S2 S1^(1/2), a symmetric PSD matrix: stable where
+    scipy's sqrtm of the (non-symmetric, often singular) product, which fcd_torch uses, is not (that
+    gives about -1e-6 for a set against itself, this about 1e-14), and deterministic."""
+    values, vectors = np.linalg.eigh(sigma1)
+    root = (vectors * np.sqrt(_psd_eigenvalues(values))) @ vectors.T
+    inner = root @ sigma2 @ root
+    trace_root = np.sqrt(_psd_eigenvalues(np.linalg.eigvalsh((inner + inner.T) / 2))).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
+
+
+def frechet_chemnet_distance(generated: Sequence[str], reference: Sequence[str], device=None,
+                             batch_size: int = 128) -> float:
+    """FCD between two lists of valid SMILES (canonicalised here, duplicates kept; MOSES's FCD/Test is
+    this of the valid samples against the test set). NaN where either list has fewer than 2 molecules."""
+    return _fcd_of_canonical([s for s in canonical(generated) if s is not None],
+                             [s for s in canonical(reference) if s is not None], device, batch_size)
+
+
+def _fcd_of_canonical(generated: list[str], reference: list[str], device=None, batch_size: int = 128) -> float:
+    if len(generated) < 2 or len(reference) < 2:
+        return float("nan")
+    stats = []
+    for molecules in (generated, reference):
+        activations = chemnet_activations(molecules, device=device, batch_size=batch_size)
+        stats.append((activations.mean(0), np.cov(activations, rowvar=False)))
+    return frechet_distance(*stats[0], *stats[1])
+
+
 @dataclass
 class MoleculeReport:
     """What :func:`evaluate_molecules` measured; NaN where a metric had nothing to measure."""
@@ -88,9 +186,11 @@ class MoleculeReport:
     novelty: float
     int_div: float
     property_distance: dict[str, float]  # Wasserstein-1 to the reference set, per property
+    fcd: float | None = None  # Fréchet ChemNet Distance to the reference set; None: not measured (no
+    # fcd_torch, or no reference), never estimated
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self)  # "fcd": None where it was not measured
 
 
 def _unique_at(valid: list[str], k: int) -> float:
@@ -99,10 +199,11 @@ def _unique_at(valid: list[str], k: int) -> float:
 
 
 def evaluate_molecules(samples: Sequence[str], train: Sequence[str] | set[str] | None = None,
-                       reference: Sequence[str] | None = None, seed: int = 0) -> MoleculeReport:
+                       reference: Sequence[str] | None = None, seed: int = 0, device=None) -> MoleculeReport:
     """Validity, uniqueness@1k and @10k, novelty against ``train`` (SMILES, or a set of canonical
-    SMILES to skip canonicalising a large training set again), IntDiv, and property distances to
-    ``reference`` (e.g. the test set) of generated SMILES ``samples``."""
+    SMILES to skip canonicalising a large training set again), IntDiv, and property distances and the
+    FCD (where fcd_torch is installed; ChemNet runs on ``device``, default the CPU) to ``reference``
+    (e.g. the test set) of generated SMILES ``samples``."""
     from scipy.stats import wasserstein_distance
 
     valid = [s for s in canonical(samples) if s is not None]
@@ -111,12 +212,15 @@ def evaluate_molecules(samples: Sequence[str], train: Sequence[str] | set[str] |
     if train is not None and distinct:
         known = train if isinstance(train, set) else {s for s in canonical(train) if s is not None}
         novelty = sum(s not in known for s in distinct) / len(distinct)
-    distances = {}
-    if reference is not None and valid:
-        ours = properties(valid)
-        theirs = properties([s for s in canonical(reference) if s is not None])
-        distances = {name: float(wasserstein_distance(ours[name], theirs[name])) for name in PROPERTIES}
+    distances, fcd = {}, None
+    if reference is not None:
+        references = [s for s in canonical(reference) if s is not None]
+        if valid:
+            ours, theirs = properties(valid), properties(references)
+            distances = {name: float(wasserstein_distance(ours[name], theirs[name])) for name in PROPERTIES}
+        if fcd_available():
+            fcd = _fcd_of_canonical(valid, references, device=device)
     return MoleculeReport(n=len(samples), validity=len(valid) / len(samples) if len(samples) else float("nan"),
                           unique_at_1k=_unique_at(valid, 1000), unique_at_10k=_unique_at(valid, 10_000),
                           novelty=novelty, int_div=internal_diversity(valid, seed=seed),
-                          property_distance=distances)
+                          property_distance=distances, fcd=fcd)
