@@ -74,14 +74,11 @@ def internal_diversity(smiles: Sequence[str], max_molecules: int = 5000, seed: i
 
 
 def properties(smiles: Sequence[str]) -> dict[str, np.ndarray]:
-    """QED, Crippen logP and molecular weight of valid SMILES."""
-    chem = _rdkit()
-    from rdkit.Chem import QED, Crippen, Descriptors
+    """QED, Crippen logP and molecular weight of SMILES (NaN where RDKit cannot read one)."""
+    from vaekit.data.properties import compute
 
-    molecules = [chem.MolFromSmiles(s) for s in smiles]
-    return {"qed": np.array([QED.qed(m) for m in molecules]),
-            "logp": np.array([Crippen.MolLogP(m) for m in molecules]),
-            "weight": np.array([Descriptors.MolWt(m) for m in molecules])}
+    values = compute(smiles, PROPERTIES)
+    return {name: values[:, j] for j, name in enumerate(PROPERTIES)}
 
 
 def _fcd_torch():
