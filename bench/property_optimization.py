@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (1 on a machine shared with "
+                        "other work: OpenMP teams stall when a core is taken)")
     parser.add_argument("--seeds", type=int, default=20, help="test molecules to start from")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=10)
@@ -59,6 +61,9 @@ def main() -> None:
                  "train.progress=false", f"train.device={args.device}", "eval.k=20", "eval.max_samples=2000"]
     if args.max_minutes:
         overrides.append(f"train.max_minutes={args.max_minutes}")
+    if args.threads:
+        overrides.append(f"train.threads={args.threads}")
+        torch.set_num_threads(args.threads)
     begin = time.time()
     run = vaekit.train(resolve_config(preset="seq-vae", overrides=overrides), out=folder)
     train_seconds = time.time() - begin
