@@ -110,7 +110,7 @@ def test_the_spec_turns_text_into_ids_and_back_and_survives_json(tmp_path: Path)
     ids = spec.transform(np.array(["the cat sat", "a zebra"], dtype=object))
     assert ids.dtype == torch.float32 and ids.shape == (2, 5)
     assert ids[0, 0] == BOS and ids[0, 4] == EOS
-    assert spec.to_text(ids) == ["the cat sat", "a"]  # "zebra" is unknown: <unk>, not written back
+    assert spec.to_text(ids) == ["the cat sat", "a <unk>"]  # "zebra" is unknown: <unk>
     again = DataSpec.from_dict(json.loads(spec.dumps()))
     torch.testing.assert_close(again.transform(np.array(["the cat sat"], dtype=object)), ids[:1])
     torch.testing.assert_close(spec.transform(ids), ids)  # ids pass through, checked

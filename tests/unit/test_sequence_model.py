@@ -13,7 +13,8 @@ import torch
 
 import vaekit
 from vaekit.config import resolve_config
-from vaekit.data.tokens import BOS, EOS, PAD
+from vaekit.data.spec import DataSpec
+from vaekit.data.tokens import BOS, EOS, PAD, Vocabulary
 from vaekit.distributions.sequence import TokenFamily
 from vaekit.errors import ConfigError
 from vaekit.networks.factory import SequenceEncoder
@@ -166,3 +167,24 @@ def test_the_recon_anomaly_score_is_refused_for_tokens(family: TokenFamily) -> N
 
     with pytest.raises(ConfigError, match="use elbo or nll"):
         score_samples(Model(), _ids([[4, 5]]), "recon")
+
+
+def test_importance_chunks_count_a_logit_per_word(monkeypatch) -> None:
+    """A token model holds vocabulary-many logits per position: the sampler's chunks must count
+    them, or k = 50 at batch 256 over 7,500 words would need 8.6 GB at once."""
+    from vaekit.evaluation import likelihood
+    from vaekit.models import build_model
+
+    vocabulary = Vocabulary.fit(["abcdefgh", "hgfedcba"], "char")
+    spec = DataSpec(kind="sequence", shape=[vocabulary.length], scale="none", vocabulary=vocabulary,
+                    n_levels=len(vocabulary), value_range=[0.0, float(len(vocabulary) - 1)])
+    model = build_model(spec, resolve_config(preset="seq-vae", overrides=[
+        "model.latent_dim=2", "model.embed_dim=8", "model.rnn_hidden=8"]).model).eval()
+    x = spec.transform(np.array(["abcd", "hgfe"], dtype=object))
+    per_draw = x[0].numel() * len(x) * len(vocabulary)
+    monkeypatch.setattr(likelihood, "CHUNK_ELEMENTS", 3 * per_draw)  # 3 draws a pass with the logits counted
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k["n_samples"]) or forward(*a, **k))
+    assert likelihood.log_weights(model, x, k=7, generator=torch.Generator().manual_seed(0)).shape == (7, 2)
+    assert calls == [3, 3, 1]

@@ -63,7 +63,7 @@ def test_rare_words_become_unk_and_are_counted(caplog) -> None:
         ids, report = vocab.encode(["the cat sat"], what="corpus.txt")
     assert ids[0, :5].tolist() == [BOS, vocab.index["the"], vocab.index["cat"], UNK, EOS]
     assert report.unknown == {"sat": 1} and "1 unknown tokens became <unk>" in caplog.text
-    assert vocab.decode(ids) == ["the cat"]  # <unk> is not written back
+    assert vocab.decode(ids) == ["the cat <unk>"]  # <unk> marks where the rare word was
 
 
 def test_chars_round_trip_through_ids_with_padding() -> None:
@@ -141,3 +141,11 @@ def test_many_selfies_are_translated_in_worker_processes_with_the_same_result(mo
     assert report.truncated > 0
     with pytest.raises(DataError, match=f"sequence {len(texts) - 1} is float"):  # row numbers across chunks
         parallel.encode(texts)
+
+
+def test_decoded_text_shows_where_a_rare_word_was_and_molecules_leave_it_out() -> None:
+    words = Vocabulary.fit(["the cat sat", "the dog sat"], "word", min_freq=2)
+    ids, _ = words.encode(["the cat sat"])  # "cat" is rare: <unk>
+    assert words.decode(ids) == ["the <unk> sat"]
+    molecules = Vocabulary.fit(["CCO"], "smiles")
+    assert molecules.decode([[BOS, molecules.index["C"], UNK, molecules.index["O"], EOS]]) == ["CO"]

@@ -85,7 +85,7 @@ def join(tokens: Sequence[str], kind: str) -> str:
     if kind == "word":
         text = ""
         for token in tokens:
-            glue = "" if not text or (not token[0].isalnum() and token[0] not in "'(") else " "
+            glue = "" if not text or (not token[0].isalnum() and token[0] not in "'(<") else " "
             text += glue + token
         return text
     if kind == "selfies":
@@ -231,8 +231,9 @@ class Vocabulary:
 
     def decode(self, ids: np.ndarray | Sequence[Sequence[int]]) -> list[str]:
         """Ids (N, T) -> strings: everything after ``<bos>`` up to the first ``<eos>`` (padding and
-        reserved tokens left out)."""
+        reserved tokens left out, except ``<unk>`` in text, which marks where a rare word was)."""
         out = []
+        shown_unknown = self.kind in ("char", "word")
         for row in np.asarray(ids).tolist():
             tokens = []
             for i in row[1:] if row and row[0] == BOS else row:
@@ -240,6 +241,8 @@ class Vocabulary:
                     break
                 if i > UNK and i < len(self.tokens):
                     tokens.append(self.tokens[i])
+                elif i == UNK and shown_unknown:  # text says where a rare word was; a molecule has no place for it
+                    tokens.append(SPECIALS[UNK])
             out.append(join(tokens, self.kind))
         return out
 

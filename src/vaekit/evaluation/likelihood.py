@@ -26,7 +26,9 @@ def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | Keye
     """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): (k, B). Pass ``qz`` if already known;
     ``chunk`` draws per forward pass (default: as many as fit in ``CHUNK_ELEMENTS``)."""
     if chunk is None:
-        per_draw = max(1, x[0].numel() * x.shape[0] * model.likelihood.n_params)
+        # values the likelihood holds per data value: its parameters, or a token model's logit per word
+        width = getattr(model.likelihood, "vocab_size", model.likelihood.n_params)
+        per_draw = max(1, x[0].numel() * x.shape[0] * width)
         chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
     parts = []
     for start in range(0, k, chunk):
