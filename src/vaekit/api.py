@@ -28,6 +28,7 @@ from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
     EarlyStopping,
     HistoryCSV,
+    LatentMonitor,
     LRSchedule,
     ProgressBar,
     ScheduledValue,
@@ -183,7 +184,8 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
 
-def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int) -> list[Callback]:
+def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
+                       val: Any = None) -> list[Callback]:
     """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress."""
     train = config.train
     callbacks: list[Callback] = [
@@ -198,6 +200,8 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
         callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
     if train.early_stopping:
         callbacks.append(EarlyStopping(train.early_stopping))
+    if getattr(val, "tensors", None) is not None and config.model.posterior != "deterministic":
+        callbacks.append(LatentMonitor(val.tensors, config.model.condition != "none"))  # before the writers
     if out is not None:
         callbacks += [Checkpointer(out / "checkpoint"), HistoryCSV(out / io.HISTORY)]
         if train.tensorboard:
@@ -271,7 +275,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
                                          fused=device.type in ("cpu", "cuda"))
     trainer = Trainer(
         context.wrap(model, device), objective, optimizer, aux_module=aux_module, aux_optimizer=aux_optimizer,
-        callbacks=training_callbacks(config, folder, objective, len(batches)),
+        callbacks=training_callbacks(config, folder, objective, len(batches), val),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
         max_seconds=config.train.max_minutes * 60 if config.train.max_minutes else None,
