@@ -134,26 +134,6 @@ def chemnet_activations(smiles: Sequence[str], device=None, batch_size: int = 12
     return np.concatenate(out) if out else np.zeros((0, 512))
 
 
-def _psd_eigenvalues(values: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a PSD matrix with rounding noise (below n * eps * the largest) set to 0: the square
-    root would blow noise of 1e-16 up to 1e-8, and a covariance of fewer samples than dimensions has
-    hundreds of such zeros."""
-    return np.where(values > values.max(initial=0.0) * len(values) * np.finfo(values.dtype).eps, values, 0.0)
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) of two Gaussians. Tr (S1 S2)^(1/2) is the sum of
-    the square roots of the eigenvalues of S1^(1/2) S2 S1^(1/2), a symmetric PSD matrix: stable where
-    scipy's sqrtm of the (non-symmetric, often singular) product, which fcd_torch uses, is not (that
-    gives about -1e-6 for a set against itself, this about 1e-14), and deterministic."""
-    values, vectors = np.linalg.eigh(sigma1)
-    root = (vectors * np.sqrt(_psd_eigenvalues(values))) @ vectors.T
-    inner = root @ sigma2 @ root
-    trace_root = np.sqrt(_psd_eigenvalues(np.linalg.eigvalsh((inner + inner.T) / 2))).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
-
-
 def frechet_chemnet_distance(generated: Sequence[str], reference: Sequence[str], device=None,
                              batch_size: int = 128) -> float:
     """FCD between two lists of valid SMILES (canonicalised here, duplicates kept; MOSES's FCD/Test is
@@ -165,11 +145,10 @@ def frechet_chemnet_distance(generated: Sequence[str], reference: Sequence[str],
 def _fcd_of_canonical(generated: list[str], reference: list[str], device=None, batch_size: int = 128) -> float:
     if len(generated) < 2 or len(reference) < 2:
         return float("nan")
-    stats = []
-    for molecules in (generated, reference):
-        activations = chemnet_activations(molecules, device=device, batch_size=batch_size)
-        stats.append((activations.mean(0), np.cov(activations, rowvar=False)))
-    return frechet_distance(*stats[0], *stats[1])
+    from vaekit.evaluation.quality import frechet_distance  # FID's, on ChemNet's features instead
+
+    return frechet_distance(chemnet_activations(reference, device=device, batch_size=batch_size),
+                            chemnet_activations(generated, device=device, batch_size=batch_size))
 
 
 @dataclass

@@ -65,7 +65,7 @@ def frechet_distance(real: Features, fake: Features) -> float:
     root_real = _psd_sqrt(cov_real)  # (D, D)
     inner = root_real @ cov_fake @ root_real  # (D, D), symmetric PSD up to rounding
     eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2)  # (D,)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
+    trace_sqrt = np.sqrt(_psd_eigenvalues(eigenvalues)).sum()
     distance = np.sum((mean_real - mean_fake) ** 2) + np.trace(cov_real) + np.trace(cov_fake) - 2 * trace_sqrt
     # A squared distance: anything below zero is rounding (identical sets give about -1e-12).
     return max(float(distance), 0.0)
@@ -228,9 +228,16 @@ def _covariance(features: np.ndarray) -> np.ndarray:
     return centred.T @ centred / (len(features) - 1)  # (D, D)
 
 
+def _psd_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise (below D * eps * the largest) set to 0: a square
+    root would blow noise of 1e-16 up to 1e-8, and a covariance of fewer samples than dimensions has
+    hundreds of such zeros (a set against itself then gives about 1e-14 instead of 1e-6)."""
+    return np.where(values > values.max(initial=0.0) * len(values) * np.finfo(values.dtype).eps, values, 0.0)
+
+
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     eigenvalues, eigenvectors = np.linalg.eigh(matrix)  # (D,), (D, D)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T  # (D, D)
+    return (eigenvectors * np.sqrt(_psd_eigenvalues(eigenvalues))) @ eigenvectors.T  # (D, D)
 
 
 def _squared_distances(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
