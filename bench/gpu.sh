@@ -34,6 +34,7 @@ torch.cuda.get_device_name(), 'vaekit', vaekit.__version__)"
 }
 
 smoke() {  # every family member's step on the GPU, and the CLI end to end
+    rm -rf /tmp/smoke /tmp/smoke-run  # a machine still warm from an earlier call keeps them
     python3 - <<'PY'
 import json, traceback
 import vaekit
