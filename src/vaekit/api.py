@@ -23,12 +23,12 @@ from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
+from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import evaluate
 from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
     EarlyStopping,
     HistoryCSV,
-    LatentMonitor,
     LRSchedule,
     ProgressBar,
     ScheduledValue,

@@ -1,20 +1,23 @@
-"""The sequence VAE (issue 8): the GRU token likelihood scores what it decodes, beam and top-k
-decoding agree with greedy where they must, the encoder ignores padding, and the seq-vae preset
-trains on sentences, uses its latent space, and saves and loads as a run folder."""
+"""The sequence VAE (issue 8): the token likelihood, with its GRU or its causal Transformer decoder,
+scores what it decodes and never looks ahead, beam and top-k decoding agree with greedy where they
+must, the encoder ignores padding, and the seq-vae preset (either decoder) trains on sentences, uses
+its latent space, and saves and loads as a run folder; the GRU keeps its weight names."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import vaekit
-from vaekit.config import resolve_config
+from vaekit.applications.generate import sample_sequences
+from vaekit.config import ModelConfig, resolve_config
 from vaekit.data.spec import DataSpec
-from vaekit.data.tokens import BOS, EOS, PAD, Vocabulary
+from vaekit.data.tokens import BOS, EOS, PAD, SPECIALS, Vocabulary
 from vaekit.distributions.sequence import TokenFamily
 from vaekit.errors import ConfigError
 from vaekit.networks.factory import SequenceEncoder
@@ -22,10 +25,12 @@ from vaekit.networks.factory import SequenceEncoder
 VOCAB, LENGTH, CONTEXT = 12, 9, 16
 
 
-@pytest.fixture
-def family() -> TokenFamily:
+@pytest.fixture(params=["gru", "transformer"])
+def family(request: pytest.FixtureRequest) -> TokenFamily:
+    """Both decoders: they share teacher forcing, the IWAE axis and the generation code."""
     torch.manual_seed(0)
-    return TokenFamily(VOCAB, LENGTH, CONTEXT, embed_dim=8, hidden=16).eval()
+    return TokenFamily(VOCAB, LENGTH, CONTEXT, embed_dim=8, hidden=16, decoder=request.param,
+                       heads=4).eval()
 
 
 def _ids(rows: list[list[int]]) -> torch.Tensor:
@@ -47,6 +52,8 @@ def test_log_prob_is_the_sum_of_the_step_by_step_probabilities(family: TokenFami
             if x[i, t] == PAD:
                 break
             logits, state = family.logits(context[i : i + 1], x[i : i + 1, t - 1 : t].long(), state)
+            if family.decoder == "transformer":
+                assert state.shape == (1, t)  # its state is the prefix read so far
             manual[i] += torch.log_softmax(logits[0, -1], -1)[int(x[i, t])]
     torch.testing.assert_close(px.log_prob(x), manual)
     assert (px.log_prob_elements(x)[:, 0] == 0).all()  # <bos> is given
@@ -88,6 +95,10 @@ def test_sampling_is_seeded_and_temperature_spreads_it(family: TokenFamily) -> N
     cold = px.generate("sample", temperature=0.05, generator=torch.Generator().manual_seed(3))
     hot = px.generate("sample", temperature=3.0, generator=torch.Generator().manual_seed(3))
     assert len({tuple(r) for r in cold.tolist()}) < len({tuple(r) for r in hot.tolist()})
+    first_k = px.generate("top-k", generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(px.generate("top-k", generator=torch.Generator().manual_seed(3)), first_k)
+    drawn = px.sample((2,), generator=torch.Generator().manual_seed(1))
+    assert drawn.shape == (2, 200, LENGTH) and all(EOS in row for row in drawn.view(-1, LENGTH).tolist())
     with pytest.raises(ConfigError, match="decoding 'nucleus'"):
         px.generate("nucleus")
 
@@ -100,6 +111,53 @@ def test_word_dropout_only_while_training(family: TokenFamily) -> None:
     family.train()
     torch.manual_seed(1)
     assert not torch.allclose(family(context).log_prob(x), evaluated)
+
+
+def test_changing_a_token_leaves_every_earlier_prediction_alone(family: TokenFamily) -> None:
+    context = torch.randn(2, CONTEXT)
+    x = _ids([[4, 5, 6, 7, 8], [9, 10, 11]])
+    changed = x.clone()
+    t = 3
+    changed[:, t] = torch.tensor([10.0, 4.0])
+    before, _ = family.logits(context, x[:, :-1].long())
+    after, _ = family.logits(context, changed[:, :-1].long())
+    # logits at position s predict token s + 1 from tokens 0..s: those before t cannot see token t
+    torch.testing.assert_close(after[:, :t], before[:, :t])
+    assert not torch.allclose(after[:, t], before[:, t])  # position t reads it
+    elements = family(context[:, None]).log_prob_elements(x)
+    elements_changed = family(context[:, None]).log_prob_elements(changed)
+    torch.testing.assert_close(elements_changed[:, :t], elements[:, :t])  # log p(x_s | x_<s), s < t
+    assert not torch.allclose(elements_changed[:, t], elements[:, t])  # the changed target itself
+
+
+def _reference_beam(family: TokenFamily, context: torch.Tensor, width: int) -> list[int]:
+    """Beam search written plainly, for one context (1, C): every candidate scored from its whole
+    prefix (no state carried), finished beams carried on at no cost, <eos> forced at the end."""
+    beams = [([BOS], 0.0, False)]
+    for t in range(1, family.length):
+        candidates = []
+        for ids, score, done in beams:
+            if done:
+                candidates.append((ids + [PAD], score, True))
+                continue
+            logits, _ = family.logits(context, torch.tensor([ids]))
+            logp = torch.log_softmax(logits[0, -1], -1).tolist()
+            for token in range(family.vocab_size):
+                if token not in (PAD, BOS) and (t < family.length - 1 or token == EOS):
+                    candidates.append((ids + [token], score + logp[token], token == EOS))
+        beams = sorted(candidates, key=lambda beam: -beam[1])[:width]
+    return max(beams, key=lambda beam: beam[1])[0]
+
+
+def test_beam_search_matches_a_plain_one(family: TokenFamily) -> None:
+    """The shared beam search, which carries each decoder's state and reorders it as beams are
+    kept, finds what a stateless one finds."""
+    small = family
+    context = torch.randn(6, 1, CONTEXT)
+    with torch.no_grad():
+        beam = small(context).generate("beam", beam=3).long().tolist()
+        assert beam == [_reference_beam(small, context[i], 3) for i in range(len(context))]
+    assert sum(row.index(EOS) > 3 for row in beam) >= 2  # long enough for the kept states to matter
 
 
 def test_the_encoder_reads_up_to_the_padding_only() -> None:
@@ -188,3 +246,49 @@ def test_importance_chunks_count_a_logit_per_word(monkeypatch) -> None:
     monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k["n_samples"]) or forward(*a, **k))
     assert likelihood.log_weights(model, x, k=7, generator=torch.Generator().manual_seed(0)).shape == (7, 2)
     assert calls == [3, 3, 1]
+
+
+def _config(sentences: Path, *more: str):
+    return resolve_config(preset="seq-vae", overrides=[
+        f"data.source={sentences}", "data.tokens=word", "model.latent_dim=4", "model.embed_dim=16",
+        "model.rnn_hidden=32", "data.max_samples=300", "model.seq_decoder=transformer", "model.seq_layers=1",
+        "model.seq_heads=2",
+        "train.batch_size=32", "train.lr=3e-3", "train.progress=false", "eval.k=2", *more])
+
+
+def test_a_transformer_seq_vae_trains_reloads_and_decodes(sentences: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    run = vaekit.train(_config(sentences, "train.epochs=3"), out=tmp_path / "run")
+    assert run.config.model.seq_decoder == "transformer" and run.model.likelihood.decoder == "transformer"
+    losses = [h["loss"] for h in run.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert any(k.startswith("likelihood.transformer.") for k in run.model.state_dict())
+    held = run.inputs().x[:8]
+    again = vaekit.load(tmp_path / "run")
+    assert again.model.likelihood.decoder == "transformer"
+    # .cpu(): on a GPU machine the run trained there and the reloaded one is on the CPU
+    torch.testing.assert_close(again.reconstruct(held).cpu(), run.reconstruct(held).cpu())
+    words = {w for s in run.inputs().x for w in s.split()} | {"<unk>"}  # a short run may still emit <unk>
+    texts = run.spec.to_text(run.sample(4, seed=0))
+    for decoding in ("greedy", "sample", "top-k", "beam"):
+        texts += sample_sequences(again, 4, seed=0, decoding=decoding, beam=3)
+    assert len(texts) == 20 and all(isinstance(s, str) and set(s.split()) <= words for s in texts)
+    assert sum(bool(s) for s in texts) >= 10  # mostly not empty after three epochs
+
+
+def test_heads_must_divide_the_width(sentences: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model\.seq_heads=3 must divide model\.rnn_hidden=32"):
+        vaekit.train(_config(sentences, "model.seq_heads=3", "train.epochs=1"))
+
+
+def test_the_gru_default_keeps_its_weight_names() -> None:
+    config = ModelConfig()
+    assert config.seq_decoder == "gru"
+    vocabulary = Vocabulary("word", [*SPECIALS, "a", "b"], max_len=LENGTH - 2)
+    family = TokenFamily.from_spec(SimpleNamespace(vocabulary=vocabulary), config)
+    assert family.decoder == "gru"
+    assert list(family.state_dict()) == [
+        "embed.weight", "initial.weight", "initial.bias", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0", "rnn.bias_hh_l0", "out.weight", "out.bias"]
+    with pytest.raises(ConfigError, match="sequence decoder 'lstm'"):
+        TokenFamily(VOCAB, LENGTH, CONTEXT, decoder="lstm")

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from vaekit.distributions.kl import kl_per_dim
 from vaekit.distributions.posteriors import DiagonalGaussian
+from vaekit.training.trainer import Callback, Trainer
 
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Cov_x(E_q[z_u]) exceeds this
 
@@ -69,3 +70,36 @@ def mutual_information(mean: Tensor, logvar: Tensor, seed: int = 0) -> float:
     pair = -0.5 * (dims * log_2pi + logvar.sum(1)[None, :] + square)
     aggregate = (torch.logsumexp(pair, 1) - math.log(n)).mean()  # E log q(z)
     return float(own - aggregate)
+
+
+class LatentMonitor(Callback):
+    """Active units and the smallest and largest KL of a latent dimension, on up to ``limit``
+    validation samples after every epoch (history.csv's ``active_units``, ``kl_dim_min``,
+    ``kl_dim_max``), so posterior collapse shows while it happens rather than in metrics.json at
+    the end. Nothing for a deterministic code. Must run before the callbacks that write the row."""
+
+    def __init__(self, tensors: dict[str, Tensor], conditional: bool, limit: int = 2000, batch_size: int = 256) -> None:
+        self.x = tensors["x"][:limit]
+        self.y = tensors["y"][:limit] if conditional and "y" in tensors else None
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+        from vaekit.training.checkpoint import unwrap
+
+        model = unwrap(trainer.model)
+        stats = LatentStats(model.latent_dim, self.x.device)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(self.x), self.batch_size):
+                part = slice(start, start + self.batch_size)
+                qz = model.encode(self.x[part], None if self.y is None else self.y[part])
+                if not isinstance(qz, DiagonalGaussian):
+                    break
+                stats.update(qz)
+        model.train(was_training)
+        if stats.n:
+            result = stats.result()
+            row["active_units"] = int(result["active_units"])
+            row["kl_dim_min"] = float(result["kl_per_dim"].min())
+            row["kl_dim_max"] = float(result["kl_per_dim"].max())

@@ -144,42 +144,6 @@ class EarlyStopping(Callback):
         self.best_weights = tensors
 
 
-class LatentMonitor(Callback):
-    """Active units and the smallest and largest KL of a latent dimension, on up to ``limit``
-    validation samples after every epoch (history.csv's ``active_units``, ``kl_dim_min``,
-    ``kl_dim_max``), so posterior collapse shows while it happens rather than in metrics.json at
-    the end. Nothing for a deterministic code. Must run before the callbacks that write the row."""
-
-    def __init__(self, tensors: dict[str, Tensor], conditional: bool, limit: int = 2000, batch_size: int = 256) -> None:
-        self.x = tensors["x"][:limit]
-        self.y = tensors["y"][:limit] if conditional and "y" in tensors else None
-        self.batch_size = batch_size
-
-    def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        import torch
-
-        from vaekit.distributions.posteriors import DiagonalGaussian
-        from vaekit.evaluation.latent import LatentStats
-
-        model = unwrap(trainer.model)
-        stats = LatentStats(model.latent_dim, self.x.device)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(self.x), self.batch_size):
-                part = slice(start, start + self.batch_size)
-                qz = model.encode(self.x[part], None if self.y is None else self.y[part])
-                if not isinstance(qz, DiagonalGaussian):
-                    break
-                stats.update(qz)
-        model.train(was_training)
-        if stats.n:
-            result = stats.result()
-            row["active_units"] = int(result["active_units"])
-            row["kl_dim_min"] = float(result["kl_per_dim"].min())
-            row["kl_dim_max"] = float(result["kl_per_dim"].max())
-
-
 class HistoryCSV(Callback):
     """Rewrites ``history.csv`` (one row per epoch) atomically after every epoch."""
 
