@@ -2,7 +2,7 @@
 # The GPU benchmarks, run in one command on a machine with a CUDA GPU (written for the lent H100 of
 # the device tool, whose Python has torch but not every vaekit dependency and no network):
 #
-#   bash bench/gpu.sh STEP...      steps: setup smoke throughput moses-smiles moses-selfies pytest
+#   bash bench/gpu.sh STEP...      steps: setup smoke throughput moses-smiles moses-selfies pytest family
 #
 # Offline inputs, when the machine lacks them: wheels in .whl/ (pydantic, pydantic-core,
 # annotated-types, typing-inspection, selfies), and in .gpu/ the MOSES files
@@ -65,6 +65,56 @@ moses() {
         --out "$OUT/moses_$1.json"
 }
 
+family() {  # issue 16's goals, every run in parallel: hvae vs vae at equal parameters, cvae's classes
+    local epochs=${FAMILY_EPOCHS:-50} k=${FAMILY_K:-1000} cvae_epochs=${CVAE_EPOCHS:-10} data=${FAMILY_DATA:-fashion-mnist}
+    local dir=/tmp/family; rm -rf $dir; mkdir -p $dir
+    local wide="model.hidden=[716, 358]"  # the vae's widths at the hvae's parameter count (1.673 M vs 1.676 M)
+    local warm="train.kl_warmup=linear" bal="model.kl_balance=true" bn="model.norm=batch"
+    local budget="train.max_minutes=${FAMILY_TRAIN_MINUTES:-5.5}"  # a safety net: epochs_trained says if it cut
+    nll() { local name=$1 preset=$2; shift 2; local sets=(); for s in "$@"; do sets+=(--set "$s"); done
+        timeout "${FAMILY_SECONDS:-480}" python3 bench/family_nll.py --data "$data" --epochs "$epochs" --k "$k" \
+            --presets "$preset" \
+            "${sets[@]}" --set "$budget" --out $dir/nll_$name.json > $dir/nll_$name.log 2>&1 & }
+    if [ "${FAMILY_ROWS:-main}" = main ]; then
+        nll vae vae
+        nll vae-wide vae "$wide"
+        nll vae-wide-warm vae "$wide" "$warm"
+        nll vae-wide-bn-warm vae "$wide" "$bn" "$warm"
+        nll hvae hvae
+        nll hvae-warm hvae "$warm"
+        nll hvae-warm-balance hvae "$warm" "$bal"
+        nll hvae-bn-warm hvae "$bn" "$warm"
+        nll hvae-bn-warm-balance hvae "$bn" "$warm" "$bal"
+        for prior in standard_normal class_conditional; do
+            timeout "${FAMILY_SECONDS:-480}" python3 bench/cvae_classes.py --data "$data" --epochs "$cvae_epochs" \
+                --set model.prior=$prior ${CVAE_ARGS:-} --out $dir/cvae_$prior.json > $dir/cvae_$prior.log 2>&1 &
+        done
+    else  # second round: three layers at equal parameters, and seed 1 for the noise
+        local wide3="model.hidden=[818, 409]"  # the vae at the 3-layer hvae's parameter count (1.994 M vs 1.997 M)
+        nll hvae3-warm hvae model.stochastic_layers=3 "$warm"
+        nll vae-wide3 vae "$wide3"
+        nll hvae-warm-seed1 hvae "$warm" train.seed=1
+        nll vae-wide-seed1 vae "$wide" train.seed=1
+        timeout "${FAMILY_SECONDS:-480}" python3 bench/cvae_classes.py --data "$data" --epochs "$cvae_epochs" \
+            --set model.prior=class_conditional --seed 1 --out $dir/cvae_class_conditional_seed1.json \
+            > $dir/cvae_class_conditional_seed1.log 2>&1 &
+    fi
+    wait
+    python3 - "$dir" "$OUT/family.json" <<'PY'
+import json, pathlib, sys
+folder, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+results = {}
+for path in sorted(folder.glob("*.log")):
+    report = path.with_suffix(".json")
+    results[path.stem] = json.loads(report.read_text()) if report.exists() else {"log_tail": path.read_text()[-1500:]}
+out.write_text(json.dumps(results, indent=1))
+for name, r in results.items():
+    rows = r.get("rows") or [{k: r.get(k) for k in ("classifier_test_accuracy", "reconstruction_accuracy")} |
+                             {"generated": {t: v["accuracy"] for t, v in r.get("generated", {}).items()}}]
+    print(name, json.dumps(rows) if "log_tail" not in r else "FAILED: " + r["log_tail"][-600:])
+PY
+}
+
 for step in "$@"; do
     log "$step"
     case $step in
@@ -73,6 +123,7 @@ for step in "$@"; do
         throughput) throughput ;;
         moses-smiles) moses smiles ;;
         moses-selfies) moses selfies ;;
+        family) family ;;
         pytest) timeout "${PYTEST_SECONDS:-300}" python3 -m pytest -q -rf tests/unit tests/cli \
                     -p no:cacheprovider 2>&1 | tail -60 ;;  # "auto" is the GPU here: CUDA paths of the suite
         *) echo "unknown step $step"; exit 2 ;;

@@ -83,6 +83,8 @@ class ModelConfig(_Section):
     capacity_max: float = Field(0.0, ge=0.0)
     capacity_gamma: float = Field(1000.0, gt=0.0)
     free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
+    # A hierarchical model's KL per layer weighted by its size while train.kl_warmup runs (NVAE).
+    kl_balance: bool = False
     # Sequences (text, molecules): token embedding width, network width (the encoder's GRU per
     # direction, and the decoder, GRU or Transformer), and word dropout: the share of the decoder's
     # input tokens replaced by <unk> while training, so that it leans on z (Bowman et al. 2016).

@@ -24,9 +24,16 @@ import vaekit.api
 from vaekit.config import ModelConfig, RunConfig, resolve_config
 from vaekit.data.loaders import prepare_data, to_tensors
 from vaekit.data.spec import DataSpec
-from vaekit.distributions.kl import kl_per_dim
+from vaekit.distributions.kl import kl, kl_per_dim
 from vaekit.distributions.posteriors import DiagonalGaussian, PointMass
-from vaekit.distributions.priors import GaussianMixture, MixturePrior, StandardNormal, VampPrior
+from vaekit.distributions.priors import (
+    ClassConditionalPrior,
+    GaussianMixture,
+    MixturePrior,
+    StandardNormal,
+    VampPrior,
+    prior_draws,
+)
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models import build_model, build_objective
@@ -163,6 +170,48 @@ def test_vamp_prior_needs_the_model() -> None:
 def test_vamp_prior_with_a_conditional_model_is_refused() -> None:
     with pytest.raises(ConfigError, match="vamp"):
         table_model(LABELLED, prior="vamp", condition="label")
+
+
+def test_class_conditional_prior_is_one_gaussian_per_class_and_their_mixture_without_a_class() -> None:
+    model, objective = table_model(LABELLED, prior="class_conditional", condition="label")
+    assert isinstance(model.prior, ClassConditionalPrior)
+    with torch.no_grad():
+        model.prior.loc.copy_(torch.tensor([[-4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]]))
+        model.prior.logvar.fill_(math.log(0.01))
+    labels = torch.tensor([0, 2, 1, 1])
+    pz = model.prior_distribution(labels, 4)
+    assert isinstance(pz, DiagonalGaussian) and pz.loc.shape == (4, 3)
+    torch.testing.assert_close(pz.loc, model.prior.loc[labels])
+    out = model(table_x(4), condition=labels)  # the KL is taken against each item's own class prior
+    expected = kl_divergence(Normal(out.qz.loc, out.qz.scale), Normal(pz.loc, pz.scale)).sum(-1)
+    torch.testing.assert_close(out.kl(), expected)
+    marginal = model.prior_distribution()  # no class: the mixture of the three
+    assert isinstance(marginal, GaussianMixture) and marginal.loc.shape == (3, 3)
+    generator = torch.Generator().manual_seed(0)
+    z = prior_draws(model.prior_distribution(torch.tensor(2), 500), 500, generator)  # (500, 3), all class 2
+    torch.testing.assert_close(z.mean(0), torch.tensor([0.0, 0.0, 4.0]), atol=0.05, rtol=0)
+    cooled = prior_draws(model.prior_distribution(torch.tensor(2), 500), 500, generator, temperature=0.0)
+    torch.testing.assert_close(cooled, model.prior.loc[2].expand(500, 3))
+    objective(model, {"x": table_x(4), "y": labels}).loss.backward()
+    assert model.prior.loc.grad.abs().sum() > 0 and model.prior.logvar.grad.abs().sum() > 0  # learned
+
+
+def test_cvae_samples_start_from_the_requested_class_prior(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = digits_config("cvae", "train.epochs=1")
+    assert config.model.prior == "class_conditional"
+    run = vaekit.train(config)
+    with torch.no_grad():
+        run.model.prior.loc[3] = 10.0  # far from every other class
+    seen = []
+    monkeypatch.setattr(run.model, "generate", lambda z, condition, *args: seen.append(z) or run.model.decode(
+        z, condition))
+    run.model.sample(50, generator=torch.Generator().manual_seed(0), condition=torch.tensor(3))
+    assert float(seen[0].mean()) > 8.0
+
+
+def test_class_conditional_prior_needs_a_conditional_model() -> None:
+    with pytest.raises(ConfigError, match="model.condition=label"):
+        table_model(LABELLED, prior="class_conditional")
 
 
 # ------------------------------------------------------------------------------------ MMD, WAE
@@ -566,6 +615,33 @@ def test_hvae_output_has_every_layer_and_sums_their_kls(layers: int) -> None:
     loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_kl_balancing_weights_layers_by_their_kl_during_warm_up_only() -> None:
+    model, objective = table_model(stochastic_layers=3, kl_balance=True)
+    x = table_x(8)
+    torch.manual_seed(0)
+    out = model(x)
+    per_layer = torch.stack([kl(layer.qz, layer.pz, layer.z) for layer in out.layers()])  # (3, 8)
+    objective.kl_weight.fill_(0.5)  # warming up
+    weight = per_layer.mean(1) + 0.01  # the layers are equal in size
+    torch.testing.assert_close(objective.balanced_rate(out), ((weight / weight.mean())[:, None] * per_layer).sum(0))
+    objective.kl_weight.fill_(1.0)  # warm-up over: the plain sum
+    torch.testing.assert_close(objective.balanced_rate(out), out.kl())
+    objective.kl_weight.fill_(0.5)
+    torch.manual_seed(0)
+    balanced = objective(model, {"x": x})
+    plain_model, plain = table_model(stochastic_layers=3)
+    plain.kl_weight.fill_(0.5)
+    torch.manual_seed(0)
+    unbalanced = plain(plain_model, {"x": x})
+    torch.testing.assert_close(balanced.per_sample, unbalanced.per_sample)  # the bound itself is untouched
+    assert not torch.isclose(balanced.loss, unbalanced.loss)
+
+
+def test_hvae_preset_warms_its_kl_up() -> None:
+    config = resolve_config(preset="hvae")
+    assert config.train.kl_warmup == "linear" and config.train.kl_warmup_epochs == 10
 
 
 @pytest.fixture(scope="module")

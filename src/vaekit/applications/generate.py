@@ -20,6 +20,7 @@ from torch import Tensor
 
 from vaekit.api import Run
 from vaekit.data.sources import RawData
+from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.quality import QualityReport
 
@@ -129,9 +130,10 @@ def sample_sequences(run: Run, n: int, seed: int = 0, temperature: float = 1.0, 
     if run.spec.vocabulary is None:
         raise ConfigError(f"decoding text: this run's data are {run.spec.kind} data, not text or molecules")
     generator = torch.Generator(device=run.device).manual_seed(seed)
+    condition = run._condition(n if z is None else len(z), condition)
     if z is None:
-        z = run.model.prior_distribution().sample((n,), generator=generator, temperature=temperature)
+        z = prior_draws(run.model.prior_distribution(condition, n), n, generator, temperature)
     z = torch.as_tensor(z, dtype=torch.float32, device=run.device)
-    px = run.model.generate(z, run._condition(len(z), condition), generator, temperature)
+    px = run.model.generate(z, condition, generator, temperature)
     ids = px.generate(decoding, temperature=token_temperature, top_k=top_k, beam=beam, generator=generator)
     return run.spec.to_text(ids)

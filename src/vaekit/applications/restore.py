@@ -271,7 +271,7 @@ def _chain(model: VAE, y: Tensor, mask: Mask, start: Tensor, steps: int, generat
     filled = start
     z = None
     average = Average()
-    prior = model.prior_distribution()
+    prior = model.prior_distribution(condition, len(y))
     for step in range(steps):
         qz = model.encode(filled, condition)
         proposal = qz.rsample(generator=generator)  # (B, L)
@@ -302,7 +302,7 @@ def importance_draws(model: VAE, y: Tensor, mask: Mask, start: Tensor, k: int,
     """k draws z_i ~ q(z | x~) with their log importance weights log p(x_obs | z_i) + log p(z_i)
     - log q(z_i | x~), one at a time (memory of one forward pass): yields (log_w (B,), z_i, p(x | z_i))."""
     qz = model.encode(start, condition)
-    prior = model.prior_distribution()
+    prior = model.prior_distribution(condition, len(start))
     for _ in range(k):
         z = qz.rsample(generator=generator)
         px = model.decode(z, condition)
@@ -326,7 +326,7 @@ def _optimize(model: VAE, y: Tensor, operator: Operator, start: Tensor, steps: i
         z0 = model.encode(start, condition).mean
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
-    prior = model.prior_distribution()
+    prior = model.prior_distribution(condition, len(z0))
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         px = model.decode(z, condition)

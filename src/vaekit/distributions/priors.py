@@ -1,7 +1,8 @@
 """Priors p(z). A prior is an ``nn.Module`` whose call, given the model, returns a distribution.
 
 The model is passed because a VampPrior is defined through the encoder (a mixture of the posteriors
-of learned pseudo-inputs); the other priors ignore it. Priors without a closed-form KL against the
+of learned pseudo-inputs); the other priors ignore it. A conditional model also passes its condition
+vector, which only the class-conditional prior uses. Priors without a closed-form KL against the
 Gaussian posterior are handled by the Monte Carlo fallback in :mod:`vaekit.distributions.kl`.
 """
 
@@ -103,8 +104,20 @@ class GaussianMixture(Distribution):
             return z.view(*shape, -1)
 
 
+def prior_draws(pz: Distribution, n: int, generator: torch.Generator | None = None,
+                temperature: float = 1.0) -> Tensor:
+    """``n`` codes (n, L) from p(z) at ``temperature``. A prior with a batch shape (one Gaussian per
+    item, p(z | c_i)) gives one draw per item, shrunk towards that item's mean."""
+    if pz.batch_shape:
+        return pz.loc + temperature * pz.scale * randn(pz.loc.shape, pz.loc, generator)  # (n, L)
+    return pz.sample((n,), generator=generator, temperature=temperature)
+
+
 class Prior(nn.Module):
-    """Base of the priors: ``prior(model)`` is p(z); ``from_spec`` builds one from the config."""
+    """Base of the priors: ``prior(model, condition)`` is p(z) (or p(z | c) where ``conditional``);
+    ``from_spec`` builds one from the config."""
+
+    conditional = False  # True: forward uses the condition vector (B, C) when one is given
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -114,7 +127,7 @@ class Prior(nn.Module):
     def from_spec(cls, spec: DataSpec, config: ModelConfig) -> Prior:
         return cls(config.latent_dim)
 
-    def forward(self, model: Any = None) -> Distribution:
+    def forward(self, model: Any = None, condition: Tensor | None = None) -> Distribution:
         raise NotImplementedError
 
 
@@ -125,7 +138,7 @@ class StandardNormalPrior(Prior):
         super().__init__(latent_dim)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
-    def forward(self, model: Any = None) -> StandardNormal:
+    def forward(self, model: Any = None, condition: Tensor | None = None) -> StandardNormal:
         return StandardNormal(self.latent_dim, self._anchor.device, self._anchor.dtype)
 
 
@@ -145,7 +158,7 @@ class MixturePrior(Prior):
     def from_spec(cls, spec: DataSpec, config: ModelConfig) -> MixturePrior:
         return cls(config.latent_dim, config.prior_components or 10)
 
-    def forward(self, model: Any = None) -> GaussianMixture:
+    def forward(self, model: Any = None, condition: Tensor | None = None) -> GaussianMixture:
         return GaussianMixture(self.loc, self.logvar, self.logits)
 
 
@@ -175,7 +188,7 @@ class VampPrior(Prior):
     def pseudo_inputs(self) -> Tensor:
         return torch.sigmoid(self.pseudo) if self.unit else self.pseudo
 
-    def forward(self, model: Any = None) -> GaussianMixture:
+    def forward(self, model: Any = None, condition: Tensor | None = None) -> GaussianMixture:
         if model is None:
             raise ValueError("the VampPrior is defined through the encoder: call prior(model)")
         q = model.encode(self.pseudo_inputs())
@@ -184,7 +197,41 @@ class VampPrior(Prior):
         return GaussianMixture(q.loc, q.logvar)
 
 
+class ClassConditionalPrior(Prior):
+    """p(z | c) = N(mu_c, diag sigma_c^2): a learned Gaussian per class, for a conditional VAE.
+
+    Why: with N(0, I) for every class, the codes of a cvae still carry class information (the
+    encoder is never told to drop it), so each class's codes fill their own part of N(0, I). A
+    prior draw for class c then often lands where another class's codes live, and the decoder,
+    which never saw that pair, draws the other class: 59.7% of Fashion-MNIST samples were the
+    class asked for, against 86.5% of reconstructions. Drawing z from where class c's codes are
+    removes the mismatch (the prior network of Sohn et al. 2015, here a table over classes).
+    A condition vector c (one-hot, or any vector) selects mu = c @ M, log sigma^2 = c @ V; with no
+    condition p(z) is the classes' mixture. Both start at N(0, I).
+    """
+
+    conditional = True
+
+    def __init__(self, latent_dim: int, n_classes: int) -> None:
+        super().__init__(latent_dim)
+        self.loc = nn.Parameter(torch.zeros(n_classes, latent_dim))  # (C, L)
+        self.logvar = nn.Parameter(torch.zeros(n_classes, latent_dim))
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> ClassConditionalPrior:
+        if config.condition == "none" or spec.n_classes < 2:
+            raise ConfigError("model.prior='class_conditional' is a prior per class: it needs a conditional model "
+                              "(model.condition=label) on labelled data")
+        return cls(config.latent_dim, spec.n_classes)
+
+    def forward(self, model: Any = None, condition: Tensor | None = None) -> Distribution:
+        if condition is None:
+            return GaussianMixture(self.loc, self.logvar)
+        return DiagonalGaussian(condition @ self.loc, condition @ self.logvar)  # (B, L)
+
+
 PRIORS: Registry[type[Prior]] = Registry("prior")
 PRIORS.add("standard_normal", StandardNormalPrior)
 PRIORS.add("mixture", MixturePrior)
 PRIORS.add("vamp", VampPrior)
+PRIORS.add("class_conditional", ClassConditionalPrior)

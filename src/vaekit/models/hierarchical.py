@@ -105,7 +105,8 @@ class HierarchicalVAE(VAE):
         qz = self.posterior_from(d[-1], condition) if qz is None else qz
         z = qz.rsample(() if n_samples == 1 else (n_samples,), generator=generator)
         s, lower = self._top_down(z, d, "sample", generator)
-        return VAEOutput(qz=qz, z=z, px=self._likelihood(s, condition), pz=self.prior_distribution(), lower=lower)
+        return VAEOutput(qz=qz, z=z, px=self._likelihood(s, condition), pz=self.prior_distribution(condition, len(x)),
+                         lower=lower)
 
     def decode(self, z: Tensor, condition: Tensor | None = None) -> Distribution:
         """p(x | z_L) with every lower layer at its conditional prior's mean (deterministic)."""

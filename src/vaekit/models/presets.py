@@ -45,8 +45,9 @@ PRESETS.add(
 )
 PRESETS.add(
     "cvae",
-    Preset("conditional VAE: class labels (one-hot) feed encoder and decoder; sample a chosen class",
-           "Sohn et al. 2015", {"model.condition": "label"}),
+    Preset("conditional VAE: class labels (one-hot) feed encoder and decoder, a learned Gaussian prior per class; "
+           "sample a chosen class", "Sohn et al. 2015",
+           {"model.condition": "label", "model.prior": "class_conditional"}),
 )
 PRESETS.add(
     "wae",
@@ -87,8 +88,9 @@ PRESETS.add(
 )
 PRESETS.add(
     "hvae",
-    Preset("hierarchical VAE: two stochastic layers, top-down inference with residual cells",
-           "Sønderby et al. 2016; Vahdat & Kautz 2020", {"model.stochastic_layers": 2}),
+    Preset("hierarchical VAE: two stochastic layers, top-down inference with residual cells, KL warm-up over 10 "
+           "epochs", "Sønderby et al. 2016; Vahdat & Kautz 2020",
+           {"model.stochastic_layers": 2, "train.kl_warmup": "linear", "train.kl_warmup_epochs": 10}),
 )
 PRESETS.add(
     "dae",

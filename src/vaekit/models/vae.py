@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from vaekit.distributions.likelihoods import LikelihoodFamily
+from vaekit.distributions.priors import prior_draws
 from vaekit.errors import DataError
 from vaekit.models.outputs import VAEOutput
 
@@ -81,8 +82,12 @@ class VAE(nn.Module):
         """p(x | z = the posterior mean): the usual deterministic reconstruction."""
         return self.decode(self.encode(x, condition).mean, condition)
 
-    def prior_distribution(self) -> Distribution:
-        return self.prior(self)
+    def prior_distribution(self, condition: Tensor | None = None, n: int = 1) -> Distribution:
+        """p(z); for a class-conditional prior given ``condition`` (labels or vectors of ``n``
+        items), p(z | c) with batch shape (n,)."""
+        if condition is None or not self.prior.conditional:
+            return self.prior(self)
+        return self.prior(self, self.condition_vector(condition, n))
 
     def forward(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None,
                 condition: Tensor | None = None, qz: Distribution | None = None) -> VAEOutput:
@@ -91,14 +96,14 @@ class VAE(nn.Module):
         qz = self.encode(x, condition) if qz is None else qz
         shape = () if n_samples == 1 else (n_samples,)
         z = qz.rsample(shape, generator=generator)  # (B, L) or (S, B, L)
-        return VAEOutput(qz=qz, z=z, px=self.decode(z, condition), pz=self.prior_distribution())
+        return VAEOutput(qz=qz, z=z, px=self.decode(z, condition), pz=self.prior_distribution(condition, len(x)))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                condition: Tensor | None = None) -> Distribution:
         """p(x|z) for ``n`` draws z ~ p(z) at ``temperature`` (1.0 = the prior itself; lower values
         shrink each draw towards its mode: the origin for N(0, I), a component's mean for a mixture)."""
-        z = self.prior_distribution().sample((n,), generator=generator, temperature=temperature)  # (n, L)
+        z = prior_draws(self.prior_distribution(condition, n), n, generator, temperature)  # (n, L)
         return self.generate(z, condition, generator, temperature)
 
     def generate(self, z: Tensor, condition: Tensor | None = None, generator: torch.Generator | None = None,

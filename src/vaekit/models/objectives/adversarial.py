@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
+from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
 from vaekit.models.outputs import LossOutput
@@ -64,7 +65,7 @@ class VAEGAN(Objective):
         out = self.forward(model, batch)
         recon, rate = -out.px.log_prob(x), out.kl()
         x_rec = out.px.mean
-        prior_z = out.pz.sample((len(x),)).to(out.z.dtype)
+        prior_z = prior_draws(out.pz, len(x)).to(out.z.dtype)
         condition = batch.get("y") if self.conditional else None
         x_gen = _generate(model, prior_z, condition)
         disc = frozen(self.aux_module)  # the encoder and decoder's view: gradients reach x~, not D

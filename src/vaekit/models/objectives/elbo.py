@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
-from vaekit.distributions.kl import kl_per_dim
+from vaekit.distributions.kl import kl, kl_per_dim
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.distributions.priors import StandardNormal
 from vaekit.errors import ConfigError
@@ -25,6 +25,10 @@ class ELBO(Objective):
     - free bits (Kingma et al. 2016, eq. 15): each latent dimension's batch-mean KL counts as at
       least ``free_bits`` nats, so the optimiser gains nothing by collapsing it further.
 
+    - KL balancing (Vahdat & Kautz 2020, app. A): while a KL warm-up runs, a hierarchical model's
+      layers are weighted in proportion to their own batch-mean KL (renormalised to mean 1), so a
+      layer that carries little is penalised little and is not switched off before it is used.
+
     The reported ``per_sample`` bound always uses the plain KL (beta = 1), so runs with different
     betas, capacities or free bits compare fairly.
     """
@@ -34,6 +38,7 @@ class ELBO(Objective):
         self.capacity_max, self.gamma = config.capacity_max, config.capacity_gamma
         self.capacity = torch.zeros(())
         self.free_bits = config.free_bits
+        self.kl_balance = config.kl_balance and config.stochastic_layers > 1
         if self.capacity_max and self.free_bits:
             raise ConfigError("model.capacity_max and model.free_bits both reshape the KL term; choose one")
         if self.free_bits and config.stochastic_layers > 1:
@@ -51,12 +56,24 @@ class ELBO(Objective):
             return self.beta * torch.clamp(per_dim, min=self.free_bits).sum() * n
         return self.beta * self.reduce(rate)
 
+    def balanced_rate(self, out: VAEOutput) -> Tensor:
+        """Sum over layers of each layer's KL times its balancing coefficient (B,); the coefficients
+        (no gradient) are 1 once the warm-up is over. The small constant keeps an empty layer's
+        coefficient above 0, as in NVAE."""
+        per_layer = torch.stack([kl(layer.qz, layer.pz, layer.z) for layer in out.layers()])  # (G, B)
+        size = torch.tensor([layer.z.shape[-1] for layer in out.layers()], dtype=per_layer.dtype,
+                            device=per_layer.device)
+        weight = (per_layer.detach().abs().mean(1) + 0.01) / (size / size.mean())  # (G,)
+        weight = torch.where(self.kl_weight < 1, weight / weight.mean(), torch.ones_like(weight))
+        return (weight[:, None] * per_layer).sum(0)
+
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         x = batch["x"]
         out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
         rate = out.kl()  # (B,)
-        loss = self.reduce(recon) + self.kl_weight * self.kl_term(out, rate)
+        penalised = self.balanced_rate(out) if self.kl_balance else rate
+        loss = self.reduce(recon) + self.kl_weight * self.kl_term(out, penalised)
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
+from vaekit.distributions.priors import prior_draws
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
 from vaekit.models.outputs import LossOutput
 
@@ -49,7 +50,7 @@ class MMDObjective(Objective):
         x = batch["x"]
         out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
-        z_prior = out.pz.sample((len(x),)).to(out.z.dtype)
+        z_prior = prior_draws(out.pz, len(x)).to(out.z.dtype)
         penalty = mmd(out.z, z_prior, self.kernel)
         scale = len(x) if self.reduction == "sum" else 1
         loss = self.reduce(recon) + self.weight * penalty * scale
