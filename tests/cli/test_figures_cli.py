@@ -1,8 +1,8 @@
 """Which inputs a figure shows: files are often sorted by label (a CSV or .npz of digits, class by
 class), so a figure of the first items in file order would show one class. Every command that picks
 inputs from data takes a seeded random choice by default, accepts explicit indices, prints which
-items (and labels) it used, and captions the rows of its figures. Also ``info``'s metrics table and
-``report``'s metrics, each metric once.
+items (and labels) it used, and captions the rows of its figures. Also the small listings: ``info``'s
+metrics table, ``report``'s metrics (each once), ``datasets`` and ``presets`` in columns.
 
 Commands run in-process through ``vaekit.cli.common.run_app`` (the conftest's ``run_main``), which
 logs to stderr as ``python -m vaekit`` does: the "showing items ..." line is part of what is tested.
@@ -227,3 +227,26 @@ def test_info_prints_metrics_as_a_table(run_copy: Path, run_main) -> None:
     rows = [line for line in text.splitlines() if line.startswith("  ")]
     ends = {len(line) for line in rows if re.search(r"\d$", line)}
     assert len(ends) == 1, f"the numbers' columns are not aligned:\n{text}"
+
+
+# -------------------------------------------------------------------------------- datasets, presets
+
+
+def test_datasets_say_offline_or_what_they_need_once(run_main) -> None:
+    text, _ = ok(run_main("datasets"))
+    rows = [line for line in text.splitlines() if line and not line.startswith("paths:")]
+    assert {row.split()[0] for row in rows} >= {"digits", "mnist", "fashion-mnist", "cifar10"}
+    columns = [re.match(r"^(\S+) +(offline|needs \S.*?)  +(\S.*)$", row) for row in rows]
+    assert all(columns), f"a line without 'offline' or 'needs ...' after the name:\n{text}"
+    for match in columns:  # the availability is said once, in its column
+        assert not re.search(r"\b(offline|download)\b", match[3]), match[0]
+    assert len({match.start(3) for match in columns}) == 1, f"descriptions do not start in one column:\n{text}"
+    assert re.search(r"^mnist +(offline|needs 12 MB download)  ", text, re.M), text
+
+
+def test_presets_are_listed_in_aligned_columns(run_main) -> None:
+    text, _ = ok(run_main("presets"))
+    lines = text.splitlines()
+    starts = {re.match(r"^\S* +", line).end() for line in lines}
+    assert len(starts) == 1, f"descriptions and options do not start in one column:\n{text}"
+    assert any(line.startswith("beta-vae-capacity ") for line in lines)
