@@ -211,7 +211,8 @@ def test_info_summarises_the_run(run_copy: Path, invoke) -> None:
     assert re.search(r"^preset\s+vae$", text, re.M), text
     assert "latent_dim 4" in text
     assert re.search(r"^trained\s+2 epochs", text, re.M), text
-    assert re.search(r"^test\s+\{", text, re.M) and re.search(r"^evaluate\s+\{", text, re.M), text
+    assert re.search(r"^metrics\s+evaluate\s+test$", text, re.M), text  # a column per evaluation
+    assert re.search(r"^  nll\s+\S+\s+\S+$", text, re.M), text
 
 
 def test_datasets_lists_digits_as_offline(invoke) -> None:

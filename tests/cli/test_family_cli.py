@@ -134,7 +134,7 @@ def test_reconstruct_a_conditional_run(cvae_run: Path, invoke, tmp_path: Path) -
     png, array = tmp_path / "recon.png", tmp_path / "recon.npy"
     invoke(["reconstruct", cvae_run, "--n", "8", "--out", png])
     assert png.read_bytes()[:8] == PNG_MAGIC
-    invoke(["reconstruct", cvae_run, "--n", "8", "--out", array])
+    invoke(["reconstruct", cvae_run, "--indices", "0,1,2,3,4,5,6,7", "--out", array])
     run = vaekit.load(cvae_run)
     held_out = prepare_data(run.config.data).test  # the run's own test split, with its labels
     expected = run.reconstruct(held_out.x[:8], condition=torch.as_tensor(held_out.y[:8]))

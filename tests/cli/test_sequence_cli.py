@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vaekit
+
 SMALL = ["--set", "model.latent_dim=4", "--set", "model.embed_dim=16", "--set", "model.rnn_hidden=32",
          "--set", "eval.k=5", "--quiet"]
 MOLECULES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CC(=O)O", "O=C=O", "ClCCl", "CCN(CC)CC", "c1ccncc1"]
@@ -64,8 +66,10 @@ def test_sample_molecules_to_smi_and_token_ids_to_npy(invoke, smiles_run: Path, 
 def test_reconstruct_and_interpolate_print_text(invoke, text_run: Path) -> None:
     pairs = invoke(["reconstruct", text_run, "--n", "3"]).stdout.splitlines()
     assert len(pairs) == 3 and all(line.count("\t") == 1 for line in pairs)
-    steps = invoke(["interpolate", text_run, "--a", "0", "--b", "1", "--steps", "5"]).stdout.splitlines()
-    assert len(steps) == 5
+    lines = invoke(["interpolate", text_run, "--a", "0", "--b", "1", "--steps", "5"]).stdout.splitlines()
+    held_out = vaekit.load(text_run).inputs()
+    assert lines[0] == f"a: {held_out.x[0]}" and lines[-1] == f"b: {held_out.x[1]}", "the path between its inputs"
+    assert len(lines) == 2 + 5
 
 
 def test_an_image_suffix_for_text_is_one_line(run_main, text_run: Path, tmp_path: Path) -> None:

@@ -566,7 +566,7 @@ def test_report_is_one_self_contained_page(vae: Run, data: PreparedData, tmp_pat
     folder.mkdir()
     run_io.write_metrics(folder, {"test": {"elbo": -31.5, "active_units": 3}})
     page = build_report(dataclasses.replace(vae, path=folder), data.test)
-    assert "<h2>Metrics</h2>" in page and "test.elbo" in page and "-31.5" in page
+    assert "<h2>Metrics</h2>" in page and "<th>test</th>" in page and "<th>elbo</th><td>-31.50</td>" in page
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]"], ids=["corrupt", "a-list"])
@@ -780,3 +780,34 @@ def test_attribute_vectors_and_analogies_refuse_a_conditional_run(cvae: Run, dat
         explore.shift_attribute(cvae, x, [0, 1], [2, 3], x[:2])
     with pytest.raises(DataError, match="unconditional"):
         explore.analogy(cvae, x[0], x[1], x[2:4])
+
+
+# ------------------------------------------------------------------------------- figure items
+
+
+def test_pick_items_is_a_seeded_sorted_choice_or_everything() -> None:
+    from vaekit.applications.visualize import pick_items
+
+    chosen = pick_items(1797, 16, seed=0)
+    assert len(set(chosen.tolist())) == 16 and (np.diff(chosen) > 0).all()
+    assert chosen.tolist() == pick_items(1797, 16, seed=0).tolist()
+    assert chosen.tolist() != pick_items(1797, 16, seed=1).tolist()
+    assert pick_items(5, 16, seed=0).tolist() == [0, 1, 2, 3, 4], "all of them, in file order, when they fit"
+
+
+def test_describe_items_names_items_and_labels() -> None:
+    from vaekit.applications.visualize import describe_items, item_captions
+
+    labels = np.array([0, 0, 1, 2])
+    assert describe_items([3, 0], 4, labels, ["zero", "one", "two"]) == "items 3, 0 (labels two, zero)"
+    assert describe_items([2], 4) == "item 2"
+    assert describe_items(range(40), 40) == "all 40 items, in file order"
+    assert describe_items(range(0, 80, 2), 100, limit=3) == "items 0, 2, 4, ... (40 in all)"
+    assert item_captions([3, 2], labels) == ["#3: 2", "#2: 1"]
+
+
+def test_metrics_are_formatted_to_four_significant_digits() -> None:
+    from vaekit.applications.report import format_metric
+
+    assert [format_metric(v) for v in (40.27914, 0.908, -0.029624, 69383.3, 3.14159e-5, 0.0, 7, "digits")] == [
+        "40.28", "0.9080", "-0.02962", "69383", "3.142e-05", "0.0", "7", "digits"]

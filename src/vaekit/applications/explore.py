@@ -101,7 +101,8 @@ def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tens
     square), values across +-``span`` times the spread of that dimension's posterior means on them,
     every other dimension at ``center``'s code (default: the mean code).
     A conditional run encodes and decodes a given ``center`` under its ``center_label`` (then
-    required); with no centre, every row is decoded under the first reference input's label."""
+    required); with no centre, every row is decoded under ``center_label``, by default the first
+    reference input's label."""
     reference = torch.as_tensor(np.asarray(reference))
     if len(reference) < 2:
         raise DataError(f"traverse: expected at least 2 reference inputs to measure each dimension's spread, "
@@ -109,13 +110,13 @@ def traverse(run: Run, reference: np.ndarray | Tensor, center: np.ndarray | Tens
     condition = _labels(run, labels, len(reference), "traverse")
     summary = summarize(run, reference, condition, batch_size)
     kl, order = summary.kl, summary.order[: n_dims or len(summary.kl)]
+    if center is not None and run.model.condition_dim and center_label is None:
+        raise DataError("traverse: this run is conditional and needs the centre input's label (center_label)")
+    row_condition = condition[:1] if center_label is None and condition is not None else _labels(
+        run, None if center_label is None else [center_label], 1, "traverse")
     if center is None:
         origin = summary.means.mean(0)  # (L,)
-        row_condition = None if condition is None else condition[:1]
     else:
-        if run.model.condition_dim and center_label is None:
-            raise DataError("traverse: this run is conditional and needs the centre input's label (center_label)")
-        row_condition = _labels(run, None if center_label is None else [center_label], 1, "traverse")
         x = torch.as_tensor(np.asarray(center)).reshape(1, *run.spec.shape)  # (1, *shape)
         origin = run.encode(x, condition=row_condition).mean[0]  # (L,)
     grid = latent_ops.traversal_grid(origin.cpu(), order, span, steps, summary.spread)  # (R, S, L)

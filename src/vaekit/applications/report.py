@@ -9,6 +9,7 @@ import html
 import io
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,16 @@ from vaekit import io as run_io
 from vaekit.api import Run
 from vaekit.applications import explore
 from vaekit.applications.maps import project, save_map
-from vaekit.applications.visualize import display_scale, image_grid, save_history_plot, to_unit
+from vaekit.applications.visualize import (
+    describe_items,
+    display_scale,
+    image_grid,
+    pick_items,
+    save_history_plot,
+    to_unit,
+)
 from vaekit.data.sources import RawData
+from vaekit.errors import DataError
 from vaekit.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -58,17 +67,33 @@ def _rendered(save: Callable[[Path], Path]) -> Image.Image:
         return picture.copy()
 
 
+def _metrics_table(table: dict[str, dict[str, object]]) -> str:
+    """Metrics as HTML: a row per metric, a column per evaluation."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in table)
+    body = "".join(f"<tr><th>{html.escape(key)}</th>{''.join(f'<td>{html.escape(v)}</td>' for v in values)}</tr>"
+                   for key, values in metric_rows(table))
+    return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
 def _table(rows: dict[str, object]) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
     return f"<table>{cells}</table>"
 
 
 def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
     if isinstance(value, list | dict):
         return json.dumps(value)
-    return str(value)
+    return format_metric(value)
+
+
+def format_metric(value: object) -> str:
+    """A metric as text: a float to 4 significant digits, without an exponent from 0.001 to 100,000
+    (40.28, 0.1365, 69383), with one outside it (3.142e-05); anything else as it is."""
+    if not isinstance(value, float) or not math.isfinite(value) or value == 0:
+        return str(value)
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
+    return f"{value:.3e}"
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -79,6 +104,36 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def read_metrics(folder: Path) -> dict[str, dict[str, object]]:
+    """A run's metrics.json by evaluation ("test" at the end of training, "evaluate" from ``vaekit
+    evaluate``): {evaluation: {metric: value}}, nested metrics as dotted names. Left out: lists
+    (``kl_per_dim``) and ``elbo``, which is ``neg_elbo`` with its sign flipped. Empty when the run has
+    no metrics file; a DataError when it cannot be read."""
+    path = folder / run_io.METRICS
+    if not path.is_file():
+        return {}
+    try:
+        tree = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8 or not JSON
+        raise DataError(f"{path}: not readable as JSON ({error})") from error
+    if not isinstance(tree, dict):
+        raise DataError(f"{path}: expected a JSON object of evaluations")
+    table = {}
+    for name, metrics in tree.items():
+        flat = _flatten(metrics) if isinstance(metrics, dict) else {"value": metrics}
+        table[name] = {key: value for key, value in flat.items() if not isinstance(value, list)
+                       and not (key == "elbo" and "neg_elbo" in flat)}
+    return table
+
+
+def metric_rows(table: dict[str, dict[str, object]]) -> list[tuple[str, list[str]]]:
+    """Each metric once, with its value under each evaluation ("" where that one lacks it), in the
+    order they first appear: the rows of a table whose columns are ``table``'s evaluations."""
+    names = list(dict.fromkeys(key for metrics in table.values() for key in metrics))
+    return [(key, [format_metric(metrics[key]) if key in metrics else "" for metrics in table.values()])
+            for key in names]
 
 
 def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 2000) -> str:
@@ -95,19 +150,14 @@ def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 200
         curve = _rendered(lambda path: save_history_plot(run.history, path))
         sections.append(f"<h2>Training</h2>{_image_tag(curve, 'training curves')}"
                         f"<p class='note'>Last epoch:</p>{_table(run.history[-1])}")
-    metrics_path = Path(run.path or ".") / run_io.METRICS
-    if run.path and metrics_path.is_file():
-        try:
-            tree = json.loads(metrics_path.read_text())
-        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON
-            tree = None
-        if isinstance(tree, dict):
-            shown = {k: v for k, v in _flatten(tree).items() if not isinstance(v, list)}
-            sections.append(f"<h2>Metrics</h2>{_table(shown)}")
-        else:  # a damaged metrics file loses its section, not the page
-            log.warning("report: metrics skipped (%s is not a JSON object)", metrics_path)
-            sections.append(f"<h2>Metrics</h2><p class='note'>not shown: {html.escape(run_io.METRICS)} is not "
-                            "a JSON object</p>")
+    try:
+        table = read_metrics(run.path) if run.path else {}
+    except DataError as error:  # a damaged metrics file loses its section, not the page
+        log.warning("report: metrics skipped (%s)", error)
+        sections.append(f"<h2>Metrics</h2><p class='note'>not shown: {html.escape(str(error))}</p>")
+    else:
+        if table:
+            sections.append(f"<h2>Metrics</h2>{_metrics_table(table)}")
     figures = _figures(run, inputs, seed, map_points)
     for title, (tag, note) in figures.items():
         sections.append(f"<h2>{html.escape(title)}</h2>{tag}<p class='note'>{html.escape(note)}</p>")
@@ -119,25 +169,33 @@ def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 200
 def _figures(run: Run, inputs: RawData, seed: int, map_points: int) -> dict[str, tuple[str, str]]:
     """Title -> (HTML tag, caption), each figure guarded so one failure does not lose the page."""
     labels = None if inputs.y is None or not run.model.condition_dim else torch.as_tensor(inputs.y)
-    n = min(len(inputs), 16)
+    names = inputs.class_names or run.spec.class_names
+
+    def shown(indices) -> str:  # which held-out inputs a figure shows: a seeded choice, as files are often sorted
+        return describe_items(indices, len(inputs), inputs.y, names)
     makers: dict[str, Callable[[], tuple[str, str]]] = {}
     if run.spec.kind == "image":
         makers["Samples"] = lambda: (_image_tag(_grid(run, run.sample(64, seed=seed), 8), "samples"),
                                      f"64 draws z ~ p(z), decoded to the likelihood mean (seed {seed}).")
 
         def reconstructions() -> tuple[str, str]:
-            recon = run.reconstruct(inputs.x[:n], condition=None if labels is None else labels[:n])
-            both = torch.cat([torch.as_tensor(inputs.x[:n], dtype=torch.float32), recon.cpu()])
-            return _image_tag(_grid(run, both, n), "reconstructions"), "Held-out inputs (top) and reconstructions."
+            chosen = pick_items(len(inputs), 16, seed)
+            recon = run.reconstruct(inputs.x[chosen], condition=None if labels is None else labels[chosen])
+            both = torch.cat([torch.as_tensor(inputs.x[chosen], dtype=torch.float32), recon.cpu()])
+            return (_image_tag(_grid(run, both, len(chosen)), "reconstructions"),
+                    f"Held-out inputs (top) and reconstructions: {shown(chosen)}.")
 
         def interpolation() -> tuple[str, str]:
-            path = explore.interpolate(run, inputs.x[0], inputs.x[1], 10, "spherical",
-                                       labels=None if labels is None else labels[:2])
-            return _image_tag(_grid(run, path, 10), "interpolation"), "Spherical path between two held-out inputs."
+            ends = pick_items(len(inputs), 2, seed)
+            path = explore.interpolate(run, inputs.x[ends[0]], inputs.x[ends[-1]], 10, "spherical",
+                                       labels=None if labels is None else labels[[ends[0], ends[-1]]])
+            return (_image_tag(_grid(run, path, 10), "interpolation"),
+                    f"Spherical path between two held-out inputs: {shown(ends)}.")
 
         def traversal() -> tuple[str, str]:
-            result = explore.traverse(run, inputs.x[:1000], n_dims=min(8, run.model.latent_dim), steps=9,
-                                      labels=None if labels is None else labels[:1000])
+            reference = pick_items(len(inputs), 1000, seed)
+            result = explore.traverse(run, inputs.x[reference], n_dims=min(8, run.model.latent_dim), steps=9,
+                                      labels=None if labels is None else labels[reference])
             kls = ", ".join(f"z{d} {float(result.kl[d]):.2f}" for d in result.dims)
             return (_image_tag(_grid(run, result.images, 9), "traversal"),
                     f"One row per latent dimension, highest KL first (nats: {kls}); columns -3..+3 sd.")
@@ -145,12 +203,12 @@ def _figures(run: Run, inputs: RawData, seed: int, map_points: int) -> dict[str,
         makers.update({"Reconstructions": reconstructions, "Interpolation": interpolation, "Traversal": traversal})
 
     def latent_map() -> tuple[str, str]:
-        count = min(len(inputs), map_points)
-        means, _ = run.encode_all(inputs.x[:count], condition=None if labels is None else labels[:count])
+        chosen = pick_items(len(inputs), map_points, seed)
+        means, _ = run.encode_all(inputs.x[chosen], condition=None if labels is None else labels[chosen])
         points = project(means.numpy(), "pca", 2, seed)
-        picture = _rendered(lambda path: save_map(points, path, None if inputs.y is None else inputs.y[:count],
-                                                  inputs.class_names or run.spec.class_names))
-        return _image_tag(picture, "latent map"), f"PCA of the latent means of {count} held-out inputs."
+        picture = _rendered(lambda path: save_map(points, path, None if inputs.y is None else inputs.y[chosen],
+                                                  names))
+        return _image_tag(picture, "latent map"), f"PCA of the latent means of {len(chosen)} held-out inputs."
 
     makers["Latent map"] = latent_map
     figures = {}

@@ -1,14 +1,16 @@
-"""Figures: image grids (samples, reconstructions) and training curves, written as PNG."""
+"""Figures: image grids (samples, reconstructions) and training curves, written as PNG; which items
+of a data file a figure shows, and how to name them."""
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from vaekit.data.spec import DataSpec
@@ -37,6 +39,61 @@ def image_grid(images: Tensor, nrow: int | None = None, padding: int = 2, scale:
     array = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     picture = Image.fromarray(array[:, :, 0] if c == 1 else array[:, :, :3])
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST) if scale > 1 else picture
+
+
+def pick_items(count: int, n: int, seed: int) -> np.ndarray:
+    """Which of ``count`` items to show when there is room for ``n``: all of them, in file order, when
+    they fit, else a seeded random ``n`` (sorted). Files are often sorted by label, so the first ``n``
+    items would all be one class."""
+    if n >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
+
+
+def label_names(indices: Sequence[int], labels: np.ndarray | None,
+                class_names: Sequence[str] | None) -> list[str] | None:
+    """The labels of the items at ``indices`` by class name where there is one, else None when the
+    data have no labels."""
+    if labels is None:
+        return None
+    names = list(class_names or [])
+    return [names[y] if 0 <= y < len(names) else str(y) for y in (int(labels[i]) for i in indices)]
+
+
+def describe_items(indices: Sequence[int], count: int, labels: np.ndarray | None = None,
+                   class_names: Sequence[str] | None = None, limit: int = 32) -> str:
+    """"items 812, 3, 1290 (labels 3, 0, 7)": which of ``count`` items a figure shows, the first
+    ``limit`` of them listed."""
+    indices = [int(i) for i in indices]
+    if len(indices) == count > limit and indices == list(range(count)):
+        return f"all {count} items, in file order"
+    more = f", ... ({len(indices)} in all)" if len(indices) > limit else ""
+    text = f"item{'s' if len(indices) != 1 else ''} {', '.join(map(str, indices[:limit]))}{more}"
+    names = label_names(indices[:limit], labels, class_names)
+    if names is not None:
+        text += f" (label{'s' if len(names) != 1 else ''} {', '.join(names)}{more and ', ...'})"
+    return text
+
+
+def item_captions(indices: Sequence[int], labels: np.ndarray | None = None,
+                  class_names: Sequence[str] | None = None) -> list[str]:
+    """One caption per item for the side of a figure's row: "#812: 3", or "#812" without labels."""
+    names = label_names(indices, labels, class_names)
+    return [f"#{int(i)}" + ("" if names is None else f": {name}") for i, name in
+            zip(indices, names or [None] * len(indices), strict=True)]
+
+
+def with_row_captions(picture: Image.Image, captions: Sequence[str], row_height: int, top: int) -> Image.Image:
+    """``picture`` with a white margin on its left holding ``captions[i]`` beside row ``i`` (rows
+    ``row_height`` pixels apart, the first ``top`` pixels down)."""
+    font = ImageFont.load_default()
+    width = max(int(font.getlength(text)) for text in captions) + 8
+    out = Image.new(picture.mode, (picture.width + width, picture.height), "white")
+    out.paste(picture, (width, 0))
+    draw = ImageDraw.Draw(out)
+    for row, text in enumerate(captions):
+        draw.text((4, top + row * row_height + row_height // 2), text, fill="black", font=font, anchor="lm")
+    return out
 
 
 def display_scale(spec: DataSpec) -> int:
@@ -78,11 +135,17 @@ def molecule_svg(smiles: str, size: int = 180) -> str | None:
     return drawer.GetDrawingText()
 
 
-def save_images(spec: DataSpec, images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Data-unit images (N, C, H, W) -> a PNG grid."""
+def save_images(spec: DataSpec, images: Tensor, path: str | Path, nrow: int | None = None,
+                row_captions: Sequence[str] | None = None) -> Path:
+    """Data-unit images (N, C, H, W) -> a PNG grid, with ``row_captions`` (one per row) on its left."""
     if spec.kind != "image":
         raise DataError(f"{str(path)!r}: this model's data are tables, not images; write .npy or .csv")
-    return save_png(image_grid(to_unit(spec, images.cpu()), nrow, scale=display_scale(spec)), path)
+    scale, padding = display_scale(spec), 2
+    picture = image_grid(to_unit(spec, images.cpu()), nrow, padding, scale)
+    if row_captions:
+        row_height = (spec.shape[-2] + padding) * scale
+        picture = with_row_captions(picture, row_captions, row_height, padding * scale)
+    return save_png(picture, path)
 
 
 def save_gif(spec: DataSpec, frames: Tensor, path: str | Path, frame_ms: int = 120, bounce: bool = True) -> Path:

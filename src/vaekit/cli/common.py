@@ -84,9 +84,11 @@ def figure_path(run, out: Path | None, name: str) -> Path:
     return run.path / "figures" / name
 
 
-def write_output(run, values, out: Path | None, nrow: int | None = None) -> None:
-    """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row), .gif (one
-    frame per item), .npy or .csv; a text or molecule run's strings to .txt/.smi, or printed."""
+def write_output(run, values, out: Path | None, nrow: int | None = None,
+                 row_captions: list[str] | None = None) -> None:
+    """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row, each row
+    captioned by ``row_captions`` when given), .gif (one frame per item), .npy or .csv; a text or
+    molecule run's strings to .txt/.smi, or printed."""
     from vaekit.applications.visualize import save_array, save_gif, save_images
 
     if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
@@ -96,7 +98,7 @@ def write_output(run, values, out: Path | None, nrow: int | None = None) -> None
     if suffix == ".csv" and run.spec.columns is not None:  # a table: its column names and categories
         save_array(run.spec.to_table(values, model_space=False), out, header=run.spec.feature_names)
     elif suffix == ".png":
-        save_images(run.spec, values, out, nrow=nrow)
+        save_images(run.spec, values, out, nrow=nrow, row_captions=row_captions)
     elif suffix == ".gif":
         save_gif(run.spec, values, out)
     else:
@@ -129,6 +131,50 @@ def output_for(run, out: Path | None, name: str, allowed: tuple[str, ...]) -> Pa
     out = figure_path(run, out, f"{name}.png")
     check_suffix(out, allowed)
     return out
+
+
+def parse_indices(text: str, count: int, option: str) -> list[int]:
+    """"3,7,12" -> [3, 7, 12], each a valid index into ``count`` inputs."""
+    from vaekit.errors import ConfigError
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 <= v < count for v in values):
+        raise ConfigError(f"{option} {text!r}: expected comma-separated indices in 0..{count - 1}")
+    return values
+
+
+def choose_items(inputs, n: int | None, default: int, seed: int, indices: str | None = None,
+                 option: str = "--indices"):
+    """The inputs a command shows: ``indices`` (an option's "3,17,42") when given, else ``n`` (or
+    ``default``) of them by :func:`~vaekit.applications.visualize.pick_items`, a seeded random
+    choice, as files are often sorted by label."""
+    import numpy as np
+
+    from vaekit.applications.visualize import pick_items
+    from vaekit.errors import ConfigError
+
+    if indices is None:
+        return pick_items(len(inputs), default if n is None else n, seed)
+    if n is not None:
+        raise ConfigError(f"--n and {option}: give one of them")
+    return np.asarray(parse_indices(indices, len(inputs), option))
+
+
+def item_captions(run, inputs, chosen) -> list[str]:
+    """"#812: 3" for each chosen input: its index and, when the inputs are labelled, its class."""
+    from vaekit.applications.visualize import item_captions as captions
+
+    return captions(chosen, inputs.y, inputs.class_names or run.spec.class_names)
+
+
+def say_items(run, inputs, chosen, what: str = "showing") -> None:
+    """Log which inputs a command used: "showing items 812, 3, 1290 (labels 3, 0, 7)"."""
+    from vaekit.applications.visualize import describe_items
+
+    log.info("%s %s", what, describe_items(chosen, len(inputs), inputs.y, inputs.class_names or run.spec.class_names))
 
 
 def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:

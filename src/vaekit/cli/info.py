@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 import typer
 
 from vaekit.cli.common import example, load_run
 
+log = logging.getLogger("vaekit")
+
 
 @example("vaekit info runs/fm")
 def info(run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder.")) -> None:
-    """Summarise a run: preset, data, model size, last epoch and metrics."""
-    from vaekit import io
+    """Summarise a run: preset, data, model size, last epoch and metrics (a row per metric, a column
+    per evaluation)."""
+    from vaekit.applications.report import metric_rows, read_metrics
+    from vaekit.errors import DataError
     from vaekit.models import likelihood_name
     from vaekit.networks.factory import network_kind
 
@@ -31,9 +35,17 @@ def info(run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."))
     if run.history:
         last = run.history[-1]
         lines.append(f"trained      {int(last['epoch'])} epochs, last loss {last['loss']:.4f}")
-    metrics = run_dir / io.METRICS
-    if metrics.is_file():
-        for name, values in json.loads(metrics.read_text()).items():
-            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items() if k != "kl_per_dim"}
-            lines.append(f"{name:<12} {shown}")
+    try:
+        table = read_metrics(run_dir)
+    except DataError as error:  # a damaged metrics file loses its table, not the summary
+        log.warning("info: metrics skipped (%s)", error)
+        table = {}
+    if table:
+        rows = metric_rows(table)
+        names = [f"  {key}" for key, _ in rows]
+        width = max(len(name) for name in ["metrics", *names])
+        widths = [max(len(split), *(len(values[i]) for _, values in rows)) for i, split in enumerate(table)]
+        lines.append(" ".join(["metrics".ljust(width), *(s.rjust(w) for s, w in zip(table, widths, strict=True))]))
+        lines += [" ".join([name.ljust(width), *(v.rjust(w) for v, w in zip(values, widths, strict=True))]).rstrip()
+                  for name, (_, values) in zip(names, rows, strict=True)]
     typer.echo("\n".join(lines))

@@ -9,11 +9,13 @@ import typer
 
 from vaekit.cli.common import (
     check_suffix,
+    choose_items,
     example,
     labels_of,
     load_inputs,
     load_run,
     output_for,
+    say_items,
     write_output,
     write_texts,
 )
@@ -25,7 +27,10 @@ log = logging.getLogger("vaekit")
 def reconstruct(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default the run's test split."),
-    n: int = typer.Option(16, "--n", min=1, max=10_000, help="How many inputs."),
+    n: int = typer.Option(None, "--n", min=1, max=10_000, help="How many inputs (default 16): a seeded random "
+                          "choice, or all of them in file order when there are no more."),
+    indices: str = typer.Option(None, "--indices", help="These inputs instead, comma-separated indices (3,17,42)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the choice of inputs."),
     out: Path = typer.Option(None, "--out", help="FILE.png (originals above reconstructions), .npy or .csv."),
 ) -> None:
     """Reconstruct inputs: originals beside their reconstructions."""
@@ -36,32 +41,25 @@ def reconstruct(
 
     run = load_run(run_dir)
     out = output_for(run, out, "reconstructions", (".png", ".npy", ".csv"))
-    if run.spec.vocabulary is not None:  # text or molecules: "input -> reconstruction", one pair a line
-        inputs = load_inputs(run, data, "test")
-        labels = labels_of(run, inputs, data or "test split")
-        recon = run.reconstruct(inputs.x[:n], name=data or "test split",
-                                condition=None if labels is None else labels[:n])
-        if out is not None and out.suffix.lower() == ".npy":
-            write_output(run, recon, out)
-            return
-        pairs = zip(inputs.x[:n], run.spec.to_text(recon), strict=True)
-        write_texts([f"{original}\t{decoded}" for original, decoded in pairs], out)
-        return
-    if out.suffix.lower() == ".png" and run.spec.kind != "image":
+    if out is not None and out.suffix.lower() == ".png" and run.spec.kind != "image":
         raise DataError(f"--out {str(out)!r}: this model's data are tables, not images; write .csv or .npy")
     inputs = load_inputs(run, data, "test")
-    x = inputs.x[:n]
+    chosen = choose_items(inputs, n, 16, seed, indices)
+    x = inputs.x[chosen]
     labels = labels_of(run, inputs, data or "test split")
-    recon = run.reconstruct(x, name=data or "test split", condition=None if labels is None else labels[:n])
-    if out.suffix.lower() == ".png":
+    recon = run.reconstruct(x, name=data or "test split", condition=None if labels is None else labels[chosen])
+    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+        pairs = zip(x, run.spec.to_text(recon), strict=True)  # text or molecules: "input -> reconstruction"
+        write_texts([f"{original}\t{decoded}" for original, decoded in pairs], out)
+    elif out.suffix.lower() == ".png":
         original = torch.as_tensor(x, dtype=torch.float32)
         nrow = min(len(x), 16)
         rows = [torch.cat([original[i : i + nrow], recon[i : i + nrow].cpu()]) for i in range(0, len(x), nrow)]
         save_images(run.spec, torch.cat(rows), out, nrow=nrow)
+        log.info("wrote %s", out)
     else:
         write_output(run, recon, out)
-        return
-    log.info("wrote %s", out)
+    say_items(run, inputs, chosen)
 
 
 @example("vaekit encode runs/fm --data fashion-mnist --out codes.npy")

@@ -14,15 +14,9 @@ log = logging.getLogger("vaekit")
 
 def _subset(inputs, max_points: int, seed: int):
     """At most ``max_points`` inputs, a seeded random subset (in their order) when there are more."""
-    import dataclasses
+    from vaekit.applications.visualize import pick_items
 
-    import numpy as np
-
-    if len(inputs) <= max_points:
-        return inputs
-    chosen = np.sort(np.random.default_rng(seed).choice(len(inputs), max_points, replace=False))
-    return dataclasses.replace(inputs, x=inputs.x[chosen], y=None if inputs.y is None else inputs.y[chosen],
-                               factors=None if inputs.factors is None else inputs.factors[chosen])
+    return inputs if len(inputs) <= max_points else inputs.subset(pick_items(len(inputs), max_points, seed))
 
 
 @example("vaekit embed runs/fm --data fashion-mnist --method tsne --out map.png")

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import check_suffix, example, labels_of, load_inputs, load_run
+from vaekit.cli.common import (
+    check_suffix,
+    choose_items,
+    example,
+    item_captions,
+    labels_of,
+    load_inputs,
+    load_run,
+    say_items,
+    write_output,
+)
 
 log = logging.getLogger("vaekit")
 
@@ -39,8 +49,9 @@ def _operator(mask: str | None, noise: float | None, downsample: int | None, sha
 def restore(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default the run's test split."),
-    out: Path = typer.Option(..., "--out", help="FILE.png (rows: observed, restored and, when known, "
-                             "original) or FILE.npy (the restored inputs, in the data's units)."),
+    out: Path = typer.Option(..., "--out", help="FILE.png (a row per input, captioned with its index and label: "
+                             "observed, restored and, when known, original) or FILE.npy (the restored inputs, "
+                             "in the data's units)."),
     mask: str = typer.Option(None, "--mask", help="Missing values: half (bottom half), rect (a centred "
                              "rectangle), random:P (each value missing with probability P) or a PNG "
                              "(black = missing)."),
@@ -55,9 +66,10 @@ def restore(
                                "optimize (any operator)."),
     steps: int = typer.Option(100, "--steps", min=1, help="Chain iterations or optimisation steps."),
     k: int = typer.Option(100, "--k", min=1, help="Importance samples (method importance)."),
-    n: int = typer.Option(None, "--n", min=1, help="Restore the first N inputs (default: 8 for a PNG, all "
-                          "for .npy)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the degradation and the sampler."),
+    n: int = typer.Option(None, "--n", min=1, help="Restore N inputs, a seeded random choice (default: 8 for "
+                          "a PNG, all for .npy, in file order)."),
+    indices: str = typer.Option(None, "--indices", help="Restore these inputs instead, comma-separated indices."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the choice of inputs, the degradation and the sampler."),
 ) -> None:
     """Restore inputs from a mask, noise or downsampling by posterior inference."""
     import numpy as np
@@ -65,7 +77,6 @@ def restore(
 
     from vaekit.applications.restore import METHODS, Downsample, Mask, psnr
     from vaekit.applications.restore import restore as run_restore
-    from vaekit.cli.common import write_output
     from vaekit.errors import ConfigError, DataError
 
     check_suffix(out, (".png", ".npy"))
@@ -73,12 +84,13 @@ def restore(
         raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     run = load_run(run_dir)
     inputs = load_inputs(run, data, "test")
-    count = min(len(inputs), n or (8 if out.suffix.lower() == ".png" else len(inputs)))
+    chosen = choose_items(inputs, n, 8 if out.suffix.lower() == ".png" else len(inputs), seed, indices)
+    count = len(chosen)
     operator = _operator(mask, noise, downsample, run.spec.shape, count, seed)
     if observed and isinstance(operator, Mask):
         raise ConfigError("--observed with --mask: give the clean inputs; the mask says what is missing")
     name = data or "test split"
-    x_raw = inputs.x[:count]
+    x_raw = inputs.x[chosen]
     if observed and isinstance(operator, Downsample):
         expected = [run.spec.shape[0]] + [size // operator.factor for size in run.spec.shape[1:]]
         if list(x_raw.shape[1:]) != expected:
@@ -90,7 +102,7 @@ def restore(
     y = operator.apply(x) if observed and isinstance(operator, Downsample) else (
         x if observed else operator.observe(x, generator))
     condition = labels_of(run, inputs, name)
-    condition = None if condition is None else condition[:count]
+    condition = None if condition is None else condition[chosen]
     restored = run_restore(run.model, y, operator, method, steps=steps, k=k, seed=seed, condition=condition)
     if not observed:
         where = operator.unknown(x.shape)
@@ -98,6 +110,9 @@ def restore(
                    f"{psnr(operator.picture(y, x.shape).cpu(), x.cpu(), where).mean():.2f} dB as observed")
     if out.suffix.lower() == ".npy":
         write_output(run, run.spec.inverse(restored), out)
-        return
-    rows = [operator.picture(y, x.shape).cpu(), restored] + ([] if observed else [x.cpu()])
-    write_output(run, run.spec.inverse(torch.cat(rows)), out, nrow=count)
+    else:  # a row per input: observed, restored (and original)
+        columns = [operator.picture(y, x.shape).cpu(), restored] + ([] if observed else [x.cpu()])
+        rows = torch.stack(columns, 1).flatten(0, 1)  # (count * len(columns), *shape)
+        write_output(run, run.spec.inverse(rows), out, nrow=len(columns),
+                     row_captions=item_captions(run, inputs, chosen))
+    say_items(run, inputs, chosen, "restored")

@@ -64,12 +64,14 @@ class Splits:
 
 @dataclass
 class Source:
-    """A named dataset: how to load it and whether it can be loaded without the network."""
+    """A named dataset: how to load it and whether it can be loaded without the network; ``fetch``
+    says what getting it takes when it cannot ("31 MB download")."""
 
     name: str
     description: str
     load: Callable[[DataConfig], Splits]
     available_offline: Callable[[DataConfig], bool] = field(default=lambda config: True)
+    fetch: str = "download"
 
 
 SOURCES: Registry[Source] = Registry("dataset")

@@ -123,8 +123,9 @@ def _available(config: DataConfig) -> bool:
 register_source(
     Source(
         name="cifar10",
-        description="CIFAR-10, 32x32 colour, 50,000 train + 10,000 test, 10 classes (download)",
+        description="CIFAR-10, 32x32 colour, 50,000 train + 10,000 test, 10 classes",
         load=load_cifar10,
         available_offline=_available,
+        fetch="170 MB download",
     )
 )

@@ -21,7 +21,7 @@ def load_digits(config: DataConfig) -> Splits:
 register_source(
     Source(
         name="digits",
-        description="scikit-learn 8x8 digits, 1,797 images, 10 classes (bundled, offline)",
+        description="scikit-learn 8x8 digits, 1,797 images, 10 classes (bundled with scikit-learn)",
         load=load_digits,
     )
 )

@@ -167,7 +167,7 @@ register_source(
         name="dsprites",
         description=(
             "dSprites (Matthey et al. 2017), 737,280 binary 64x64 sprites over 5 known factors, "
-            "drawn on the fly (offline); labels are the shape; with data.max_samples only a "
+            "drawn on the fly; labels are the shape; with data.max_samples only a "
             "seeded random part of the grid is drawn, and val/test are taken from that part"
         ),
         load=load_dsprites,

@@ -175,6 +175,7 @@ def _register(
     base_url: str,
     sha256: dict[str, str],
     class_names: list[str],
+    fetch: str,
     extra_dirs: tuple[Path, ...] = (),
 ) -> None:
     register_source(
@@ -183,22 +184,25 @@ def _register(
             description=description,
             load=partial(_load, name, base_url, sha256, class_names, extra_dirs),
             available_offline=partial(_available, name, sha256, extra_dirs),
+            fetch=fetch,
         )
     )
 
 
 _register(
     "mnist",
-    "MNIST handwritten digits, 28x28 grey, 60,000 train + 10,000 test, 10 classes (download)",
+    "MNIST handwritten digits, 28x28 grey, 60,000 train + 10,000 test, 10 classes",
     MNIST_URL,
     MNIST_SHA256,
     MNIST_CLASSES,
+    "12 MB download",
 )
 _register(
     "fashion-mnist",
-    "Fashion-MNIST clothing, 28x28 grey, 60,000 train + 10,000 test, 10 classes (download)",
+    "Fashion-MNIST clothing, 28x28 grey, 60,000 train + 10,000 test, 10 classes",
     FASHION_URL,
     FASHION_SHA256,
     FASHION_CLASSES,
+    "31 MB download",
     extra_dirs=(DEBIAN_FASHION_DIR,),
 )

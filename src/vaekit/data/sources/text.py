@@ -112,9 +112,10 @@ def load_moses(config: DataConfig) -> Splits:
 
 register_source(Source(
     name="moses",
-    description=f"MOSES molecules as SMILES: 1.58 M training, 176 k test ({MOSES_INSTALL})",
+    description="MOSES molecules as SMILES: 1.58 M training, 176 k test",
     load=load_moses,
     available_offline=lambda config: moses_folder() is not None,
+    fetch=MOSES_INSTALL,
 ))
 PATH_LOADERS.add(".txt", load_lines)
 PATH_LOADERS.add(".smi", load_lines)
