@@ -26,7 +26,7 @@ import torch
 
 import vaekit
 from vaekit.applications.generate import sample_sequences
-from vaekit.applications.optimize import best, optimize_property
+from vaekit.applications.optimize import SEED_STEP, best, optimize_property
 from vaekit.config import resolve_config
 from vaekit.data import properties
 from vaekit.data.sources.text import load_moses
@@ -78,6 +78,7 @@ def main() -> None:
     for i, smiles in enumerate(seeds):
         start = float(properties.compute([smiles], ["qed"])[0, 0])
         path = optimize_property(run, smiles, "qed", args.steps, args.lr, args.prior_weight, args.every)
+        path = [s for s in path if s.step != SEED_STEP]  # the decodings only, as many as the control's
         top = best(path)
         z0 = run.encode_all(np.array([smiles], dtype=object))[0]
         noise = torch.randn(decodes, z0.shape[1], generator=torch.Generator().manual_seed(args.seed + i))
