@@ -30,6 +30,7 @@ from vaekit.applications.optimize import SEED_STEP, best, optimize_property
 from vaekit.config import resolve_config
 from vaekit.data import properties
 from vaekit.data.sources.text import load_moses
+from vaekit.evaluation.molecules import canonical
 
 
 def main() -> None:
@@ -86,6 +87,7 @@ def main() -> None:
         measured = properties.compute(neighbours, ["qed"])[:, 0]
         rows.append({
             "seed": smiles, "seed_qed": start, "reconstruction": path[0].smiles,
+            "written_back": canonical([path[0].smiles]) == canonical([smiles]),
             "gradient_best_qed": None if top is None else top.measured,
             "gradient_best": None if top is None else top.smiles,
             "gradient_valid_share": sum(s.valid for s in path) / len(path),
@@ -111,6 +113,7 @@ def main() -> None:
         "predicted_rise_median": statistics.median(r["gradient_predicted"][-1] - r["gradient_predicted"][0]
                                                    for r in rows),
         "gradient_valid_share": statistics.mean(r["gradient_valid_share"] for r in rows),
+        "written_back_share": statistics.mean(r["written_back"] for r in rows),
         "decodes_per_seed": decodes,
     }
     record = {
