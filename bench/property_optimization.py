@@ -26,10 +26,11 @@ import torch
 
 import vaekit
 from vaekit.applications.generate import sample_sequences
-from vaekit.applications.optimize import best, optimize_property
+from vaekit.applications.optimize import SEED_STEP, best, optimize_property
 from vaekit.config import resolve_config
 from vaekit.data import properties
 from vaekit.data.sources.text import load_moses
+from vaekit.evaluation.molecules import canonical
 
 
 def main() -> None:
@@ -78,6 +79,7 @@ def main() -> None:
     for i, smiles in enumerate(seeds):
         start = float(properties.compute([smiles], ["qed"])[0, 0])
         path = optimize_property(run, smiles, "qed", args.steps, args.lr, args.prior_weight, args.every)
+        path = [s for s in path if s.step != SEED_STEP]  # the decodings only, as many as the control's
         top = best(path)
         z0 = run.encode_all(np.array([smiles], dtype=object))[0]
         noise = torch.randn(decodes, z0.shape[1], generator=torch.Generator().manual_seed(args.seed + i))
@@ -85,6 +87,7 @@ def main() -> None:
         measured = properties.compute(neighbours, ["qed"])[:, 0]
         rows.append({
             "seed": smiles, "seed_qed": start, "reconstruction": path[0].smiles,
+            "written_back": canonical([path[0].smiles]) == canonical([smiles]),
             "gradient_best_qed": None if top is None else top.measured,
             "gradient_best": None if top is None else top.smiles,
             "gradient_valid_share": sum(s.valid for s in path) / len(path),
@@ -110,6 +113,7 @@ def main() -> None:
         "predicted_rise_median": statistics.median(r["gradient_predicted"][-1] - r["gradient_predicted"][0]
                                                    for r in rows),
         "gradient_valid_share": statistics.mean(r["gradient_valid_share"] for r in rows),
+        "written_back_share": statistics.mean(r["written_back"] for r in rows),
         "decodes_per_seed": decodes,
     }
     record = {

@@ -94,23 +94,61 @@ def test_evaluate_molecules_refuses_a_text_run(run_main, text_run: Path) -> None
     assert code == 2 and "not trained on molecules" in err, err
 
 
-def test_optimize_prints_the_path_writes_csv_and_refuses_bad_input(invoke, run_main, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def property_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    """A logP head on the eight molecules, trained long enough (no word dropout, KL kept low) that
+    it writes some of them back from their codes and not others."""
     pytest.importorskip("rdkit")
-    (tmp_path / "mols.smi").write_text("".join(f"{m}\n" for m in MOLECULES * 10))
-    invoke(["train", "--data", tmp_path / "mols.smi", "--preset", "seq-vae", "--epochs", "2", *SMALL,
-            "--set", "data.properties=[logp]", "--out", tmp_path / "run"])
-    lines = invoke(["optimize", tmp_path / "run", "--seed", "CCO", "--property", "logp", "--steps", "10",
+    folder = tmp_path_factory.mktemp("props")
+    (folder / "mols.smi").write_text("".join(f"{m}\n" for m in MOLECULES * 10))
+    invoke(["train", "--data", folder / "mols.smi", "--preset", "seq-vae", "--epochs", "10", *SMALL,
+            "--set", "data.properties=[logp]", "--set", "train.lr=1e-2", "--set", "train.batch_size=8",
+            "--set", "model.word_dropout=0", "--set", "train.kl_warmup_epochs=100", "--out", folder / "run"])
+    return folder / "run"
+
+
+def test_optimize_prints_the_path_writes_csv_and_refuses_bad_input(invoke, run_main, property_run: Path,
+                                                                   tmp_path: Path) -> None:
+    lines = invoke(["optimize", property_run, "--seed", "CCO", "--property", "logp", "--steps", "10",
                     "--every", "5"]).stdout.splitlines()
     assert lines[0] == "step\tpredicted\tmeasured\tsmiles" and [line.split("\t")[0] for line in lines[1:]] == [
-        "0", "5", "10"]
+        "-1", "0", "5", "10"]
+    assert lines[1].split("\t")[2:] == ["-0.001", "CCO"]  # the seed, measured
     out = tmp_path / "path.csv"
-    invoke(["optimize", tmp_path / "run", "--seed", "CCO", "--property", "logp", "--steps", "4", "--every", "2",
-            "--minimize", "--out", out])
+    invoke(["optimize", property_run, "--seed", "CCO", "--property", "logp", "--steps", "4", "--every", "2",
+            "--minimize", "--decode", "beam", "--out", out])
     rows = out.read_text().splitlines()
-    assert rows[0] == "step,smiles,valid,predicted_logp,measured_logp" and len(rows) == 4
+    assert rows[0] == "step,smiles,valid,predicted_logp,measured_logp" and len(rows) == 5
+    assert rows[1].startswith("-1,CCO,1,")
     for args, message in ((["--seed", "C1CC", "--property", "logp"], "RDKit cannot read it"),
                           (["--seed", "CCO", "--property", "qed"], "this run's head predicts logp"),
+                          (["--seed", "CCO", "--property", "logp", "--decode", "top-k"], "expected greedy or beam"),
                           (["--seed", "CCO", "--property", "logp", "--out", tmp_path / "p.txt"], ".csv")):
-        code, _, err = run_main("optimize", tmp_path / "run", *args)
+        code, _, err = run_main("optimize", property_run, *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "p.txt").exists()
+
+
+def test_optimize_says_when_the_seed_is_not_written_back_or_not_beaten(run_main, property_run: Path) -> None:
+    from vaekit.evaluation.molecules import canonical
+
+    written_back = []
+    for seed in MOLECULES:
+        code, out, err = run_main("optimize", property_run, "--seed", seed, "--property", "logp", "--steps", "4",
+                                  "--every", "2")
+        assert code == 0, err
+        rows = [line.split("\t") for line in out.splitlines()[1:]]
+        assert rows[0][0] == "-1" and rows[0][3] == seed
+        first = canonical([rows[1][3]])[0]
+        written_back.append(first == canonical([seed])[0])
+        said = [line for line in err.splitlines() if "not to itself" in line]
+        assert len(said) == (0 if written_back[-1] else 1), err
+        assert not said or said[0].startswith(f"the seed decodes to {rows[1][3] or 'an empty string'} (")
+        seed_value = float(rows[0][2])
+        decoded = [float(row[2]) for row in rows[1:] if row[2] != "invalid"]
+        best_line = next(line for line in err.splitlines() if line.startswith(f"seed {seed}: "))
+        assert float(best_line.rsplit(" ", 1)[1]) >= seed_value  # never worse than the seed
+        beaten = any(value > seed_value for value in decoded)
+        assert ("no molecule along the path beat the seed" in err) == (not beaten), err
+        assert beaten or "best molecule: the seed itself" in best_line
+    assert any(written_back) and not all(written_back), written_back

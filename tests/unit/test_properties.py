@@ -5,6 +5,7 @@ gradient ascent in z from a seed molecule."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 pytest.importorskip("rdkit", reason="molecular properties need RDKit (the chem extra)")
 
 import vaekit  # noqa: E402
-from vaekit.applications.optimize import best, optimize_property  # noqa: E402
+from vaekit.applications.optimize import SEED_STEP, Step, best, optimize_property  # noqa: E402
 from vaekit.config import resolve_config  # noqa: E402
 from vaekit.data import properties  # noqa: E402
 from vaekit.errors import ConfigError, DataError  # noqa: E402
@@ -97,7 +98,7 @@ def test_gradient_ascent_raises_the_prediction_and_descent_lowers_it(weight_run)
     seed = "CCCCCCO"
     up = optimize_property(run, seed, "weight", steps=60, lr=0.1, every=20)
     down = optimize_property(run, seed, "weight", steps=60, lr=0.1, every=20, minimize=True)
-    assert [s.step for s in up] == [0, 20, 40, 60]
+    assert [s.step for s in up] == [SEED_STEP, 0, 20, 40, 60]
     assert up[-1].predicted > up[0].predicted + 5 and down[-1].predicted < down[0].predicted - 5
     assert up[0].predicted == pytest.approx(down[0].predicted)  # both start at the seed's code
     for step in up + down:  # each decoded string measured with RDKit, NaN when it is not a molecule
@@ -120,3 +121,33 @@ def test_optimisation_refuses_what_it_cannot_do(weight_run, tmp_path: Path) -> N
     assert plain.model.property_head is None
     with pytest.raises(ConfigError, match="no property head"):
         optimize_property(plain, "CCO", "qed")
+
+
+def test_a_seed_the_model_cannot_write_back_is_said_and_stays_the_answer(weight_run, caplog) -> None:
+    """The real failure: an undertrained model decodes the seed's code to a long carbon chain, the
+    path climbs from there, and the "best" molecule was worse than the seed without a word."""
+    run, _ = weight_run
+    with caplog.at_level(logging.WARNING, logger="vaekit"):
+        path = optimize_property(run, "CCO", "weight", steps=40, lr=0.1, every=20, minimize=True)
+    mean = run.encode_all(np.array(["CCO"], dtype=object))[0].to(run.device)  # the posterior mean, not a sample
+    with torch.no_grad():
+        at_mean = float(run.spec.property_units(run.model.property_head(mean))[0, 0])
+    assert path[0] == Step(SEED_STEP, "CCO", True, pytest.approx(at_mean), pytest.approx(46.069, abs=1e-3))
+    assert path[1].smiles != "CCO" and path[1].predicted == pytest.approx(at_mean)
+    assert best(path, minimize=True) is path[0]  # nothing lighter was found: the seed is the answer
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3 and all("\n" not in w for w in warnings), warnings
+    assert warnings[0].startswith(f"the seed decodes to {path[1].smiles} (") and "not to itself" in warnings[0]
+    assert warnings[1].startswith("no molecule along the path beat the seed (weight 46.069)")
+    assert warnings[2].startswith("the head's weight prediction parts from RDKit's value"), warnings[2]
+    again = optimize_property(run, "CCO", "weight", steps=40, lr=0.1, every=20, minimize=True)
+    # The mean and a deterministic decoding: the same path every time.
+    assert [(s.smiles, s.predicted) for s in again] == [(s.smiles, s.predicted) for s in path]
+
+
+def test_the_decoding_is_greedy_or_beam(weight_run) -> None:
+    run, _ = weight_run
+    beam = optimize_property(run, "CCCCCCO", "weight", steps=2, every=1, decoding="beam")
+    assert [s.step for s in beam] == [SEED_STEP, 0, 1, 2]
+    with pytest.raises(ConfigError, match="--decode 'sample': expected greedy or beam"):
+        optimize_property(run, "CCO", "weight", decoding="sample")

@@ -109,17 +109,18 @@ def optimize(
     prior_weight: float = typer.Option(0.05, "--prior-weight", help="Pull toward the prior: lambda * |z|^2 / 2."),
     every: int = typer.Option(20, "--every", min=1, help="Decode every this many steps."),
     minimize: bool = typer.Option(False, "--minimize", help="Descend instead (e.g. lower logP)."),
+    decoding: str = typer.Option("greedy", "--decode", help="How each code is decoded: greedy or beam."),
     out: Path = typer.Option(None, "--out", help="FILE.csv: the path (step, smiles, valid, predicted, measured)."),
 ) -> None:
     """Climb a molecular property in latent space from a seed molecule (gradient ascent on the
-    run's property head), decoding along the way; each molecule is measured with RDKit too."""
-    from vaekit.applications.optimize import best, optimize_property
-    from vaekit.data.properties import compute
+    run's property head), decoding along the way; each molecule is measured with RDKit too. The
+    first row (step -1) is the seed itself, which stays a candidate."""
+    from vaekit.applications.optimize import SEED_STEP, best, optimize_property
 
     if out is not None:
         check_suffix(out, (".csv",))
     run = load_run(run_dir)
-    path = optimize_property(run, seed, prop, steps, lr, prior_weight, every, minimize)
+    path = optimize_property(run, seed, prop, steps, lr, prior_weight, every, minimize, decoding)
     lines = ["step\tpredicted\tmeasured\tsmiles"] + [
         f"{s.step}\t{s.predicted:.3f}\t{'invalid' if not s.valid else f'{s.measured:.3f}'}\t{s.smiles}" for s in path]
     if out is None:
@@ -139,5 +140,5 @@ def optimize(
         atomic_write_bytes(out, buffer.getvalue().encode())
         log.info("wrote %s", out)
     top = best(path, minimize)
-    log.info("seed %s: %s %.3f; best decoded molecule: %s", seed, prop, float(compute([seed], [prop])[0, 0]),
-             "none valid" if top is None else f"{top.smiles} ({prop} {top.measured:.3f}, step {top.step})")
+    found = "the seed itself" if top.step == SEED_STEP else f"{top.smiles} (step {top.step})"
+    log.info("seed %s: %s %.3f; best molecule: %s, %s %.3f", seed, prop, path[0].measured, found, prop, top.measured)
