@@ -24,7 +24,7 @@ from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
 from vaekit.evaluation.latent import LatentMonitor
-from vaekit.evaluation.report import evaluate
+from vaekit.evaluation.report import FiniteValidation, evaluate
 from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
     EarlyStopping,
@@ -109,7 +109,7 @@ class Run:
             chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
                              max_level=splits.train.max_level, class_names=splits.train.class_names,
                              feature_names=splits.train.feature_names)
-        return self.spec.align(chosen, what=source)  # a table's columns matched by name
+        return self.spec.align(chosen, what=source, label_column=self.config.data.label_column)  # matched by name
 
     @torch.no_grad()
     def encode(self, x: np.ndarray | Tensor, name: str = "input", condition: Tensor | None = None) -> Distribution:
@@ -185,8 +185,9 @@ def _read_history(path: Path) -> list[dict[str, float]]:
 
 
 def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
-                       val: Any = None) -> list[Callback]:
-    """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress."""
+                       val: Any = None, feature_names: list[str] | None = None) -> list[Callback]:
+    """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress;
+    ``feature_names`` (a table's columns) name the column behind a non-finite validation loss."""
     train = config.train
     callbacks: list[Callback] = [
         LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma,
@@ -200,8 +201,11 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
         callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
     if train.early_stopping:
         callbacks.append(EarlyStopping(train.early_stopping))
-    if getattr(val, "tensors", None) is not None and config.model.posterior != "deterministic":
-        callbacks.append(LatentMonitor(val.tensors, config.model.condition != "none"))  # before the writers
+    if getattr(val, "tensors", None) is not None:  # before the writers
+        conditional = config.model.condition != "none"
+        callbacks.append(FiniteValidation(val.tensors, conditional, feature_names))
+        if config.model.posterior != "deterministic":
+            callbacks.append(LatentMonitor(val.tensors, conditional))
     if out is not None:
         callbacks += [Checkpointer(out / "checkpoint"), HistoryCSV(out / io.HISTORY)]
         if train.tensorboard:
@@ -262,8 +266,9 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
     shard = {"rank": context.rank, "world_size": context.world_size}
     batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
                            seed=config.train.seed, drop_last=config.model.norm == "batch", **shard)
-    val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False, **shard)
-           if data.val is not None else None)
+    val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
+                        name="validation split", **shard) if data.val is not None else None)
+    table_columns = data.spec.feature_names if data.spec.columns is not None else None
     optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
                                config.train.weight_decay, config.train.momentum)
     autocast = torch.bfloat16 if (config.train.precision == "bf16" or
@@ -275,7 +280,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
                                          fused=device.type in ("cpu", "cuda"))
     trainer = Trainer(
         context.wrap(model, device), objective, optimizer, aux_module=aux_module, aux_optimizer=aux_optimizer,
-        callbacks=training_callbacks(config, folder, objective, len(batches), val),
+        callbacks=training_callbacks(config, folder, objective, len(batches), val, table_columns),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
         max_seconds=config.train.max_minutes * 60 if config.train.max_minutes else None,
@@ -305,7 +310,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
             test = to_tensors(held, data.spec, "cpu", "test split")  # moved per batch
             metrics = evaluate(model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
                                seed=config.train.seed, y=test.get("y"), t=test.get("t"),
-                               property_names=data.spec.properties)
+                               property_names=data.spec.properties, feature_names=table_columns,
+                               what="test split")
             io.write_metrics(folder, {"test": metrics})
     shutdown_distributed()
     return run

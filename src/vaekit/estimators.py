@@ -90,8 +90,7 @@ class _VAE(BaseEstimator):
         ])
         names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
         with torch.random.fork_rng(devices=[]):
-            x = X if X.dtype == object else X.astype(np.float32)
-            self.run_ = vaekit.train(config, data=RawData(x=x, kind="table", feature_names=names))
+            self.run_ = vaekit.train(config, data=RawData(x=X, kind="table", feature_names=names))
         # Inference runs in float64: a row's result must not move with the batch it is computed in
         # (scikit-learn checks subset invariance to 1e-7, finer than float32 matmuls keep).
         self._run64 = dataclasses.replace(self.run_, model=copy.deepcopy(self.run_.model).double().eval())
@@ -210,11 +209,36 @@ class VAEImputer(TransformerMixin, _VAE):
         return self
 
     def transform(self, X) -> np.ndarray:
+        from sklearn.utils._set_output import _get_output_config
+
         from vaekit.applications.impute import impute
 
         check_is_fitted(self, "run_")
-        X = self._validate(X, reset=False)
-        return impute(self._run64, X, self.method, k=self.k, seed=0)  # observed values exactly as given
+        table = impute(self._run64, self._validate(X, reset=False), self.method, k=self.k, seed=0)  # observed as given
+        if _get_output_config("transform", self)["dense"] == "pandas":
+            return self._frame(table, X)
+        return table
+
+    def _frame(self, table: np.ndarray, X):
+        """A completed table as a DataFrame of typed columns: numbers as float64 (or the input's
+        integer dtype where every value is whole), text as objects. scikit-learn would make one
+        frame of the object array that a table with text is, every column ``object``."""
+        import pandas as pd
+
+        from vaekit.data.columns import is_numeric
+
+        given = dict(zip(self.feature_names_in_, X.dtypes, strict=True)) if hasattr(X, "dtypes") else {}
+        frame = {}
+        for j, column in enumerate(self.run_.spec.columns):
+            name = self.feature_names_in_[j] if hasattr(self, "feature_names_in_") else j
+            values = table[:, j]
+            if is_numeric(column):
+                values = values.astype(np.float64)
+                dtype = given.get(name)
+                if dtype is not None and dtype.kind in "iu" and np.all(np.mod(values, 1) == 0):
+                    values = values.astype(dtype)
+            frame[name] = values
+        return pd.DataFrame(frame, index=X.index if hasattr(X, "index") else None)
 
     def get_feature_names_out(self, input_features=None):
         from sklearn.utils.validation import _check_feature_names_in

@@ -151,8 +151,9 @@ def test_impute_writes_observed_values_with_every_digit(invoke, table_run: Path,
 
 
 def test_new_input_columns_are_matched_by_name(invoke, run_main, table_run: Path, tmp_path: Path, caplog) -> None:
-    """A file with the columns in another order (and one extra) is read by name; a missing column
-    is one line naming it, with nothing written."""
+    """A file with the columns in another order (and one extra) is read by name and written back in
+    its own order, the extra column included; a missing column is one line naming it, with nothing
+    written."""
     shuffled = tmp_path / "shuffled.csv"
     shuffled.write_text("visits,note,colour,height,smoker\n4,hello,blue,,0\n")
     out = tmp_path / "filled.csv"
@@ -160,7 +161,8 @@ def test_new_input_columns_are_matched_by_name(invoke, run_main, table_run: Path
         invoke(["impute", table_run, "--data", shuffled, "--out", out, "--k", "5"])
     assert "note" in caplog.text and "left out" in caplog.text
     header, row = read_csv(out)
-    assert header == HEADER and row[1:] == ["0", "blue", "4"] and float(row[0]) > 100  # height filled
+    assert header == ["visits", "note", "colour", "height", "smoker"]
+    assert row[:3] + row[4:] == ["4", "hello", "blue", "0"] and float(row[3]) > 100  # height filled
     short = tmp_path / "short.csv"
     short.write_text("height,colour,visits\n170,red,3\n")
     code, _, err = run_main("impute", table_run, "--data", short, "--out", tmp_path / "no.csv")
@@ -179,3 +181,53 @@ def test_new_input_may_lack_the_label_column_of_an_unconditional_run(invoke, tmp
     invoke(["impute", run, "--data", unlabelled, "--out", tmp_path / "filled.csv", "--k", "5"])
     header, *body = read_csv(tmp_path / "filled.csv")
     assert header == ["a", "b"] and len(body) == 2 and all(cell for row in body for cell in row)
+
+
+def test_impute_gives_back_every_column_of_the_file_the_label_included(invoke, tmp_path: Path) -> None:
+    """sklearn's breast cancer as a CSV, its label column among the features and a fifth of the
+    cells empty: 31 columns in, 31 out in their order (the label column was dropped), observed
+    cells as written, every digit, the label's empty cell left empty."""
+    from sklearn.datasets import load_breast_cancer
+
+    cancer = load_breast_cancer()
+    names = [name.replace(" ", "_") for name in cancer.feature_names]
+    header = names[:3] + ["label"] + names[3:]
+    rng = np.random.default_rng(0)
+    source = tmp_path / "cancer.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for values, label in zip(cancer.data[:150], cancer.target[:150], strict=True):
+            cells = ["" if rng.random() < 0.2 else repr(float(v)) for v in values]
+            writer.writerow(cells[:3] + [str(label)] + cells[3:])
+    run = tmp_path / "run"
+    invoke(["train", "--data", source, "--epochs", "1", *TINY, "--set", "data.label_column=label", "--out", run])
+    given = read_csv(source)
+    given[5][3] = ""  # a row without its label: this run does not need it
+    source.write_text("\n".join(",".join(row) for row in given) + "\n")
+    out = tmp_path / "filled.csv"
+    invoke(["impute", run, "--data", source, "--out", out, "--k", "5"])
+    filled = read_csv(out)
+    assert filled[0] == header and all(len(row) == 31 for row in filled)
+    assert [row[3] for row in filled] == [row[3] for row in given]  # the label column, its hole included
+    for before, after in zip(given[1:], filled[1:], strict=True):
+        assert all(a == b for a, b in zip(after, before, strict=True) if b)  # observed cells untouched
+        assert all(cell for j, cell in enumerate(after) if j != 3)  # every feature hole filled
+
+
+def test_a_two_valued_column_is_imputed_as_one_of_its_two_values(invoke, tmp_path: Path) -> None:
+    """diabetes' sex (-0.0446/0.0507) was imputed as 0.000435; now as one of its values, exactly."""
+    from sklearn.datasets import load_diabetes
+
+    diabetes = load_diabetes()
+    rng = np.random.default_rng(1)
+    source = tmp_path / "diabetes.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(diabetes.feature_names)
+        writer.writerows([["" if rng.random() < 0.2 else repr(float(v)) for v in row] for row in diabetes.data])
+    run = tmp_path / "run"
+    invoke(["train", "--data", source, "--epochs", "1", *TINY, "--out", run])
+    invoke(["impute", run, "--data", source, "--out", tmp_path / "filled.csv", "--k", "5"])
+    sex = {row[1] for row in read_csv(tmp_path / "filled.csv")[1:]}
+    assert sex == {repr(float(v)) for v in np.unique(diabetes.data[:, 1])}

@@ -328,9 +328,9 @@ def test_csv_keeps_text_columns_as_text(tmp_path: Path) -> None:
 
 def test_csv_of_numbers_stays_float(tmp_path: Path) -> None:
     path = tmp_path / "numbers.csv"
-    path.write_text("a,b\n1,2\n,4\n")
+    path.write_text("a,b\n1,2\n,4\n0.05068011873981862,5\n")
     x = load_csv(path, DataConfig(source=str(path))).train.x
-    assert x.dtype == np.float32
+    assert x.dtype == np.float64 and x[2, 0] == 0.05068011873981862  # every digit, as written
     assert math.isnan(x[1, 0]) and x[1, 1] == 4.0
 
 
@@ -392,3 +392,23 @@ def test_counts_are_inferred_for_spread_out_non_negative_integers_only() -> None
     assert kinds == ["count", "continuous", "binary", "continuous"]
     overridden = infer_columns(table, ["visits", "year", "flag", "score"], {"visits": "continuous"})
     assert overridden[0].kind == "continuous"
+
+
+def test_a_column_of_two_values_is_binary_and_gives_back_exactly_those_values() -> None:
+    """diabetes' sex is -0.0446 or 0.0507: it was a continuous column, imputed as 0.000435."""
+    from sklearn.datasets import load_diabetes
+
+    diabetes = load_diabetes()
+    x, names = diabetes.data, list(diabetes.feature_names)
+    columns = infer_columns(x, names)
+    sex = columns[names.index("sex")]
+    values = np.unique(x[:, 1])
+    assert sex.kind == "binary" and [float(c) for c in sex.categories] == values.tolist()
+    table = decode(columns, torch.tensor([[0.0] * 10, [0.3] * 10, [0.8] * 10]))  # codes, and probabilities of 1
+    assert table[:, 1].tolist() == [values[0], values[0], values[1]]  # the numbers themselves, every digit
+    assert infer_columns(x, names, {"sex": "continuous"})[1].kind == "continuous"  # unless declared
+
+
+def test_a_third_value_in_the_held_out_rows_keeps_a_two_valued_column_numeric() -> None:
+    train, held_out = np.array([[1.5], [2.5], [1.5]]), np.array([[4.0]])
+    assert infer_columns(train, ["v"], others=[held_out])[0].kind == "continuous"

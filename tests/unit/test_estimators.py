@@ -166,3 +166,21 @@ def test_a_text_table_refuses_an_unknown_category_or_a_numeric_array(wine_frame)
         model.transform(wrong)
     with pytest.raises(ValueError), pytest.warns(UserWarning, match="feature names"):
         model.transform(wine_frame.to_numpy()[:, :-2].astype(float))
+
+
+def test_pandas_output_of_a_table_with_text_keeps_each_column_s_type(wine_frame) -> None:
+    """With a text column the completed table is an object array, and scikit-learn's pandas output
+    made every column ``object``: numbers stay numbers, whole-number columns their integer dtype."""
+    frame = wine_frame.copy()
+    frame["rank"] = np.arange(len(frame)) % 5  # int64, no holes
+    imputer = VAEImputer(**QUICK).set_output(transform="pandas").fit(frame)
+    out = imputer.transform(frame)
+    text = [name for name in frame.columns if frame[name].dtype.kind not in "biuf"]
+    assert text and list(out.columns) == list(frame.columns) and out.index.equals(frame.index)
+    for name in frame.columns:
+        if name in text:
+            assert out[name].dtype.kind not in "biuf" and out[name].notna().all()
+        elif name == "rank":
+            assert out[name].dtype == np.int64 and (out[name] == frame[name]).all()
+        else:
+            assert out[name].dtype == np.float64

@@ -359,7 +359,7 @@ def write_csv(path: Path, text: str) -> Path:
 def test_csv_with_header_and_label_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "t.csv", "a,label,b\n1,dog,2\n3,cat,\n5,dog,6.5\n")
     data = load_path(path, label_column="label").train
-    assert data.kind == "table" and data.x.dtype == np.float32 and data.x.shape == (3, 2)
+    assert data.kind == "table" and data.x.dtype == np.float64 and data.x.shape == (3, 2)
     assert data.feature_names == ["a", "b"]
     assert data.class_names == ["cat", "dog"] and data.y.tolist() == [1, 0, 1]
     assert np.isnan(data.x[1, 1]) and data.x[2, 1] == 6.5
@@ -423,7 +423,7 @@ def test_parquet_table(tmp_path: Path) -> None:
     table = pa.table({"a": [1, 2, None], "kind": ["x", "y", "x"], "b": [0.5, 1.5, 2.5]})
     pq.write_table(table, tmp_path / "t.parquet")
     data = load_path(tmp_path / "t.parquet", label_column="kind").train
-    assert data.x.dtype == np.float32 and data.x.shape == (3, 2)
+    assert data.x.dtype == np.float64 and data.x.shape == (3, 2)
     assert data.feature_names == ["a", "b"] and np.isnan(data.x[2, 0])
     assert data.class_names == ["x", "y"] and data.y.tolist() == [0, 1, 0]
     pq.write_table(pa.table({"s": ["u", None]}), tmp_path / "s.parquet")  # text stays text, for the spec

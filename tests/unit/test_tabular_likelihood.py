@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import distributions as D
 
 import vaekit
@@ -149,9 +150,61 @@ def test_mean_gives_codes_for_categories() -> None:
 
 def test_category_probs_sum_to_one() -> None:
     probs = table().category_probs()
-    assert [(j, p.shape) for j, p in probs] == [(2, (B, 3)), (5, (B, 2))]
+    assert [(j, p.shape) for j, p in probs] == [([2], (B, 1, 3)), ([5], (B, 1, 2))]  # K 3 and 2: two groups
     for _, p in probs:
-        torch.testing.assert_close(p.sum(-1), torch.ones(B))
+        torch.testing.assert_close(p.sum(-1), torch.ones(B, 1))
+
+
+# Many categorical columns of many sizes (1 to 300 categories, several per power-of-two group),
+# between a continuous column and one constant in training: the layout of 784 categorical pixels.
+SIZES = [3, 1, 2, 17, 5, 300, 4, 3, 9, 2, 16, 129]
+WIDE = ([Column("first", "continuous", loc=1.0, std=2.0), Column("border", "continuous", loc=0.0, constant=True)]
+        + [Column(f"c{i}", "categorical", categories=[str(v) for v in range(k)]) for i, k in enumerate(SIZES)])
+
+
+def wide_rows(n: int = B, seed: int = 3) -> torch.Tensor:
+    """Model-space rows of WIDE (n, 2 + len(SIZES)): a value, the constant's 0, a code per column."""
+    g = torch.Generator().manual_seed(seed)
+    codes = [torch.randint(0, k, (n, 1), generator=g).float() for k in SIZES]
+    return torch.cat([torch.randn(n, 1, generator=g), torch.zeros(n, 1), *codes], 1)
+
+
+def per_column_categoricals(raw: torch.Tensor) -> list[torch.Tensor]:
+    """The reference: each categorical column's K logits, one column at a time, from the end of the
+    decoder output (after the continuous column's mean and log-scale)."""
+    return list(raw[..., 2:].split(SIZES, -1))
+
+
+def test_grouped_categorical_columns_equal_a_per_column_reference() -> None:
+    layout = TableLayout(WIDE)
+    assert layout.n_params == 2 + sum(SIZES) and len(layout.category_groups) < len(SIZES)
+    raw = torch.randn(2, B, layout.n_params, generator=torch.Generator().manual_seed(4))  # (S, B, P): iwae draws
+    px, x = MixedTable(raw, layout), with_holes(wide_rows())
+    logits = per_column_categoricals(raw)
+    elements = px.log_prob_elements(torch.nan_to_num(x))
+    expected = [torch.log_softmax(lg, -1).gather(-1, torch.nan_to_num(x)[:, 2 + i].long()[None, :, None].expand(
+        2, B, 1)).squeeze(-1) for i, lg in enumerate(logits)]
+    torch.testing.assert_close(elements[..., 2:], torch.stack(expected, -1))
+    assert (elements[..., 1] == 0).all()  # the constant column: no likelihood term
+    observed = ~torch.isnan(x)
+    reference = elements[..., 0] * observed[:, 0] + (torch.stack(expected, -1) * observed[:, 2:]).sum(-1)
+    torch.testing.assert_close(px.log_prob(x), reference)
+    torch.testing.assert_close(px.mean[..., 2:], torch.stack([lg.argmax(-1).float() for lg in logits], -1))
+    probs = {j: p for columns, group in px.category_probs() for j, p in zip(columns, group.unbind(-2), strict=True)}
+    for i, lg in enumerate(logits):
+        torch.testing.assert_close(probs[2 + i][..., : SIZES[i]], torch.softmax(lg, -1))
+        assert (probs[2 + i][..., SIZES[i]:] == 0).all()  # the padding of a smaller column is never drawn
+    drawn = px.sample(generator=torch.Generator().manual_seed(5))[..., 2:]
+    assert ((drawn >= 0) & (drawn < torch.tensor(SIZES, dtype=drawn.dtype))).all()
+
+
+def test_the_encoder_input_of_grouped_categoricals_equals_a_per_column_one_hot() -> None:
+    x = with_holes(wide_rows())
+    observed = ~torch.isnan(x)
+    one_hots = [F.one_hot(torch.nan_to_num(x[:, 2 + i]).long(), k).float() * observed[:, 2 + i, None]
+                for i, k in enumerate(SIZES)]
+    expected = torch.cat([torch.nan_to_num(x[:, :1]), *one_hots], 1)  # the constant column is no input
+    torch.testing.assert_close(TableInput(WIDE)(x), expected)
 
 
 # -------------------------------------------------------------------------------------- samples
@@ -410,3 +463,54 @@ def test_a_parquet_table_with_text_trains(tmp_path: Path) -> None:
     assert [c.kind for c in run.spec.columns] == ["continuous", "categorical", "count"]
     assert run.spec.has_missing
     assert_finite_history(run)
+
+
+def digits_table() -> tuple[np.ndarray, list[str]]:
+    """sklearn's digits as a table of 64 pixel columns 0..255 (the 8x8 images scaled from 0..16):
+    the leftmost pixel column is 0 in every image, as a pixel table's border is."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().data * 255 / 16, [f"p{i}" for i in range(64)]
+
+
+def test_a_column_constant_in_training_is_a_constant_and_a_value_off_it_costs_nothing(caplog) -> None:
+    """A column that is 0 in every training row was standardised by a floored spread (1e-8): a test
+    row with 255 there came out at 2.5e10 and its -ELBO near 1e23, or NaN. It is a constant now,
+    said in one line naming it, and such a row scores as the row without it, with a warning."""
+    x, names = digits_table()
+    config = resolve_config(preset="vae", overrides=["train.epochs=1", "model.hidden=[16]", "model.latent_dim=2",
+                                                     "train.progress=false", "eval.enabled=false",
+                                                     "data.val_fraction=0", "data.test_fraction=0"])
+    with caplog.at_level("WARNING", logger="vaekit"):
+        run = vaekit.train(config, data=RawData(x=x[:400], kind="table", feature_names=names))
+    constant = [name for name, column in zip(names, x[:400].T, strict=True) if column.min() == column.max()]
+    assert constant[0] == "p0" and [c.name for c in run.spec.columns if c.constant] == constant
+    assert f"{len(constant)} columns hold one value throughout the training data (p0, " in caplog.text
+    border = x[400:420].copy()
+    border[:, 0] = 255.0
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vaekit"):
+        odd = run.spec.transform(border, name="new rows")
+    assert "new rows" in caplog.text and "p0 in 20 rows" in caplog.text
+    from vaekit.evaluation.report import evaluate
+
+    scores = [evaluate(run.model, rows, k=5)["neg_elbo"] for rows in (odd, run.spec.transform(x[400:420]))]
+    assert math.isfinite(scores[0]) and scores[0] == pytest.approx(scores[1])
+    decoded = run.spec.to_table(run.model.decode(torch.zeros(1, 2)).mean.detach())
+    assert decoded[0, 0] == 0.0  # its value given back
+
+
+def test_a_row_beyond_the_model_is_an_error_naming_its_column_not_a_nan_metric() -> None:
+    """A column with a tiny spread and a row a billion standard deviations off it: the encoder
+    overflows; the evaluation says which row and column instead of reporting NaN."""
+    from vaekit.evaluation.report import evaluate
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    x[:, 2] = np.round(x[:, 2], 1) * 1e-6
+    config = resolve_config(preset="vae", overrides=["train.epochs=1", "model.hidden=[16]", "train.progress=false",
+                                                     "eval.enabled=false"])
+    run = vaekit.train(config, data=RawData(x=x, kind="table", feature_names=["a", "b", "tiny"]))
+    rows = run.spec.transform(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1e3]]))
+    with pytest.raises(DataError, match=r"new rows: 1 rows .*\(row 1: column 'tiny' is [\d.e+]+ training standard"):
+        evaluate(run.model, rows, k=5, feature_names=run.spec.feature_names, what="new rows")

@@ -236,7 +236,7 @@ class Average:
     def __init__(self) -> None:
         self.log_total: Tensor | None = None
         self.mean: Tensor | None = None
-        self.probs: list[tuple[int, Tensor]] = []
+        self.probs: list[tuple[list[int], Tensor]] = []  # categorical columns: (indices, (B, C, K))
 
     def add(self, px: Distribution, log_weight: Tensor | None = None) -> None:
         mean = px.mean

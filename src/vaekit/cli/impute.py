@@ -16,9 +16,12 @@ log = logging.getLogger("vaekit")
 def impute(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     data: str = typer.Option(..., "--data", help="Inputs with missing values (empty cells or NaN): a CSV, "
-                             "Parquet or .npy file with the run's columns."),
-    out: Path = typer.Option(..., "--out", help="FILE.csv (the table completed; with --multiple, one block "
-                             "per imputation and a leading 'imputation' column) or FILE.npy."),
+                             "Parquet or .npy file with the run's columns (and any others)."),
+    out: Path = typer.Option(..., "--out", help="FILE.csv: every column of a CSV or Parquet input in its order, "
+                             "each cell as given but for the holes filled in the model's columns; the label "
+                             "column and columns the model does not use come back as they are, their empty "
+                             "cells empty (with --multiple, one block per imputation and a leading "
+                             "'imputation' column). FILE.npy: the model's columns only."),
     method: str = typer.Option("importance", "--method", help="importance (MIWAE) or pseudo-gibbs."),
     k: int = typer.Option(100, "--k", min=1, help="Importance samples per row."),
     steps: int = typer.Option(50, "--steps", min=1, help="Pseudo-Gibbs iterations."),
@@ -44,23 +47,48 @@ def impute(
     inputs = load_inputs(run, data, "all")
     condition = labels_of(run, inputs, data)
     filled = run_impute(run, inputs.x, method, k, steps, seed, multiple, condition, name=data)
+    if inputs.x.dtype == object:
+        holes = np.vectorize(is_missing, otypes=[bool])(inputs.x)
+    else:
+        holes = np.isnan(inputs.x.astype(np.float64))
     names = run.spec.feature_names or [f"v{i}" for i in range(filled.shape[-1])]
     if out.suffix.lower() == ".npy":
         if filled.dtype == object:
             raise ConfigError(f"--out {str(out)!r}: this table has text categories; write a .csv")
         save_array(filled, out)
-    elif multiple:
-        blocks = [np.concatenate([np.full((filled.shape[1], 1), m + 1, dtype=object), _cells(table)], 1)
-                  for m, table in enumerate(filled)]
-        save_array(np.concatenate(blocks), out, header=["imputation", *names])
+    elif filled.ndim == 2 + bool(multiple):  # a table
+        names, tables = _whole_file(data, names, filled if multiple else filled[None], holes)
+        if multiple:
+            blocks = [np.concatenate([np.full((len(table), 1), m + 1, dtype=object), table], 1)
+                      for m, table in enumerate(tables)]
+            save_array(np.concatenate(blocks), out, header=["imputation", *names])
+        else:
+            save_array(tables[0], out, header=names)
     else:
-        save_array(_cells(filled) if filled.ndim == 2 else filled, out, header=names if filled.ndim == 2 else None)
-    if inputs.x.dtype == object:
-        n_missing = sum(is_missing(value) for value in inputs.x.ravel())
-    else:
-        n_missing = int(np.isnan(inputs.x.astype(np.float64)).sum())
-    typer.echo(f"filled {n_missing} missing values in {len(inputs.x)} rows"
+        save_array(filled, out)
+    typer.echo(f"filled {int(holes.sum())} missing values in {len(inputs.x)} rows"
                + (f" ({multiple} imputations)" if multiple else "") + f"; wrote {out}")
+
+
+def _whole_file(data: str, names: list[str], tables, holes):
+    """The completed tables (M, N, D) as CSV cells, and their column names. From a CSV or Parquet
+    file, every column of the file in its order, each cell as the file has it but for the holes of
+    the model's columns: the label column and columns the model does not use come back untouched."""
+
+    from vaekit.data.sources.tabular import read_cells
+
+    path = Path(data)
+    if path.suffix.lower() not in (".csv", ".parquet") or not path.is_file():
+        return names, [_cells(table) for table in tables]
+    file_names, cells = read_cells(path)
+    positions = [file_names.index(name) for name in names] if file_names else list(range(len(names)))
+    completed = []
+    for table in tables:
+        whole = cells.copy()
+        for j, position in enumerate(positions):
+            whole[holes[:, j], position] = table[holes[:, j], j]
+        completed.append(_cells(whole))
+    return file_names or names, completed
 
 
 def _cells(table):

@@ -4,8 +4,11 @@ A table's raw values (N, D) are numbers (float, NaN = missing) or, when any colu
 object array of strings, numbers and None. Each column gets a kind, inferred from the training data
 and overridable per column (``data.column_types``):
 
-- ``continuous``: numbers; standardised with the training mean and standard deviation.
-- ``binary``: exactly two distinct values (0/1, True/False, "yes"/"no"); coded 0 and 1.
+- ``continuous``: numbers; standardised with the training mean and standard deviation. A column
+  that holds one value throughout the training data is a constant (``Column.constant``): it has no
+  spread to standardise by, and the model gives its value back rather than learning it.
+- ``binary``: exactly two distinct values (0/1, True/False, "yes"/"no", -0.0446/0.0507); coded 0
+  and 1 in the sorted order of the values, and decoded as one of the two values, exactly.
 - ``categorical``: text, or numbers declared categorical; coded 0..K-1 by the sorted training values.
 - ``count``: non-negative integers spread at least as a Poisson's (variance >= mean), more than two
   values (a negative binomial likelihood); kept as they are.
@@ -17,6 +20,7 @@ table likelihood skips them (:mod:`vaekit.distributions.tabular`).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -27,6 +31,7 @@ from torch import Tensor
 
 from vaekit.errors import ConfigError, DataError
 
+log = logging.getLogger("vaekit")
 Kind = Literal["continuous", "binary", "categorical", "count"]
 KINDS: tuple[str, ...] = ("continuous", "binary", "categorical", "count")
 MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "?"})
@@ -41,6 +46,10 @@ class Column:
     categories: list[str] | None = None  # binary / categorical: the raw values, in code order
     loc: float = 0.0  # continuous: subtracted; count: the training mean (the decoder's log-mean starts there)
     std: float = 1.0  # continuous: divided by
+    # continuous: one value (``loc``) throughout the training data. Standardised by its spread
+    # (floored at 1e-8), a constant pixel that is 255 in one test row came out 2.5e10 and the
+    # validation loss 1e23; it has no likelihood term and no input to the encoder instead.
+    constant: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,33 +119,58 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
     columns = []
     for j, name in enumerate(names):
         values = x[:, j]
-        numbers = values.astype(np.float64) if values.dtype != object else None
-        if numbers is None:
-            parsed = [_as_number(v) for v in values]
-            if all(p is not None for p in parsed):
-                numbers = np.array(parsed, dtype=np.float64)
+        numbers = _numbers(values)
         present = [v for v in values if not is_missing(v)]
         if not present:
             raise DataError(f"{what}: column {name!r} has no values in the training data")
         kind = overrides.get(name)
+        with_held_out = np.concatenate([values, *[o[:, j] for o in others or []]])
         if kind is None:
             if numbers is None or any(isinstance(v, bool | np.bool_) for v in present[:1]):
-                kind = "binary" if len({_text(v) for v in present}) == 2 else "categorical"
+                kind = "binary" if len(_categories(with_held_out)) == 2 else "categorical"
             else:
                 finite = numbers[~np.isnan(numbers)]
                 distinct = np.unique(finite)
-                kind = "binary" if len(distinct) == 2 and set(distinct.tolist()) <= {0.0, 1.0} else (
+                # Two values are two categories, whatever they are (diabetes' sex is -0.0446 and
+                # 0.0507): as a continuous column it was imputed as 0.000435, neither of them.
+                kind = "binary" if len(distinct) == 2 and len(_categories(with_held_out)) == 2 else (
                     "count" if looks_like_counts(finite, distinct) else "continuous")
-        if kind in ("binary", "categorical") and others:
-            values = np.concatenate([values, *[o[:, j] for o in others]])
+        if kind in ("binary", "categorical"):
+            values = with_held_out
         columns.append(_fit_column(name, kind, values, numbers, what, scale))
+    constant = [c.name for c in columns if c.constant]
+    if len(constant) == width:
+        raise DataError(f"{what}: every column holds one value throughout the training data ({n} rows): nothing "
+                        "to learn; a model needs more than one sample, with values that differ")
+    if constant:
+        log.warning("%s: %d column%s hold one value throughout the training data (%s); modelled as constants: "
+                    "that value is given back, not learned", what, len(constant), "s" if len(constant) > 1 else "",
+                    _some(constant))
     return columns
+
+
+def _numbers(values: np.ndarray) -> np.ndarray | None:
+    """A column's values as float64 (NaN where missing), None when one of them is not a number."""
+    if values.dtype != object:
+        return values.astype(np.float64)
+    parsed = [_as_number(v) for v in values]
+    return np.array(parsed, dtype=np.float64) if all(p is not None for p in parsed) else None
+
+
+def _categories(values: np.ndarray) -> list[str]:
+    """The distinct values present, named as :func:`_text` names them, in sorted order."""
+    return sorted({_text(v) for v in values if not is_missing(v)}, key=_sort_key)
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """The first names, and how many more."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | None, what: str,
                 scale: str = "standardize") -> Column:
     if kind in ("binary", "categorical"):
-        categories = sorted({_text(v) for v in values if not is_missing(v)}, key=_sort_key)
+        categories = _categories(values)
         if kind == "binary" and len(categories) != 2:
             raise DataError(f"{what}: column {name!r} is declared binary but has {len(categories)} distinct values")
         return Column(name, kind, categories=categories)
@@ -147,6 +181,8 @@ def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | 
         if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
             raise DataError(f"{what}: column {name!r} is declared a count but holds negative or fractional values")
         return Column(name, "count", loc=float(finite.mean()) if finite.size else 0.0)
+    if finite.size and finite.min() == finite.max():
+        return Column(name, "continuous", loc=float(finite[0]), constant=True)
     if scale == "none":
         return Column(name, "continuous")
     if scale == "unit":
@@ -161,6 +197,7 @@ def encode(columns: list[Column], x: np.ndarray, what: str = "input") -> Tensor:
         raise DataError(f"{what}: {x.shape[1] if x.ndim == 2 else 'no'} columns, the model expects "
                         f"{len(columns)} ({', '.join(c.name for c in columns[:20])})")
     out = np.empty(x.shape, dtype=np.float32)
+    departed: list[str] = []  # constant columns holding another value here
     for j, column in enumerate(columns):
         values = x[:, j]
         if column.kind in ("binary", "categorical"):
@@ -192,7 +229,18 @@ def encode(columns: list[Column], x: np.ndarray, what: str = "input") -> Tensor:
                 raise DataError(f"{what}: column {column.name!r} is a count: expected non-negative integers")
             out[:, j] = numbers
         else:
-            out[:, j] = (numbers - column.loc) / column.std
+            with np.errstate(over="ignore"):
+                out[:, j] = (numbers - column.loc) / column.std
+            if np.isinf(out[:, j]).any():  # beyond float32 once standardised: the model would give NaN
+                row = int(np.flatnonzero(np.isinf(out[:, j]))[0])
+                raise DataError(f"{what}: row {row}, column {column.name!r}: {numbers[row]!r} lies too far outside "
+                                f"the training data (mean {column.loc:.4g}, std {column.std:.4g}) to be modelled")
+            if column.constant and (rows := int(np.sum(numbers[~np.isnan(numbers)] != column.loc))):
+                departed.append(f"{column.name} in {rows} row{'s' if rows > 1 else ''}")
+    if departed:
+        log.warning("%s: columns that held one value throughout the training data hold others here (%s); the "
+                    "model cannot represent them, leaves them out of the likelihood and gives the training "
+                    "value back", what, _some(departed))
     return torch.from_numpy(out)
 
 
@@ -221,3 +269,8 @@ def decode(columns: list[Column], values: Tensor, model_space: bool = True) -> n
 
 def _numeric_categories(column: Column) -> bool:
     return all(_as_number(c) is not None for c in column.categories or [])
+
+
+def is_numeric(column: Column) -> bool:
+    """Whether a column's values are numbers (a binary or categorical one's included)."""
+    return column.kind in ("continuous", "count") or _numeric_categories(column)

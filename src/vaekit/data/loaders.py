@@ -206,8 +206,9 @@ class StreamingBatches(TensorBatches):
 
 
 def make_batches(data: RawData, spec: DataSpec, config: DataConfig, batch_size: int,
-                 device: torch.device | str, **kwargs) -> TensorBatches:
-    """The fast path when the split fits, else the streaming path."""
+                 device: torch.device | str, name: str | None = None, **kwargs) -> TensorBatches:
+    """The fast path when the split fits, else the streaming path; ``name`` (the source by default)
+    is what messages about the data call it."""
     if fits_in_memory(data, config) or spec.properties:  # molecules with properties: a few MB of strings
-        return TensorBatches(to_tensors(data, spec, device, config.source), batch_size, **kwargs)
+        return TensorBatches(to_tensors(data, spec, device, name or config.source), batch_size, **kwargs)
     return StreamingBatches(data, spec, batch_size, device=device, num_workers=config.num_workers, **kwargs)

@@ -201,10 +201,11 @@ class DataSpec:
             x = (x > 0.5).to(torch.float32)
         return x
 
-    def align(self, raw: RawData, what: str = "input") -> RawData:
+    def align(self, raw: RawData, what: str = "input", label_column: str | None = None) -> RawData:
         """New table rows with a header -> their columns in the order the model was trained on,
         matched by name: a missing column is an error naming it, extra columns are left out with a
-        warning. Rows without names (images, headerless files) are left as they are."""
+        warning (``label_column``, read as a column when its labels were not needed, without one).
+        Rows without names (images, headerless files) are left as they are."""
         names, given = self.feature_names, raw.feature_names
         if self.kind != "table" or not names or not given or list(given) == list(names):
             return raw
@@ -213,9 +214,9 @@ class DataSpec:
             shown = ", ".join(repr(m) for m in missing[:10]) + (", ..." if len(missing) > 10 else "")
             raise DataError(f"{what}: missing column{'s' if len(missing) > 1 else ''} {shown}; the model was "
                             f"trained on {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}")
-        extra = [name for name in given if name not in names]
+        extra = [name for name in given if name not in names and name != label_column]
         if extra:
-            log.warning("%s: columns %s are not the model's and are left out", what, ", ".join(extra[:10]))
+            log.warning("%s: columns %s are not the model's and are left out of it", what, ", ".join(extra[:10]))
         order = [list(given).index(name) for name in names]
         return dataclasses.replace(raw, x=raw.x[:, order], feature_names=list(names))
 

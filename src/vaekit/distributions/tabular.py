@@ -15,6 +15,7 @@ K logits. The encoder's matching input layer is :class:`TableInput`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,15 +35,22 @@ LOG_SCALE_MIN = -7.0  # the smallest standard deviation a continuous column may 
 
 
 class TableLayout:
-    """Where each column's values and decoder parameters live, by kind (index tensors)."""
+    """Where each column's values and decoder parameters live, by kind (index lists).
+
+    Categorical columns are grouped by their number of categories K, rounded up to a power of two:
+    a group's logits are gathered into one (*batch, C, K) tensor (the columns with fewer categories
+    padded with impossible ones), so a table of 784 categorical pixels costs a handful of tensor
+    operations rather than 784, and padding never more than doubles a group's size. A column
+    constant in the training data (``Column.constant``) has no parameters and no likelihood term.
+    """
 
     def __init__(self, columns: list[Column]) -> None:
-        kinds = [c.kind for c in columns]
         self.width = len(columns)
-        self.continuous = [j for j, k in enumerate(kinds) if k == "continuous"]
-        self.binary = [j for j, k in enumerate(kinds) if k == "binary"]
-        self.count = [j for j, k in enumerate(kinds) if k == "count"]
+        self.continuous = [j for j, c in enumerate(columns) if c.kind == "continuous" and not c.constant]
+        self.binary = [j for j, c in enumerate(columns) if c.kind == "binary"]
+        self.count = [j for j, c in enumerate(columns) if c.kind == "count"]
         self.categorical = [(j, len(c.categories)) for j, c in enumerate(columns) if c.kind == "categorical"]
+        self.category_groups = _group_categories(self.categorical)
         # Counts are modelled relative to their training mean (``Column.loc``; 0 in run folders from
         # before it was stored, which keeps their old behaviour): the decoder's log-mean is an offset
         # from log(mean), the encoder sees log(1 + k) - log(1 + mean). Without it a column of counts
@@ -53,6 +61,36 @@ class TableLayout:
         self.count_log1p_mean = [math.log1p(c.loc) if c.loc > 0 else 0.0 for c in counts]
         self.n_params = (2 * len(self.continuous) + len(self.binary) + 2 * len(self.count)
                          + sum(k for _, k in self.categorical))
+
+
+@dataclass
+class CategoryGroup:
+    """Categorical columns that share one (*batch, C, K) tensor: their column indices (C,), where
+    each one's logits lie in the decoder's categorical block (C, K; a padded slot points at 0), and
+    which slots are padding (C, K)."""
+
+    columns: list[int]
+    slots: Tensor
+    padding: Tensor
+
+
+def _group_categories(categorical: list[tuple[int, int]]) -> list[CategoryGroup]:
+    """Group (column, K) pairs by K rounded up to a power of two, in column order within a group."""
+    starts = [0]
+    for _, k in categorical:
+        starts.append(starts[-1] + k)
+    buckets: dict[int, list[int]] = {}
+    for position, (_, k) in enumerate(categorical):
+        buckets.setdefault(max(k - 1, 0).bit_length(), []).append(position)
+    groups = []
+    for positions in buckets.values():
+        width = max(categorical[p][1] for p in positions)
+        offsets = torch.arange(width)
+        sizes = torch.tensor([categorical[p][1] for p in positions])
+        padding = offsets >= sizes[:, None]  # (C, K)
+        slots = torch.tensor([starts[p] for p in positions])[:, None] + offsets  # (C, K)
+        groups.append(CategoryGroup([categorical[p][0] for p in positions], slots.masked_fill(padding, 0), padding))
+    return groups
 
 
 class MixedTable(_EventDistribution):
@@ -68,7 +106,9 @@ class MixedTable(_EventDistribution):
         offset = torch.tensor(layout.count_log_mean, dtype=log_mean.dtype, device=log_mean.device)
         self.log_mean = (log_mean + offset).clamp(-20.0, 20.0)
         self.dispersion = F.softplus(log_dispersion) + 1e-4  # the negative binomial's r (total count)
-        self.cat_logits = list(cat.split([k for _, k in layout.categorical], -1))  # each (*batch, K)
+        self.cat_logits = [cat.index_select(-1, g.slots.flatten().to(cat.device)).unflatten(-1, g.slots.shape)
+                           .masked_fill(g.padding.to(cat.device), -torch.inf)
+                           for g in layout.category_groups]  # each (*batch, C, K), padding at -inf
         super().__init__(raw.new_empty(*lead, layout.width), 1)
 
     def _place(self, parts: list[tuple[list[int], Tensor]], like: Tensor) -> Tensor:
@@ -97,9 +137,9 @@ class MixedTable(_EventDistribution):
             log_pmf = (torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1)
                        + r * (torch.log(r) - log_r_mu) + k * (log_mu - log_r_mu))
             parts.append((lay.count, log_pmf.to(self.log_mean.dtype)))
-        for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
-            index = x[..., j].long().clamp_min(0).unsqueeze(-1)
-            parts.append(([j], torch.log_softmax(logits, -1).gather(-1, index)))
+        for group, logits in zip(lay.category_groups, self.cat_logits, strict=True):
+            index = x[..., group.columns].long().clamp_min(0).unsqueeze(-1)  # (*batch, C, 1)
+            parts.append((group.columns, torch.log_softmax(logits, -1).gather(-1, index).squeeze(-1)))
         return self._place(parts, x)
 
     def log_prob(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -114,14 +154,15 @@ class MixedTable(_EventDistribution):
         lay = self.layout
         parts = [(lay.continuous, self.loc), (lay.binary, torch.sigmoid(self.logits)),
                  (lay.count, torch.exp(self.log_mean))]
-        parts += [([j], logits.argmax(-1, keepdim=True).to(self.loc.dtype))
-                  for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True)]
+        parts += [(group.columns, logits.argmax(-1).to(self.loc.dtype))
+                  for group, logits in zip(lay.category_groups, self.cat_logits, strict=True)]
         return self._place(parts, self.loc)
 
-    def category_probs(self) -> list[tuple[int, Tensor]]:
-        """(column index, probabilities (*batch, K)) for each categorical column."""
-        return [(j, torch.softmax(logits, -1)) for (j, _), logits in zip(self.layout.categorical, self.cat_logits,
-                                                                           strict=True)]
+    def category_probs(self) -> list[tuple[list[int], Tensor]]:
+        """(column indices (C,), probabilities (*batch, C, K)) for each group of categorical columns;
+        a column with fewer than K categories has probability 0 on the rest."""
+        return [(group.columns, torch.softmax(logits, -1))
+                for group, logits in zip(self.layout.category_groups, self.cat_logits, strict=True)]
 
     def sample(self, sample_shape: torch.Size | tuple = (), generator: torch.Generator | None = None) -> Tensor:
         lay = self.layout
@@ -146,11 +187,11 @@ class MixedTable(_EventDistribution):
                     gamma = torch._standard_gamma(r)
             rate = gamma * mu / r  # Gamma(r, r / mu): a rate with mean mu
             parts.append((lay.count, torch.poisson(rate, generator=generator)))
-        for (j, _), logits in zip(lay.categorical, self.cat_logits, strict=True):
-            probs = torch.softmax(expand(logits), -1)
+        for group, logits in zip(lay.category_groups, self.cat_logits, strict=True):
+            probs = torch.softmax(expand(logits), -1)  # (*shape, *batch, C, K)
             flat = probs.reshape(-1, probs.shape[-1])
-            drawn = torch.multinomial(flat, 1, generator=generator).view(*probs.shape[:-1], 1)
-            parts.append(([j], drawn.to(self.loc.dtype)))
+            drawn = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+            parts.append((group.columns, drawn.to(self.loc.dtype)))
         return self._place(parts, expand(self.loc))
 
 
@@ -190,16 +231,24 @@ class TableInput(nn.Module):
         self.register_buffer("plain", torch.tensor(lay.continuous + lay.binary, dtype=torch.long), persistent=False)
         self.register_buffer("counts", torch.tensor(lay.count, dtype=torch.long), persistent=False)
         self.register_buffer("count_center", torch.tensor(lay.count_log1p_mean), persistent=False)
+        self.register_buffer("categorical", torch.tensor([j for j, _ in lay.categorical], dtype=torch.long),
+                             persistent=False)
+        sizes = torch.tensor([k for _, k in lay.categorical], dtype=torch.long)
+        self.register_buffer("category_start", torch.cumsum(sizes, 0) - sizes, persistent=False)
+        self.register_buffer("category_last", sizes - 1, persistent=False)
+        self.n_categories = int(sizes.sum())
         self.out_features = (len(lay.continuous) + len(lay.binary) + len(lay.count)
-                             + sum(k for _, k in lay.categorical) + (lay.width if with_mask else 0))
+                             + self.n_categories + (lay.width if with_mask else 0))
 
     def forward(self, x: Tensor) -> Tensor:
         observed = ~torch.isnan(x)
         filled = torch.where(observed, x, x.new_zeros(()))
         counts = torch.log1p(filled[:, self.counts].clamp_min(0)) - self.count_center.to(x.dtype)
         parts = [filled[:, self.plain], torch.where(observed[:, self.counts], counts, counts.new_zeros(()))]
-        for j, k in self.layout.categorical:
-            parts.append(F.one_hot(filled[:, j].long().clamp(0, k - 1), k).to(x.dtype) * observed[:, j:j + 1])
+        if self.n_categories:  # every column's one-hot block side by side, set in one scatter
+            codes = torch.minimum(filled[:, self.categorical].long().clamp_min(0), self.category_last)  # (B, C)
+            one_hot = x.new_zeros(len(x), self.n_categories)
+            parts.append(one_hot.scatter_(1, self.category_start + codes, observed[:, self.categorical].to(x.dtype)))
         if self.with_mask:
             parts.append(observed.to(x.dtype))
         return torch.cat(parts, -1)

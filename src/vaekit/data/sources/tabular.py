@@ -1,7 +1,9 @@
 """Tables as a source: CSV (standard library) and Parquet (pyarrow, optional).
 
-A table becomes float32 (N, D) with ``kind="table"``, or an object array when a column holds text
-(categories); empty cells are missing values (NaN, or None in a text column), which the model
+A table becomes float64 (N, D) with ``kind="table"``, or an object array when a column holds text
+(categories): float64, not float32, because a table's values are given back as they were (a binary
+column's two values, the observed cells of an imputed table), and float32 keeps 7 digits of
+diabetes' 0.05068011873981862. Empty cells are missing values (NaN, or None in a text column), which the model
 masks, not rejects. ``data.label_column`` names the column that holds labels: its
 values map to 0..K-1 in sorted order and become ``y``, and the values themselves the class names.
 Row numbers in CSV errors are line numbers in the file (the header is row 1).
@@ -67,6 +69,40 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def _header_and_body(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
+    """A CSV file's column names (None when its first row is all numbers: no header) and its data
+    rows with their line numbers, every row as wide as the first."""
+    what = f"CSV file '{path}'"
+    rows = _read_rows(path)
+    first = rows[0][1]
+    has_header = not all(_is_number(cell) for cell in first)
+    names = [cell.strip() for cell in first] if has_header else None
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{what}: a header but no data rows")
+    for number, row in body:
+        if len(row) != len(first):
+            raise DataError(f"{what}: row {number} has {len(row)} columns, expected {len(first)}")
+    return names, body
+
+
+def read_cells(path: Path) -> tuple[list[str] | None, np.ndarray]:
+    """Every column of a CSV or Parquet file as it is stored (column names, or None for a CSV
+    without a header; an object array (N, W) of the CSV's cell text or Parquet's values), for
+    writing a table back with only some of its cells changed (``vaekit impute``)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq  # load_parquet has read this file already, so pyarrow is there
+
+        table = pq.read_table(path)
+        columns = [np.array(table.column(name).to_pylist(), dtype=object) for name in table.column_names]
+        return list(table.column_names), np.stack(columns, axis=1)
+    names, body = _header_and_body(path)
+    cells = np.empty((len(body), len(body[0][1])), dtype=object)
+    for i, (_, row) in enumerate(body):
+        cells[i] = row
+    return names, cells
+
+
 def load_csv(path: Path, config: DataConfig) -> Splits:
     """Read a CSV file; a first row that is not all numbers is the header. Columns of numbers
     become floats (an empty cell is NaN, a missing value); a column with any text is kept as text
@@ -79,17 +115,8 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
         the header.
     """
     what = f"CSV file '{path}'"
-    rows = _read_rows(path)
-    first = rows[0][1]
-    has_header = not all(_is_number(cell) for cell in first)
-    names = [cell.strip() for cell in first] if has_header else None
-    body = rows[1:] if has_header else rows
-    if not body:
-        raise DataError(f"{what}: a header but no data rows")
-    width = len(first)
-    for number, row in body:
-        if len(row) != width:
-            raise DataError(f"{what}: row {number} has {len(row)} columns, expected {width}")
+    names, body = _header_and_body(path)
+    width = len(body[0][1])
     if config.text_column is not None:  # one column of text: sequences, not a table
         from vaekit.data.sources.text import texts_from_rows
 
@@ -105,7 +132,7 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
             x[i] = [(row[j].strip() or None) if j in text else (float(row[j]) if row[j].strip() else math.nan)
                     for j in features]
     else:
-        x = np.empty((len(body), len(features)), dtype=np.float32)  # (N, D)
+        x = np.empty((len(body), len(features)), dtype=np.float64)  # (N, D)
         for i, (_, row) in enumerate(body):
             x[i] = [float(row[j]) if row[j].strip() else math.nan for j in features]
     y = class_names = None
@@ -113,9 +140,7 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
         values = [row[label_index].strip() for _, row in body]
         for (number, _), value in zip(body, values, strict=True):
             if not value:
-                raise DataError(
-                    f"{what}: row {number}: empty label in column {config.label_column!r}"
-                )
+                raise NoLabelColumn(f"{what}: row {number}: empty label in column {config.label_column!r}")
         y, class_names = encode_labels(values, what)
     feature_names = [names[j] for j in features] if names else None
     return Splits(
@@ -124,8 +149,9 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
 
 
 class NoLabelColumn(DataError):
-    """The file has no column of that name (or no header): a trained model's new inputs may lack
-    labels it does not need (:func:`vaekit.cli.common.load_inputs` reads them without)."""
+    """The file has no column of that name (or no header), or rows with no label in it: a trained
+    model's new inputs may lack labels it does not need (:meth:`vaekit.Run.inputs` reads them
+    without)."""
 
 
 def _label_index(names: list[str] | None, label_column: str | None, what: str) -> int | None:
@@ -170,7 +196,7 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
     features = [name for j, name in enumerate(names) if j != label_index]
     if not features:
         raise DataError(f"{what}: no feature columns besides the label column")
-    columns, text = [], False
+    columns = []
     for name in features:
         column = table.column(name)
         kind = column.type
@@ -179,15 +205,14 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
             columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
             columns.append(np.array([None if v is None else str(v) for v in column.to_pylist()], dtype=object))
-            text = True
         else:
             raise DataError(f"{what}: column {name!r} has type {kind}, expected numbers or text")
-    x = np.stack(columns, axis=1) if text else np.stack(columns, axis=1).astype(np.float32)  # (N, D)
+    x = np.stack(columns, axis=1)  # (N, D)
     y = class_names = None
     if label_index is not None:
         values = table.column(names[label_index]).to_pylist()
         if any(value is None for value in values):
-            raise DataError(f"{what}: missing labels in column {config.label_column!r}")
+            raise NoLabelColumn(f"{what}: missing labels in column {config.label_column!r}")
         y, class_names = encode_labels([str(value) for value in values], what)
     return Splits(
         train=RawData(x=x, y=y, kind="table", class_names=class_names, feature_names=features)
@@ -207,7 +232,7 @@ def from_frame(frame, label_column: str | None = None) -> RawData:
     features = [name for j, name in enumerate(frame.columns) if j != label_index]
     if not features or len(frame) == 0:
         raise DataError(f"{what}: expected at least one feature column and one row")
-    columns, text = [], False
+    columns = []
     for name in features:
         series = frame[name]
         if series.dtype.kind in "biuf":
@@ -216,8 +241,7 @@ def from_frame(frame, label_column: str | None = None) -> RawData:
             values, missing = series.astype(object).tolist(), series.isna().tolist()
             columns.append(np.array([None if gap else str(v) for v, gap in zip(values, missing, strict=True)],
                                     dtype=object))
-            text = True
-    x = np.stack(columns, axis=1) if text else np.stack(columns, axis=1).astype(np.float32)
+    x = np.stack(columns, axis=1)
     y = class_names = None
     if label_index is not None:
         values = frame.iloc[:, label_index].tolist()
