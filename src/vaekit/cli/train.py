@@ -29,7 +29,8 @@ def train(
     preset: str = typer.Option(None, "--preset", help="Variant (see `vaekit presets`); default vae."),
     config: Path = typer.Option(None, "--config", help="YAML/JSON config file (e.g. configs/classic.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Override one option, e.g. --set train.lr=3e-4; "
-                                        "repeatable."),
+                                        "repeatable. `vaekit config --list` shows every key with its type, "
+                                        "default and meaning."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     batch_size: int = typer.Option(None, "--batch-size", help="Mini-batch size."),
     lr: float = typer.Option(None, "--lr", help="Learning rate."),
