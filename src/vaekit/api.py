@@ -23,6 +23,7 @@ from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
+from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import evaluate
 from vaekit.models import VAE, build_model, build_objective
@@ -316,9 +317,10 @@ def evaluation_budget(config: RunConfig) -> float | None:
 
 
 def _finish(run: Run, data: Any, evaluating: bool) -> None:
-    """After training, on the main rank: save the weights, and evaluate on the test split (when
-    ``evaluating``, within :func:`evaluation_budget`) into metrics.json."""
-    config = run.config
+    """After training, on the main rank: save the weights, evaluate on the test split (when
+    ``evaluating``, within :func:`evaluation_budget`) into metrics.json, and log the diagnostics'
+    warnings."""
+    config, metrics = run.config, None
     if run.path is not None:
         io.save_weights(run.path, run.model)
     if evaluating:
@@ -329,6 +331,10 @@ def _finish(run: Run, data: Any, evaluating: bool) -> None:
                            property_names=data.spec.properties, max_seconds=evaluation_budget(config),
                            progress=config.train.progress)
         io.write_metrics(run.path, {"test": metrics})
+    held = next(part for part in (data.test, data.val, data.train) if part is not None)
+    tensors = to_tensors(_seeded_part(held, HELD_ITEMS, config.data.split_seed), data.spec, run.device, "held-out data")
+    for line in end_of_training_warnings(run.model, config, tensors, metrics, data.spec):
+        log.warning(line)
 
 
 def _seeded_part(raw: RawData, n: int | None, seed: int) -> RawData:

@@ -51,6 +51,16 @@ for command in (train, sample, reconstruct, encode, decode, interpolate, travers
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 
+class _Lines(logging.Formatter):
+    """Log records as bare lines on stderr; a warning starts with "warning: " so it stands out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return f"warning: {line}" if record.levelno >= logging.WARNING else line
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Lines("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     common.run_app(app)
