@@ -3,6 +3,7 @@ VAE trained on the bundled digits that several modules read (never change it).""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,16 @@ def digits_vae(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VAEKIT_DATA", str(tmp_path_factory.mktemp("vaekit-data")))
         return vaekit.train(resolve_config(preset="vae", overrides=[*DIGITS_VAE, "train.epochs=40"]))
+
+
+@pytest.fixture(scope="session")
+def sentences(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 sentences of three independent choices (subject, verb, object) in a .txt file."""
+    rng = random.Random(0)
+    subjects = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher"]
+    verbs = ["sees", "likes", "eats", "finds", "wants", "paints"]
+    objects = ["the red ball", "a green apple", "some bread", "the blue sky", "a long letter", "the river"]
+    path = tmp_path_factory.mktemp("text") / "sentences.txt"
+    path.write_text("".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}\n"
+                            for _ in range(1500)))
+    return path

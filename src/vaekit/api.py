@@ -23,6 +23,7 @@ from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, RunFolderError
+from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
 from vaekit.models import VAE, build_model, build_objective
@@ -45,6 +46,8 @@ from vaekit.training.distributed import (
 from vaekit.training.trainer import Callback, Trainer, make_optimizer
 
 log = logging.getLogger(__name__)
+
+EVAL_SHARE = 0.1  # of train.max_minutes kept for the end-of-training evaluation
 
 
 @dataclass
@@ -273,6 +276,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
                                config.train.weight_decay, config.train.momentum)
     autocast = torch.bfloat16 if (config.train.precision == "bf16" or
                                   (config.train.precision == "auto" and device.type == "cuda")) else None
+    evaluating = folder is not None and config.eval.enabled and data.test is not None
+    eval_seconds = evaluation_budget(config) if evaluating else None  # kept out of train.max_minutes
     aux_module = aux_optimizer = None
     if objective.aux_module is not None:  # a discriminator: Adam with the GAN-usual betas
         aux_module = objective.aux_module = context.wrap(objective.aux_module, device)
@@ -283,7 +288,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
         callbacks=training_callbacks(config, folder, objective, len(batches), val, table_columns),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context,
-        max_seconds=config.train.max_minutes * 60 if config.train.max_minutes else None,
+        max_seconds=config.train.max_minutes * 60 - (eval_seconds or 0.0) if config.train.max_minutes else None,
     )
     if folder is not None and context.is_main and not resume:
         folder.mkdir(parents=True, exist_ok=True)
@@ -300,19 +305,46 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
             context.barrier()
     path = folder if context.is_main else None  # only rank 0 owns the run folder
     run = Run(model=model.eval(), spec=data.spec, config=config, path=path, history=trainer.state.history)
-    if folder is not None and context.is_main:
-        io.save_weights(folder, model)
-        if config.eval.enabled and data.test is not None:
-            held = data.test
-            if config.eval.max_samples is not None and config.eval.max_samples < len(held):
-                rng = np.random.default_rng(config.data.split_seed)
-                held = held.subset(np.sort(rng.permutation(len(held))[: config.eval.max_samples]))
-            test = to_tensors(held, data.spec, "cpu", "test split")  # moved per batch
-            metrics = evaluate(model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
-                               seed=config.train.seed, y=test.get("y"), t=test.get("t"),
-                               property_names=data.spec.properties, feature_names=table_columns,
-                               what="test split")
-            io.write_metrics(folder, {"test": metrics})
+    if context.is_main:
+        _finish(run, data, evaluating, table_columns)
     shutdown_distributed()
     return run
+
+
+def evaluation_budget(config: RunConfig) -> float | None:
+    """Seconds the end-of-training evaluation may take: ``eval.max_seconds``, and within a
+    ``train.max_minutes`` budget (which covers training and evaluation) at most ``EVAL_SHARE`` of it."""
+    budget = config.eval.max_seconds
+    if config.train.max_minutes:
+        share = config.train.max_minutes * 60 * EVAL_SHARE
+        budget = share if budget is None else min(budget, share)
+    return budget
+
+
+def _finish(run: Run, data: Any, evaluating: bool, table_columns: list[str] | None) -> None:
+    """After training, on the main rank: save the weights, evaluate on the test split (when
+    ``evaluating``, within :func:`evaluation_budget`) into metrics.json, and log the diagnostics'
+    warnings."""
+    config, metrics = run.config, None
+    if run.path is not None:
+        io.save_weights(run.path, run.model)
+    if evaluating:
+        test = to_tensors(_seeded_part(data.test, config.eval.max_samples, config.data.split_seed), data.spec,
+                          "cpu", "test split")  # moved per batch
+        metrics = evaluate(run.model, test["x"], k=config.eval.k, batch_size=config.eval.batch_size,
+                           seed=config.train.seed, y=test.get("y"), t=test.get("t"),
+                           property_names=data.spec.properties, feature_names=table_columns, what="test split",
+                           max_seconds=evaluation_budget(config), progress=config.train.progress)
+        io.write_metrics(run.path, {"test": metrics})
+    held = next(part for part in (data.test, data.val, data.train) if part is not None)
+    tensors = to_tensors(_seeded_part(held, HELD_ITEMS, config.data.split_seed), data.spec, run.device, "held-out data")
+    for line in end_of_training_warnings(run.model, config, tensors, metrics, data.spec):
+        log.warning(line)
+
+
+def _seeded_part(raw: RawData, n: int | None, seed: int) -> RawData:
+    """``n`` samples of ``raw`` chosen by ``seed``, in their order (all of them when ``n`` is None or more)."""
+    if n is None or n >= len(raw):
+        return raw
+    return raw.subset(np.sort(np.random.default_rng(seed).permutation(len(raw))[:n]))
 

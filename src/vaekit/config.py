@@ -17,145 +17,228 @@ from vaekit.errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Each field's docstring is its description (``vaekit config --list`` shows it), so the meaning
+    # of a key lives in one place, next to its type and default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Section):
     """Where the data comes from and how it is split and scaled."""
 
-    source: str = "digits"  # a registered name (`vaekit datasets`) or a path to a file/folder
-    root: str | None = None  # folder to look for (and download into) a named dataset's files
-    download: bool = True  # fetch a missing named dataset (checksummed) instead of failing
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # of the training split, for validation
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # only for sources with no official test split
+    source: str = "digits"
+    """A registered dataset name (`vaekit datasets`) or a path to a file or folder."""
+    root: str | None = None
+    """Folder to look for (and download into) a named dataset's files."""
+    download: bool = True
+    """Fetch a missing named dataset (checksummed) instead of failing."""
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Share of the training split held out for validation."""
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Share held out for testing, for sources with no official test split."""
     split_seed: int = 0
-    # "auto" divides images by their maximum level into [0, 1] and leaves other data alone;
-    # "standardize" gives zero mean and unit variance per feature (tables, Gaussian likelihoods).
+    """Seed of the train/validation/test split and of seeded subsets."""
     scale: Literal["auto", "unit", "standardize", "none"] = "auto"
-    binarize: bool = False  # threshold scaled values at 0.5 (a statically binarised dataset)
-    image_size: tuple[int, int] | None = None  # (H, W) to resize a folder of images to
-    grayscale: bool | None = None  # force 1 channel (True) or 3 (False) for a folder of images
-    label_column: str | None = None  # the CSV column that holds labels (not a feature)
-    # A table's column kinds by name, where inference (numbers: continuous; 0/1 or two text values:
-    # binary; text: categorical; non-negative integers with variance >= mean: count) is not what you
-    # mean: {"visits": "count", "zip": "categorical"}.
+    """auto: images divided by their maximum level into [0, 1], other data left alone; standardize: zero
+    mean and unit variance per feature (tables, Gaussian likelihoods)."""
+    binarize: bool = False
+    """Threshold scaled values at 0.5 (a statically binarised dataset)."""
+    image_size: tuple[int, int] | None = None
+    """(H, W) to resize a folder of images to."""
+    grayscale: bool | None = None
+    """Force 1 channel (true) or 3 (false) for a folder of images."""
+    label_column: str | None = None
+    """The CSV column that holds labels (not a feature)."""
     column_types: dict[str, Literal["continuous", "binary", "categorical", "count"]] | None = None
-    max_samples: int | None = Field(None, gt=0)  # keep only this many training samples
-    # Text and molecules (a .txt/.smi file, a CSV's text_column, moses): the tokeniser (default:
-    # smiles for .smi files and moses, char otherwise), the least count that keeps a word in the
-    # vocabulary (rarer ones become <unk>), and the most tokens per sequence (default: the longest).
+    """A table's column kinds by name where inference is not what you mean, e.g. {visits: count, zip:
+    categorical} (inferred: numbers continuous; 0/1 or two text values binary; text categorical;
+    non-negative integers with variance >= mean count)."""
+    max_samples: int | None = Field(None, gt=0)
+    """Keep only this many training samples (a seeded subset)."""
     tokens: Literal["char", "word", "smiles", "selfies"] | None = None
+    """Text and molecules: the tokeniser (default smiles for .smi files and moses, char otherwise)."""
     min_freq: int = Field(1, ge=1)
+    """Text and molecules: the least count that keeps a token in the vocabulary (rarer ones become <unk>)."""
     max_len: int | None = Field(None, gt=0)
-    text_column: str | None = None  # the CSV column that holds the text (each row one sequence)
-    # Molecules: properties computed with RDKit (qed, logp, weight, tpsa) as targets of a property
-    # head on z, trained with the VAE (Gomez-Bombarelli et al. 2018); `vaekit optimize` climbs them.
+    """Text and molecules: the most tokens per sequence (default the longest)."""
+    text_column: str | None = None
+    """The CSV column that holds the text (each row one sequence)."""
     properties: list[str] | None = None
-    # Train (and validate) on these classes only, by index or name: a one-class model for anomaly
-    # detection. The test split keeps every class, so the others can be scored as anomalies.
+    """Molecules: RDKit properties (qed, logp, weight, tpsa) as targets of a property head on z, trained
+    with the VAE (Gomez-Bombarelli et al. 2018); `vaekit optimize` climbs them."""
     classes: list[int | str] | None = None
-    # "auto": hold the whole split as one tensor on the device (fast path) when it fits.
+    """Train (and validate) on these classes only, by index or name: a one-class model for anomaly
+    detection; the test split keeps every class."""
     in_memory: Literal["auto", "yes", "no"] = "auto"
-    num_workers: int = Field(0, ge=0)  # DataLoader workers on the streaming path
+    """Hold the whole split as one tensor on the device (the fast path); auto: when it fits."""
+    num_workers: int = Field(0, ge=0)
+    """DataLoader workers on the streaming path."""
 
 
 class ModelConfig(_Section):
     """The five axes (network, posterior, prior, likelihood, objective) and their sizes."""
 
-    network: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images of 16 px and up
+    network: Literal["auto", "mlp", "conv"] = "auto"
+    """The encoder/decoder network; auto: conv for images of 16 px and up, mlp otherwise."""
     latent_dim: int = Field(16, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [512, 256])  # MLP widths, encoder order
+    """Dimensions of the latent code z."""
+    hidden: list[int] = Field(default_factory=lambda: [512, 256])
+    """MLP layer widths, in encoder order (the decoder mirrors them)."""
     conv_channels: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    """Convolutional channels per stage, in encoder order."""
     activation: Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"] = "relu"
+    """Non-linearity of the networks."""
     norm: Literal["none", "batch", "layer"] = "none"
+    """Normalisation layer of the networks."""
     posterior: str = "gaussian"
+    """q(z|x): gaussian, or deterministic (a plain autoencoder's code)."""
     prior: str = "standard_normal"
-    prior_components: int | None = Field(None, gt=0)  # mixture: 10, vamp: 500 pseudo-inputs by default
-    condition: Literal["none", "label"] = "none"  # "label": a conditional VAE on the data's class labels
-    stochastic_layers: int = Field(1, ge=1, le=8)  # > 1: a hierarchical VAE (top-down inference)
-    likelihood: str = "auto"  # auto: picked from the data's value range (see DataSpec)
-    likelihood_scale: float = Field(1.0, gt=0.0)  # fixed scale: the Gaussian's sigma, the Laplace's b
+    """p(z): standard_normal, mixture (of Gaussians) or vamp (the VampPrior)."""
+    prior_components: int | None = Field(None, gt=0)
+    """Components of a mixture prior (default 10) or pseudo-inputs of a VampPrior (default 500)."""
+    condition: Literal["none", "label"] = "none"
+    """label: a conditional VAE on the data's class labels."""
+    stochastic_layers: int = Field(1, ge=1, le=8)
+    """Stochastic layers; more than 1 is a hierarchical VAE (top-down inference)."""
+    likelihood: str = "auto"
+    """p(x|z): a registered likelihood (bernoulli, gaussian, laplace, categorical, ...); auto: picked from the
+    data's value range."""
+    likelihood_scale: float = Field(1.0, gt=0.0)
+    """Fixed scale of the likelihood: the Gaussian's sigma, the Laplace's b."""
     objective: str = "elbo"
-    beta: float = Field(1.0, ge=0.0)  # weight of the KL term (beta-VAE, Higgins et al. 2017)
-    k: int = Field(5, gt=0)  # importance samples of the IWAE bound (Burda et al. 2016)
-    # Burgess et al. 2018: gamma * |KL - C| with the capacity C raised linearly to capacity_max
-    # nats over train.capacity_epochs; 0 turns it off.
+    """The training objective: elbo, iwae, mmd, beta-tc, factor, vae-gan or ae."""
+    beta: float = Field(1.0, ge=0.0)
+    """Weight of the KL term (beta-VAE, Higgins et al. 2017)."""
+    k: int = Field(5, gt=0)
+    """Importance samples of the IWAE training bound (Burda et al. 2016)."""
     capacity_max: float = Field(0.0, ge=0.0)
+    """Capacity C in nats that gamma * |KL - C| raises linearly over train.capacity_epochs (Burgess et al.
+    2018); 0: off."""
     capacity_gamma: float = Field(1000.0, gt=0.0)
-    free_bits: float = Field(0.0, ge=0.0)  # nats per latent dimension (Kingma et al. 2016); 0: off
-    # A hierarchical model's KL per layer weighted by its size while train.kl_warmup runs (NVAE).
+    """gamma of the capacity objective."""
+    free_bits: float = Field(0.0, ge=0.0)
+    """KL per latent dimension below which it is not penalised, in nats (Kingma et al. 2016); 0: off."""
     kl_balance: bool = False
-    # Sequences (text, molecules): token embedding width, network width (the encoder's GRU per
-    # direction, and the decoder, GRU or Transformer), and word dropout: the share of the decoder's
-    # input tokens replaced by <unk> while training, so that it leans on z (Bowman et al. 2016).
+    """A hierarchical model's KL per layer weighted by its own size while train.kl_warmup runs (NVAE)."""
     embed_dim: int = Field(128, gt=0)
+    """Sequences (text, molecules): token embedding width."""
     rnn_hidden: int = Field(256, gt=0)
+    """Sequences: network width (the encoder's GRU per direction, and the GRU or Transformer decoder)."""
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    # The sequence decoder: a GRU, or a causal Transformer of rnn_hidden width (seq_layers layers,
-    # seq_heads heads), conditioned on z at every position.
+    """Sequences: share of the decoder's input tokens replaced by <unk> while training, so that it leans
+    on z (Bowman et al. 2016)."""
     seq_decoder: Literal["gru", "transformer"] = "gru"
+    """Sequences: the decoder, a GRU or a causal Transformer conditioned on z at every position."""
     seq_layers: int = Field(2, gt=0)
+    """Sequences: layers of the Transformer decoder."""
     seq_heads: int = Field(4, gt=0)
-    property_weight: float = Field(1.0, ge=0.0)  # weight of the property head's squared error (data.properties)
-    mmd_weight: float = Field(100.0, ge=0.0)  # lambda of the MMD term (wae, infovae)
+    """Sequences: attention heads of the Transformer decoder."""
+    property_weight: float = Field(1.0, ge=0.0)
+    """Weight of the property head's squared error (data.properties)."""
+    mmd_weight: float = Field(100.0, ge=0.0)
+    """lambda of the MMD term (wae, infovae)."""
     mmd_kernel: Literal["imq", "rbf"] = "imq"
-    tc_weight: float = Field(6.0, ge=0.0)  # total-correlation weight (beta-tcvae's beta, factor-vae's gamma)
-    adv_weight: float = Field(1.0, ge=0.0)  # vae-gan: weight of the generator's adversarial term
-    disc_hidden: list[int] = Field(default_factory=lambda: [1000, 1000, 1000])  # factor-vae discriminator
-    disc_lr: float = Field(1e-4, gt=0.0)  # learning rate of an objective's discriminator
-    # Denoising: corrupt the encoder's input, reconstruct the clean one: "none", "gaussian:SIGMA"
-    # (added noise) or "mask:P" (a fraction P of values set to 0). Training only.
+    """Kernel of the MMD term."""
+    tc_weight: float = Field(6.0, ge=0.0)
+    """Total-correlation weight (beta-tc's beta, factor's gamma)."""
+    adv_weight: float = Field(1.0, ge=0.0)
+    """vae-gan: weight of the generator's adversarial term."""
+    disc_hidden: list[int] = Field(default_factory=lambda: [1000, 1000, 1000])
+    """Layer widths of factor-vae's discriminator."""
+    disc_lr: float = Field(1e-4, gt=0.0)
+    """Learning rate of an objective's discriminator."""
     corruption: str = "none"
-    # How per-sample losses combine over a batch. "sum" is the classic PyTorch example; "mean"
-    # keeps the learning rate independent of the batch size.
+    """Denoising, training only: corrupt the encoder's input and reconstruct the clean one; none,
+    gaussian:SIGMA (added noise) or mask:P (a share P of values set to 0)."""
     reduction: Literal["mean", "sum"] = "mean"
+    """How per-sample losses combine over a batch; mean keeps the learning rate independent of the batch
+    size, sum is the classic PyTorch example."""
 
 
 class TrainConfig(_Section):
     """The optimisation loop."""
 
     epochs: int = Field(20, ge=0)
+    """Passes over the training split."""
     batch_size: int = Field(128, gt=0)
+    """Samples per training step."""
     lr: float = Field(1e-3, gt=0.0)
+    """Learning rate."""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """The optimiser."""
     weight_decay: float = Field(0.0, ge=0.0)
-    momentum: float = Field(0.9, ge=0.0)  # SGD only
+    """Weight decay of the optimiser."""
+    momentum: float = Field(0.9, ge=0.0)
+    """SGD only: momentum."""
     schedule: Literal["none", "cosine", "step", "plateau"] = "none"
-    warmup_epochs: int = Field(0, ge=0)  # linear learning-rate warm-up before the schedule
-    step_size: int = Field(10, gt=0)  # "step": epochs between decays
-    gamma: float = Field(0.5, gt=0.0)  # "step"/"plateau": decay factor
-    grad_clip: float | None = Field(None, gt=0.0)  # max global gradient norm
-    kl_warmup: Literal["none", "linear", "cyclical"] = "none"  # Bowman 2016 / Fu 2019
-    kl_warmup_epochs: int = Field(10, gt=0)  # linear: epochs to reach full weight; cyclical: period
-    capacity_epochs: int = Field(10, gt=0)  # epochs for the capacity C to reach model.capacity_max
-    early_stopping: int | None = Field(None, gt=0)  # patience in epochs on the validation loss
-    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget: stop after the step that passes it
+    """Learning-rate schedule after the warm-up."""
+    warmup_epochs: int = Field(0, ge=0)
+    """Epochs of linear learning-rate warm-up before the schedule."""
+    step_size: int = Field(10, gt=0)
+    """schedule=step: epochs between decays."""
+    gamma: float = Field(0.5, gt=0.0)
+    """schedule=step or plateau: decay factor."""
+    grad_clip: float | None = Field(None, gt=0.0)
+    """Largest global gradient norm; unset: no clipping."""
+    kl_warmup: Literal["none", "linear", "cyclical"] = "none"
+    """KL weight schedule: linear ramp from 0 (Bowman et al. 2016) or cyclical (Fu et al. 2019)."""
+    kl_warmup_epochs: int = Field(10, gt=0)
+    """linear: epochs to reach full KL weight; cyclical: the period."""
+    capacity_epochs: int = Field(10, gt=0)
+    """Epochs for the capacity C to reach model.capacity_max."""
+    early_stopping: int | None = Field(None, gt=0)
+    """Patience in epochs on the validation loss; unset: off."""
+    max_minutes: float | None = Field(None, gt=0)
+    """Wall-clock budget of the run, training and the final evaluation together (which gets a tenth of
+    it, at most eval.max_seconds); training stops after the step that passes its share."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
-    compile: bool = False  # torch.compile the step; pays a compile once, helps larger models
+    """Where to train; auto: CUDA, then MPS, then the CPU."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Numeric precision; auto: bf16 autocast on CUDA only."""
+    compile: bool = False
+    """torch.compile the step: pays a compile once, helps larger models."""
     seed: int = 0
-    threads: int | None = Field(None, gt=0)  # CPU threads (torch default when unset)
+    """Seed for initialisation, batching and noise."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads (torch's default when unset)."""
     progress: bool = True
+    """Show progress bars while training and evaluating."""
     tensorboard: bool = False
-    log_every: int = Field(50, gt=0)  # steps between progress updates (each one is a host sync)
-    max_bad_steps: int = Field(10, gt=0)  # NaN/Inf steps in a row before restoring a checkpoint
+    """Also log scalars per epoch to RUN/tensorboard (needs the tensorboard package)."""
+    log_every: int = Field(50, gt=0)
+    """Steps between progress updates (each one is a host sync)."""
+    max_bad_steps: int = Field(10, gt=0)
+    """NaN/Inf steps in a row before the last checkpoint is restored."""
 
 
 class EvalConfig(_Section):
     """The evaluation written to metrics.json at the end of training."""
 
     enabled: bool = True
-    k: int = Field(100, gt=0)  # importance samples for the NLL estimate
+    """Evaluate on the test split at the end of training."""
+    k: int = Field(100, gt=0)
+    """Importance samples for the NLL estimate (lowered when the budget needs it)."""
     batch_size: int = Field(256, gt=0)
-    max_samples: int | None = Field(None, gt=0)  # evaluate on this many test samples (a seeded subset)
+    """Test samples per batch."""
+    max_samples: int | None = Field(None, gt=0)
+    """Evaluate on at most this many test samples (a seeded subset)."""
+    max_seconds: float | None = Field(30.0, gt=0)
+    """Wall-clock budget of the evaluation; it evaluates fewer samples, then fewer importance samples, to
+    fit, and says what it cut; unset: the whole test split at eval.k (as `vaekit evaluate` does)."""
 
 
 class RunConfig(_Section):
+    """A whole run: the preset it started from and its four sections."""
+
     preset: str = "vae"
+    """The variant whose choices the other keys start from (`vaekit presets`)."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """Where the data comes from and how it is split and scaled."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The five axes (network, posterior, prior, likelihood, objective) and their sizes."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """The optimisation loop."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    """The evaluation written to metrics.json at the end of training."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

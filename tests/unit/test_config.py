@@ -146,3 +146,21 @@ def test_saved_config_round_trips(tmp_path: Path) -> None:
     assert config_from_dict(config.to_dict(), "saved") == config
     with pytest.raises(ConfigError, match="bogus"):
         config_from_dict({**config.to_dict(), "bogus": 1}, "saved")
+
+
+def test_every_key_has_a_description_and_is_listed_with_its_type_and_default() -> None:
+    """`vaekit config --list` is generated from the pydantic models, so it cannot drift from them; a
+    new key without a description (an attribute docstring) fails here."""
+    from vaekit.cli.config import options
+
+    config = RunConfig()
+    listed = {option.key: option for option in options(config)}
+    sections = {"data": config.data, "model": config.model, "train": config.train, "eval": config.eval}
+    keys = ["preset"] + [f"{name}.{key}" for name, section in sections.items() for key in type(section).model_fields]
+    assert list(listed) == keys
+    missing = [key for key, option in listed.items() if not option.description]
+    assert missing == [], f"config keys without a description: {missing}"
+    assert all("\n" not in option.description for option in listed.values())  # one line each
+    assert (listed["model.network"].type, listed["model.network"].value) == ("auto|mlp|conv", "auto")
+    assert (listed["train.grad_clip"].type, listed["train.grad_clip"].value) == ("float or null", None)
+    assert (listed["model.hidden"].type, listed["model.hidden"].value) == ("list[int]", [512, 256])

@@ -91,14 +91,15 @@ def test_chunk_size_does_not_change_the_estimate(trained, monkeypatch: pytest.Mo
 
 
 DOCUMENTED = {"neg_elbo", "elbo", "recon", "kl", "nll", "k", "bits_per_dim", "kl_per_dim", "active_units",
-              "mutual_information", "n_samples", "latent_dim"}
+              "mutual_information", "n_samples", "n_available", "latent_dim"}
 
 
 def test_evaluate_reports_the_documented_metrics(trained) -> None:
     run, x = trained
     metrics = evaluate(run.model, x, k=50, batch_size=40, seed=0)
     assert set(metrics) == DOCUMENTED
-    assert metrics["n_samples"] == len(x) and metrics["k"] == 50 and metrics["latent_dim"] == LATENT
+    assert metrics["n_samples"] == metrics["n_available"] == len(x)
+    assert metrics["k"] == 50 and metrics["latent_dim"] == LATENT
     assert 0 <= metrics["active_units"] <= LATENT
     assert len(metrics["kl_per_dim"]) == LATENT and all(v >= 0 for v in metrics["kl_per_dim"])
     assert sum(metrics["kl_per_dim"]) == pytest.approx(metrics["kl"], abs=1e-3)
@@ -133,7 +134,7 @@ def test_deterministic_code_reports_reconstruction_only() -> None:
     data = prepare_data(config.data)
     x = to_tensors(data.test, data.spec)["x"][:32]
     metrics = evaluate(run.model, x, k=5)
-    assert set(metrics) == {"recon", "n_samples", "latent_dim"}
+    assert set(metrics) == {"recon", "n_samples", "n_available", "latent_dim"}
     assert math.isfinite(metrics["recon"]) and metrics["n_samples"] == 32
 
 

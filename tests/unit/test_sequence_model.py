@@ -5,7 +5,6 @@ its latent space, and saves and loads as a run folder; the GRU keeps its weight 
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -172,18 +171,6 @@ def test_the_encoder_reads_up_to_the_padding_only() -> None:
 def test_the_token_likelihood_refuses_other_data_and_other_likelihoods_refuse_tokens() -> None:
     with pytest.raises(ConfigError, match="does not fit image data"):
         vaekit.train(resolve_config(overrides=["data.source=digits", "model.likelihood=tokens", "train.epochs=1"]))
-
-
-@pytest.fixture(scope="module")
-def sentences(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = random.Random(0)
-    subjects = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher"]
-    verbs = ["sees", "likes", "eats", "finds", "wants", "paints"]
-    objects = ["the red ball", "a green apple", "some bread", "the blue sky", "a long letter", "the river"]
-    path = tmp_path_factory.mktemp("text") / "sentences.txt"
-    path.write_text("".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}\n"
-                            for _ in range(1500)))
-    return path
 
 
 def test_seq_vae_trains_uses_its_code_and_reloads(sentences: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import typer
 
 from vaekit.cli import common
 from vaekit.cli.anomaly import anomaly
+from vaekit.cli.config import config
 from vaekit.cli.data_commands import datasets, presets
 from vaekit.cli.evaluate import evaluate
 from vaekit.cli.explore import arithmetic, interpolate, swap, traverse
@@ -46,10 +47,20 @@ def _options(context: typer.Context,
 
 
 for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                anomaly, restore, impute, optimize, explore, evaluate, report, info, datasets, presets, export):
+                anomaly, restore, impute, optimize, explore, evaluate, report, info, datasets, presets, config, export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 
+class _Lines(logging.Formatter):
+    """Log records as bare lines on stderr; a warning starts with "warning: " so it stands out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return f"warning: {line}" if record.levelno >= logging.WARNING else line
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Lines("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     common.run_app(app)

@@ -29,7 +29,8 @@ def train(
     preset: str = typer.Option(None, "--preset", help="Variant (see `vaekit presets`); default vae."),
     config: Path = typer.Option(None, "--config", help="YAML/JSON config file (e.g. configs/classic.yaml)."),
     overrides: list[str] = typer.Option([], "--set", help="Override one option, e.g. --set train.lr=3e-4; "
-                                        "repeatable."),
+                                        "repeatable. `vaekit config --list` shows every key with its type, "
+                                        "default and meaning."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     batch_size: int = typer.Option(None, "--batch-size", help="Mini-batch size."),
     lr: float = typer.Option(None, "--lr", help="Learning rate."),
@@ -81,9 +82,10 @@ def _report(run) -> None:
     metrics_path = run.path / "metrics.json"
     if metrics_path.is_file():
         test = json.loads(metrics_path.read_text()).get("test", {})
+        items = f"{test['n_samples']:,} of {test.get('n_available', test['n_samples']):,} items"
         if "nll" in test:
-            log.info("test: -ELBO %.3f, NLL (k=%d) %.3f nats, active units %d/%d", test["neg_elbo"],
+            log.info("test (%s): -ELBO %.3f, NLL (k=%d) %.3f nats, active units %d/%d", items, test["neg_elbo"],
                      test["k"], test["nll"], test["active_units"], test["latent_dim"])
         elif "recon" in test:
-            log.info("test: reconstruction %.3f nats", test["recon"])
+            log.info("test (%s): reconstruction %.3f nats", items, test["recon"])
     log.info("run folder: %s", run.path)

@@ -72,6 +72,25 @@ def mutual_information(mean: Tensor, logvar: Tensor, seed: int = 0) -> float:
     return float(own - aggregate)
 
 
+@torch.no_grad()
+def latent_summary(model: torch.nn.Module, x: Tensor, condition: Tensor | None = None,
+                   batch_size: int = 256) -> dict[str, Tensor] | None:
+    """:meth:`LatentStats.result` of the posteriors of ``x`` (N, ...), in eval mode and
+    ``batch_size`` at a time (with labels or condition vectors ``condition`` for a conditional
+    model); None for a deterministic code."""
+    stats = LatentStats(model.latent_dim, x.device)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(x), batch_size):
+        part = slice(start, start + batch_size)
+        qz = model.encode(x[part], None if condition is None else condition[part])
+        if not isinstance(qz, DiagonalGaussian):
+            break
+        stats.update(qz)
+    model.train(was_training)
+    return stats.result() if stats.n else None
+
+
 class LatentMonitor(Callback):
     """Active units and the smallest and largest KL of a latent dimension, on up to ``limit``
     validation samples after every epoch (history.csv's ``active_units``, ``kl_dim_min``,
@@ -86,20 +105,8 @@ class LatentMonitor(Callback):
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         from vaekit.training.checkpoint import unwrap
 
-        model = unwrap(trainer.model)
-        stats = LatentStats(model.latent_dim, self.x.device)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(self.x), self.batch_size):
-                part = slice(start, start + self.batch_size)
-                qz = model.encode(self.x[part], None if self.y is None else self.y[part])
-                if not isinstance(qz, DiagonalGaussian):
-                    break
-                stats.update(qz)
-        model.train(was_training)
-        if stats.n:
-            result = stats.result()
+        result = latent_summary(unwrap(trainer.model), self.x, self.y, self.batch_size)
+        if result is not None:
             row["active_units"] = int(result["active_units"])
             row["kl_dim_min"] = float(result["kl_per_dim"].min())
             row["kl_dim_max"] = float(result["kl_per_dim"].max())

@@ -1,12 +1,23 @@
-"""The evaluation written to metrics.json: bounds and latent diagnostics on held-out data."""
+"""The evaluation written to metrics.json: bounds and latent diagnostics on held-out data.
+
+Items are visited in a seeded random order, so that any leading part of them (the posteriors kept
+for the mutual information, or the items a time budget leaves room for) is a fair sample even of a
+file sorted by label. With a budget, a short timed pilot (twice 8 items) sets how many items and
+importance samples fit in it (:func:`plan_evaluation`), and the evaluation says what it cut.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributions import Distribution
 
 from vaekit.data.tokens import PAD
 from vaekit.distributions.posteriors import DiagonalGaussian
@@ -15,15 +26,55 @@ from vaekit.evaluation.latent import LatentStats, mutual_information
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models.vae import VAE
 from vaekit.training import cpu
+from vaekit.training.callbacks import progress_bar
 from vaekit.training.trainer import Callback, Trainer
 
+log = logging.getLogger(__name__)
+
 MI_SAMPLES = 2000  # posteriors for the mutual information estimate: all pairs of them are compared
+PILOT_ITEMS = 8  # items timed to plan an evaluation under a budget
+MIN_ITEMS = 1000  # a budget cuts items down to this many (a mean known to a few percent) before cutting k
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """How much of a held-out set an evaluation covers: ``n`` of its ``available`` items, ``k``
+    importance samples each (0 for a deterministic code, which has no bound)."""
+
+    n: int
+    available: int
+    k: int
+
+    def describe(self) -> str:
+        items = f"{self.n:,} of {self.available:,} test items"
+        return f"k={self.k} on {items}" if self.k else items
+
+
+def plan_evaluation(available: int, k: int, seconds_per_pass: float, max_seconds: float) -> EvalPlan:
+    """The most of an evaluation that fits ``max_seconds`` when an item costs ``seconds_per_pass``
+    per pass through the model (k + 1 passes: the ELBO's and the k importance samples'): every item
+    at ``k`` if that fits; else fewer items, down to ``MIN_ITEMS``; then fewer importance samples,
+    down to 1; then fewer items again (at least one). ``k`` = 0 plans a code without a bound (one
+    pass per item)."""
+    per_pass = max(seconds_per_pass, 1e-12)
+    if available * (k + 1) * per_pass <= max_seconds:
+        return EvalPlan(available, available, k)
+    n = int(max_seconds / ((k + 1) * per_pass))
+    if n >= MIN_ITEMS or k == 0:
+        return EvalPlan(max(1, n), available, k)
+    n = min(available, MIN_ITEMS)
+    fitting_k = min(k, int(max_seconds / (n * per_pass)) - 1)
+    if fitting_k >= 1:
+        return EvalPlan(n, available, fitting_k)
+    return EvalPlan(max(1, min(available, int(max_seconds / (2 * per_pass)))), available, 1)
 
 
 @torch.no_grad()
 def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed: int = 0,
              y: Tensor | None = None, t: Tensor | None = None, property_names: list[str] | None = None,
-             feature_names: list[str] | None = None, what: str = "held-out data") -> dict[str, Any]:
+             feature_names: list[str] | None = None, what: str = "held-out data",
+             max_seconds: float | None = None, progress: bool = False,
+             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Mean -ELBO, recon, KL and k-sample NLL (nats and bits/dim) over ``x``, plus latent stats.
 
     A model with a deterministic code has no bound; it reports the reconstruction term only. A
@@ -31,6 +82,11 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     layer's posterior against N(0, I), whatever the prior. A model with a property head and the
     standardised targets ``t`` also reports R^2 of each property (``property_names``) from the
     posterior mean.
+
+    With ``max_seconds`` (measured by ``clock``), only as many items and importance samples as fit
+    are evaluated (see :func:`plan_evaluation`), and a last check after every batch stops at the
+    deadline. ``n_samples`` and ``k`` in the result say what was evaluated, ``n_available`` of how
+    many items; ``progress`` shows a progress bar.
 
     Raises
     ------
@@ -42,38 +98,68 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     device = next(model.parameters()).device
     if device.type == "cpu":
         cpu.tune()
+    started = clock()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))  # (N,) a fair prefix
+    conditional = y is not None and bool(model.condition_dim)
+
+    def condition(index: Tensor) -> Tensor | None:
+        return y[index].to(device) if conditional else None
+
+    stochastic = isinstance(model.encode(x[:1].to(device), condition(order[:1])), DiagonalGaussian)
+    wanted_k = k if stochastic else 0
+    plan = EvalPlan(len(x), len(x), wanted_k)
+    if max_seconds is not None and len(x) > PILOT_ITEMS:
+        pilot = order[:PILOT_ITEMS]
+        batch, c = x[pilot].to(device), condition(pilot)
+        timings = []
+        for _ in range(2):  # the faster of two: the first may pay for warming up (kernels, allocations)
+            pilot_started = clock()
+            _bounds(model, batch, wanted_k, torch.Generator(device=device).manual_seed(seed), c, stochastic,
+                    model.encode(batch, c))
+            timings.append(clock() - pilot_started)
+        seconds_per_pass = min(timings) / (PILOT_ITEMS * (wanted_k + 1))
+        plan = plan_evaluation(len(x), wanted_k, seconds_per_pass, max_seconds - (clock() - started))
     generator = torch.Generator(device=device).manual_seed(seed)
     stats = LatentStats(model.latent_dim, device)
-    condition = (lambda part: None) if y is None or not model.condition_dim else (lambda part: y[part].to(device))
-    stochastic = isinstance(model.encode(x[:1].to(device), condition(slice(0, 1))), DiagonalGaussian)
     totals: dict[str, float] = {}
     kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
     head = getattr(model, "property_head", None) if t is not None else None
     predicted: list[Tensor] = []
-    for start in range(0, len(x), batch_size):
-        part = slice(start, start + batch_size)
-        batch, c = x[part].to(device), condition(part)
+    n = 0
+    bar = progress_bar(plan.n, "evaluation", unit="item") if progress else None
+    for start in range(0, plan.n, batch_size):
+        index = order[start : min(start + batch_size, plan.n)]
+        batch, c = x[index].to(device), condition(index)
         qz = model.encode(batch, c)
         stats.update(qz)
         if head is not None:
             predicted.append(head(qz.mean.float()).cpu())
         if stochastic and start < MI_SAMPLES:
             kept.append((qz.mean[: MI_SAMPLES - start].detach(), qz.logvar[: MI_SAMPLES - start].detach()))
-        if stochastic:
-            values = bounds(model, batch, k, generator, qz, c)
-        else:
-            values = {"recon": -model.decode(qz.mean, c).log_prob(batch)}
-        check_finite(next(iter(values.values())), batch, start, feature_names, what)
+        values = _bounds(model, batch, plan.k, generator, c, stochastic, qz)
+        check_finite(next(iter(values.values())), batch, index, feature_names, what)
         for name, value in values.items():
             totals[name] = totals.get(name, 0.0) + float(value.double().sum())
-    n, dims = len(x), x[0].numel()
+        n += len(index)
+        if bar is not None:
+            bar.update(len(index))
+        if max_seconds is not None and clock() - started > max_seconds:
+            break  # the plan misjudged the speed: keep what is done
+    if bar is not None:
+        bar.close()
+    plan = EvalPlan(n, len(x), plan.k)
+    if plan.n < plan.available or plan.k < wanted_k:
+        log.info("evaluation: %s to fit its budget of %g s", plan.describe(), max_seconds)
+    evaluated = order[:n]
+    dims = x[0].numel()
     metrics: dict[str, Any] = {name: total / n for name, total in totals.items()}
     metrics["n_samples"] = n
+    metrics["n_available"] = plan.available
     if stochastic:
         metrics["elbo"] = -metrics["neg_elbo"]
-        metrics["k"] = k
+        metrics["k"] = plan.k
         if getattr(model.likelihood, "support", None) == "tokens":  # text, molecules: per token, not per position
-            tokens = float((x[:, 1:] != PAD).sum())  # every predicted token, <eos> included
+            tokens = float((x[evaluated, 1:] != PAD).sum())  # every predicted token, <eos> included
             metrics["tokens_per_sample"] = tokens / n
             metrics["nll_per_token"] = metrics["nll"] * n / tokens
             metrics["perplexity"] = math.exp(metrics["nll_per_token"])
@@ -85,9 +171,18 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
         metrics["mutual_information"] = mutual_information(torch.cat([m for m, _ in kept]),
                                                            torch.cat([v for _, v in kept]), seed)
     if head is not None:
-        metrics["property_r2"] = property_r2(torch.cat(predicted), t.cpu(), property_names)
+        metrics["property_r2"] = property_r2(torch.cat(predicted), t[evaluated].cpu(), property_names)
     metrics["latent_dim"] = model.latent_dim
     return metrics
+
+
+def _bounds(model: VAE, batch: Tensor, k: int, generator: torch.Generator, condition: Tensor | None,
+            stochastic: bool, qz: Distribution) -> dict[str, Tensor]:
+    """Per-item bounds of a batch with posterior ``qz`` (:func:`bounds`), or a deterministic code's
+    reconstruction term."""
+    if stochastic:
+        return bounds(model, batch, k, generator, qz, condition)
+    return {"recon": -model.decode(qz.mean, condition).log_prob(batch)}
 
 
 def property_r2(predicted: Tensor, target: Tensor, names: list[str] | None) -> dict[str, float]:
@@ -102,16 +197,17 @@ def property_r2(predicted: Tensor, target: Tensor, names: list[str] | None) -> d
     return out
 
 
-def check_finite(losses: Tensor, x: Tensor, offset: int, feature_names: list[str] | None, what: str) -> None:
+def check_finite(losses: Tensor, x: Tensor, rows: Tensor, feature_names: list[str] | None, what: str) -> None:
     """Raise a DataError if a row's loss (B,) is not finite: such rows lie so far outside the
     training data that the model overflows, and one of them would make every averaged metric NaN.
     The message names the first such row and, for a table, its column farthest from the training
-    data (model space is standardised: its largest magnitude)."""
+    data (model space is standardised: its largest magnitude). ``rows`` (B,) are the batch's row
+    numbers in the data."""
     bad = torch.nonzero(~torch.isfinite(losses)).flatten()
     if not len(bad):
         return
     row = int(bad[0])
-    where = f"row {offset + row}"
+    where = f"row {int(rows[row])}"
     if feature_names is not None:
         values = torch.nan_to_num(x[row].double().abs(), nan=0.0)  # (D,): a hole is no departure
         column = int(values.argmax())
@@ -144,5 +240,6 @@ class FiniteValidation(Callback):
                 losses = -out.px.log_prob(self.x[part])
                 if isinstance(out.qz, DiagonalGaussian):
                     losses = losses + out.kl()
-                check_finite(losses, self.x[part], start, self.feature_names, "validation split")
+                check_finite(losses, self.x[part], torch.arange(start, start + len(losses)), self.feature_names,
+                             "validation split")
         model.train(was_training)

@@ -166,6 +166,14 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def progress_bar(total: int, desc: str, initial: int = 0, unit: str = "it") -> Any:
+    """A tqdm bar on stderr that disappears when done: the one progress display of every long loop
+    (training epochs, the end-of-training evaluation), so they look and switch off alike."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, leave=False, dynamic_ncols=True, desc=desc, unit=unit)
+
+
 class ProgressBar(Callback):
     """A tqdm bar per epoch with loss, -ELBO parts and samples/s, refreshed every ``log_every``."""
 
@@ -174,12 +182,8 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_epoch_begin(self, trainer: Trainer) -> None:
-        if not trainer.is_main:
-            return
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.steps, initial=trainer.state.step, leave=False, dynamic_ncols=True,
-                        desc=f"epoch {trainer.state.epoch + 1}/{self.epochs}")
+        if trainer.is_main:
+            self.bar = progress_bar(self.steps, f"epoch {trainer.state.epoch + 1}/{self.epochs}", trainer.state.step)
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.bar is not None:
