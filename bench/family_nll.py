@@ -50,7 +50,8 @@ def main() -> None:
         test = to_tensors(data.test, data.spec)
         metrics = evaluate(run.model, test["x"], k=args.k, seed=args.seed, y=test.get("y"))
         row = {"preset": preset, "overrides": args.overrides, "epochs_trained": len(run.history),
-               "parameters": sum(p.numel() for p in run.model.parameters()), "train_seconds": round(seconds, 1), "test_nll": round(metrics["nll"], 3),
+               "parameters": sum(p.numel() for p in run.model.parameters()),
+               "train_seconds": round(seconds, 1), "test_nll": round(metrics["nll"], 3),
                "test_neg_elbo": round(metrics["neg_elbo"], 3), "active_units": metrics["active_units"],
                "bits_per_dim": round(metrics.get("bits_per_dim", float("nan")), 4)}
         rows.append(row)

@@ -3,7 +3,8 @@ preset) trained on a seeded subset of the MOSES training set, then 10,000 molecu
 tokens drawn from the decoder) and measured as MOSES measures them: validity, uniqueness@1k and @10k,
 novelty against the whole MOSES training set, IntDiv (Morgan fingerprints), FCD (ChemNet, fcd_torch)
 and the Wasserstein distances of QED, logP and molecular weight, both against 10,000 test molecules.
-Needs the chem extra (RDKit, selfies, fcd_torch) and the MOSES files (`pip install --no-deps molsets`; read, never imported).
+Needs the chem extra (RDKit, selfies, fcd_torch) and the MOSES files (`pip install --no-deps molsets`;
+read, never imported).
 
     python bench/molecules.py --train 50000 --epochs 8 --out bench/results/moses.json
 
