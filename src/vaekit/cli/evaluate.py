@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -47,7 +48,8 @@ def evaluate(
     inputs = load_inputs(run, data, "test")
     x = run.to_model_space(inputs.x, name=data or "test split")
     labels = labels_of(run, inputs, data or "test split")
-    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed, y=labels)
+    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed, y=labels,
+                             progress=sys.stderr.isatty())  # the whole split: minutes at k = 1000
     metrics["data"] = data or f"{run.config.data.source} (test split)"
     if fid:
         from vaekit.applications.generate import generated_quality

@@ -33,17 +33,20 @@ def norm_2d(kind: str, channels: int) -> nn.Module:
     return {"none": nn.Identity, "batch": nn.BatchNorm2d}[kind](channels)
 
 
-def he_init(module: nn.Module, act: str = "relu") -> nn.Module:
-    """He et al. 2015 normal init (fan-in) and zero biases for every convolution and linear layer.
+def he_init(module: nn.Module, act: str = "relu", output: nn.Module | None = None) -> nn.Module:
+    """He et al. 2015 normal init (fan-in) and zero biases for every convolution and linear layer;
+    ``output``, a layer followed by no activation (a decoder's likelihood parameters), gets gain 1.
 
     PyTorch's default init shrinks the signal's second moment about six-fold per ReLU layer.
-    Through a decoder of six layers the output then barely depends on z at first, the KL term
-    wins the first steps and the posterior collapses: the conv VAE on 28x28 digits had 0 of 16
-    units active for ten epochs, against 9 of 16 after one epoch with this init (the MLP: 0
-    against 15). A transposed convolution of stride s sees in_channels * k^2 / s^2 inputs per
-    output, not the count PyTorch's init assumes.
+    Through the conv decoder's six layers the output then barely depends on z at first (logits
+    varied by 0.0008 across codes), the KL term wins the first steps and the posterior collapses:
+    the conv VAE on 28x28 digits had 0 of 16 units active for ten epochs, against 9 of 16 after one
+    epoch with this init. A transposed convolution of stride s sees in_channels * k^2 / s^2 inputs
+    per output, not the count PyTorch's init assumes. The MLPs keep PyTorch's init: two or three
+    layers lose far less (0.07 across codes), and on standardised tables (breast cancer) He init
+    learnt more slowly at lr 1e-3 and diverged at 1e-2.
     """
-    gain = nn.init.calculate_gain("tanh" if act == "tanh" else "leaky_relu" if act == "leaky_relu" else "relu",
+    hidden_gain = nn.init.calculate_gain("tanh" if act == "tanh" else "leaky_relu" if act == "leaky_relu" else "relu",
                                   0.01 if act == "leaky_relu" else None)
     for layer in module.modules():
         if isinstance(layer, nn.ConvTranspose2d):
@@ -52,6 +55,7 @@ def he_init(module: nn.Module, act: str = "relu") -> nn.Module:
             fan_in = layer.weight[0].numel()
         else:
             continue
+        gain = 1.0 if layer is output else hidden_gain
         nn.init.normal_(layer.weight, 0.0, gain / math.sqrt(fan_in))
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)

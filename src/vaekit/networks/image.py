@@ -72,7 +72,7 @@ class ConvDecoder(nn.Module):
         last = widths[1] if len(widths) > 1 else widths[0]
         self.out = nn.Conv2d(last, n_params * widths[0], 3, padding=1)
         self.out_shape = (n_params, widths[0], *sizes[0])
-        he_init(self, act)
+        he_init(self, act, output=self.out)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.fc(z).view(-1, *self.start)  # (B, C_last, h, w)

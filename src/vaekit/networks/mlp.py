@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from vaekit.networks.blocks import activation, he_init, norm_1d
+from vaekit.networks.blocks import activation, norm_1d
 
 
 def _stack(widths: list[int], act: str, norm: str) -> nn.Sequential:
@@ -23,7 +23,6 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.net = _stack([math.prod(shape), *hidden], act, norm)
         self.out_features = hidden[-1] if hidden else math.prod(shape)
-        he_init(self, act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))  # (B, H)
@@ -39,7 +38,6 @@ class MLPDecoder(nn.Module):
         self.net = _stack(widths, act, norm)
         self.out = nn.Linear(widths[-1], n_params * math.prod(shape))
         self.out_shape = (n_params, *shape)
-        he_init(self, act)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.out(self.net(z)).view(-1, *self.out_shape)  # (B, P, *shape)
