@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
@@ -252,6 +253,55 @@ def published_dci(codes: np.ndarray, factors: np.ndarray, train: np.ndarray, tes
     }
 
 
+def published_factor_vae(represent: Callable, toy: Toy, seed: int, n_train: int, n_eval: int) -> float:
+    """disentanglement_lib's compute_factor_vae one vote at a time (batches of 64, variances over 1,000 rows,
+    prune_dims threshold 0.05) on the factor rows that vaekit draws from ``default_rng(seed)``, in its order."""
+    rng = np.random.default_rng(seed)
+    global_variances = np.var(represent(toy.render(toy.sample_factors(1_000, rng))), axis=0, ddof=1)
+    active_dims = np.sqrt(global_variances) >= 0.05
+
+    def votes(n: int) -> np.ndarray:
+        factor_indices = rng.integers(len(toy.factor_sizes), size=n)
+        batches = toy.sample_factors(n * 64, rng).reshape(n, 64, -1)
+        counts = np.zeros((len(toy.factor_sizes), len(global_variances)), dtype=np.int64)
+        for factor_index, factors in zip(factor_indices, batches, strict=True):
+            factors[:, factor_index] = factors[0, factor_index]
+            local_variances = np.var(represent(toy.render(factors)), axis=0, ddof=1)
+            counts[factor_index, np.argmin(local_variances[active_dims] / global_variances[active_dims])] += 1
+        return counts
+
+    training_votes, eval_votes = votes(n_train), votes(n_eval)
+    classifier = np.argmax(training_votes, axis=0)
+    return float(np.sum(eval_votes[classifier, np.arange(eval_votes.shape[1])]) / np.sum(eval_votes))
+
+
+def published_beta_vae(represent: Callable, toy: Toy, seed: int, n_train: int, n_eval: int) -> float:
+    """disentanglement_lib's compute_beta_vae_sklearn one point at a time (64 pairs a point, sklearn's
+    LogisticRegression with its defaults) on the factor rows that vaekit draws from ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+
+    def points(n: int) -> tuple[np.ndarray, np.ndarray]:
+        indices = rng.integers(len(toy.factor_sizes), size=n)
+        first = toy.sample_factors(n * 64, rng).reshape(n, 64, -1)
+        second = toy.sample_factors(n * 64, rng).reshape(n, 64, -1)
+        features = []
+        for index, factors1, factors2 in zip(indices, first, second, strict=True):
+            factors2[:, index] = factors1[:, index]
+            difference = represent(toy.render(factors1)) - represent(toy.render(factors2))
+            features.append(np.mean(np.abs(difference), axis=0))
+        return np.array(features), indices
+
+    train_points, train_labels = points(n_train)
+    eval_points, eval_labels = points(n_eval)
+    model = LogisticRegression(random_state=_seed(rng)).fit(train_points, train_labels)
+    return float(model.score(eval_points, eval_labels))
+
+
+def partly_collapsed(x: np.ndarray) -> np.ndarray:
+    """The rotated (entangled) code plus a code that barely moves, which the FactorVAE score prunes."""
+    return np.concatenate([rotated(x), 0.01 * x[:, :1]], axis=1)  # (n, 5)
+
+
 def test_mig_equals_disentanglement_lib_on_rounded_codes() -> None:
     # Codes rounded to 2 decimals sit on bin edges, where dividing by the bin width rounds either way.
     codes, factors = encoder_like(1_000, (3, 6, 10), seed=0, decimals=2)
@@ -271,6 +321,22 @@ def test_dci_equals_disentanglement_lib() -> None:
     train, test, seed = held_out(len(codes), seed=4, test_fraction=1 / 3)
     expected = published_dci(codes, factors, train, test, seed)
     assert dci(codes, factors, np.random.default_rng(4)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_factor_vae_score_equals_disentanglement_lib() -> None:
+    toy = Toy(noise=0.0)  # observations a function of the factors alone, so both sides see the same codes
+    expected = published_factor_vae(partly_collapsed, toy, seed=10, n_train=150, n_eval=100)
+    got = factor_vae_score(
+        partly_collapsed, toy, np.random.default_rng(10), n_train=150, n_eval=100, n_variance_samples=1_000
+    )
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_beta_vae_score_equals_disentanglement_lib() -> None:
+    toy = Toy(noise=0.0)
+    expected = published_beta_vae(partly_collapsed, toy, seed=11, n_train=200, n_eval=100)
+    got = beta_vae_score(partly_collapsed, toy, np.random.default_rng(11), n_train=200, n_eval=100)
+    assert got == pytest.approx(expected, abs=1e-12)
 
 
 def test_defaults_follow_disentanglement_lib() -> None:
