@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
@@ -337,6 +339,17 @@ def test_beta_vae_score_equals_disentanglement_lib() -> None:
     expected = published_beta_vae(partly_collapsed, toy, seed=11, n_train=200, n_eval=100)
     got = beta_vae_score(partly_collapsed, toy, np.random.default_rng(11), n_train=200, n_eval=100)
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_beta_vae_score_fits_its_classifier_to_convergence_on_wide_codes() -> None:
+    # Codes spanning tens of units, as a VAE's posterior means can: sklearn's default 100 lbfgs steps stop short.
+    def wide(x: np.ndarray) -> np.ndarray:
+        return 20.0 * rotated(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        score = beta_vae_score(wide, Toy(), np.random.default_rng(0), n_train=500, n_eval=200)
+    assert 0.6 < score < 0.95  # a rotation keeps most factors apart, not all
 
 
 def test_defaults_follow_disentanglement_lib() -> None:
