@@ -115,8 +115,7 @@ def test_conv_decoder_starts_with_outputs_that_depend_on_z() -> None:
     default init its logits varied by 0.0008 across codes, so the KL term won and the posterior
     collapsed."""
     torch.manual_seed(0)
-    encoder = ConvEncoder([1, 28, 28], [32, 64, 128], 256)
-    decoder = ConvDecoder(16, encoder, n_params=1)
+    encoder, decoder = build_networks(image_spec((1, 28, 28)), ModelConfig(network="conv", hidden=[256]), 1)
     with torch.no_grad():
         spread = decoder(torch.randn(256, 16)).std(0).mean()  # per output value, across codes
         features = encoder(torch.rand(64, 1, 28, 28)).std(0).mean()  # across inputs

@@ -7,6 +7,7 @@ from torch import nn
 from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
 from vaekit.errors import ConfigError
+from vaekit.networks.blocks import he_init
 from vaekit.networks.image import ConvDecoder, ConvEncoder
 from vaekit.networks.mlp import MLPDecoder, MLPEncoder
 
@@ -83,7 +84,10 @@ def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_i
     if network_kind(spec, config) == "conv":
         feature_dim = config.hidden[-1] if config.hidden else 256
         encoder = ConvEncoder(spec.shape, config.conv_channels, feature_dim, act, norm)
-        return encoder, ConvDecoder(n_in, encoder, n_params, act, norm)
-    encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
-    decoder = MLPDecoder(n_in, out_shape, config.hidden, n_params, act, norm)
-    return encoder, decoder
+        decoder = ConvDecoder(n_in, encoder, n_params, act, norm)
+    else:
+        encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
+        decoder = MLPDecoder(n_in, out_shape, config.hidden, n_params, act, norm)
+    # Images start from He init (see he_init: the conv VAE collapsed without it); tables and token
+    # models keep PyTorch's, with which their learned-scale likelihoods train better (measured).
+    return he_init(encoder, act), he_init(decoder, act, output=decoder.out)

@@ -4,7 +4,7 @@ Each encoder stage halves the spatial size with a stride-2 3x3 convolution (ceil
 records those sizes and mirrors them with transposed convolutions whose ``output_padding`` restores
 odd sizes exactly, so 8x8, 28x28, 27x31 and 64x64 all round-trip to their own shape.
 
-Both start from He initialisation (:func:`~vaekit.networks.blocks.he_init`).
+:func:`~vaekit.networks.factory.build_networks` starts them from He initialisation.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 from torch import Tensor, nn
 
-from vaekit.networks.blocks import activation, he_init, norm_2d
+from vaekit.networks.blocks import activation, norm_2d
 
 
 def stage_sizes(height: int, width: int, n_channels: int, min_size: int = 4) -> list[tuple[int, int]]:
@@ -41,7 +41,6 @@ class ConvEncoder(nn.Module):
         flat = widths[-1] * math.prod(self.sizes[-1])
         self.fc = nn.Sequential(nn.Linear(flat, feature_dim), activation(act))
         self.widths, self.out_features = widths, feature_dim
-        he_init(self, act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.convs(x).flatten(1))  # (B, F)
@@ -72,7 +71,6 @@ class ConvDecoder(nn.Module):
         last = widths[1] if len(widths) > 1 else widths[0]
         self.out = nn.Conv2d(last, n_params * widths[0], 3, padding=1)
         self.out_shape = (n_params, widths[0], *sizes[0])
-        he_init(self, act, output=self.out)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.fc(z).view(-1, *self.start)  # (B, C_last, h, w)
