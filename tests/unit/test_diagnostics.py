@@ -31,13 +31,14 @@ def test_a_collapsed_run_says_so_in_one_line_with_the_remedy(tmp_path: Path, cap
                                                              ) -> None:
     """A digits VAE whose KL weight empties its code; the remedies offered skip what the config
     already does (here the KL warm-up)."""
-    config = resolve_config(overrides=[*TINY, "model.beta=20", "train.kl_warmup=linear", "train.kl_warmup_epochs=1"])
+    config = resolve_config(overrides=[*TINY, "model.beta=100", "train.epochs=8", "train.lr=3e-3",
+                                       "train.kl_warmup=linear", "train.kl_warmup_epochs=1"])
     with caplog.at_level(logging.WARNING):
         vaekit.train(config, out=tmp_path / "run")
     collapse = [line for line in warnings_of(caplog) if "latent dimensions are active" in line]
     assert collapse == [collapse[0]] and collapse[0].startswith("only 0 of 4 latent dimensions are active")
     assert "posterior collapse" in collapse[0] and "model.free_bits=0.1" in collapse[0]
-    assert "a smaller model.beta (now 20)" in collapse[0]
+    assert "a smaller model.beta (now 100)" in collapse[0]
     assert "kl_warmup" not in collapse[0]
 
 
