@@ -639,6 +639,17 @@ def test_kl_balancing_weights_layers_by_their_kl_during_warm_up_only() -> None:
     assert not torch.isclose(balanced.loss, unbalanced.loss)
 
 
+def test_hvae_top_down_path_starts_at_the_codes_scale() -> None:
+    """Codes enter the top-down path with gain 1 (PyTorch's init shrank them about threefold)."""
+    torch.manual_seed(0)
+    model, _ = table_model(stochastic_layers=3)
+    z = torch.randn(4096, 3)
+    with torch.no_grad():
+        for layer in model.z_in:
+            ratio = float(layer(z).square().mean() / z.square().mean())
+            assert 0.5 < ratio < 2.0
+
+
 def test_hvae_preset_warms_its_kl_up() -> None:
     config = resolve_config(preset="hvae")
     assert config.train.kl_warmup == "linear" and config.train.kl_warmup_epochs == 10
