@@ -47,9 +47,13 @@ def collapse_warning(active: int, latent_dim: int, data_values: int, config: Run
         remedies.append(f"a smaller model.beta (now {config.model.beta:g})")
     if conv:
         remedies.append("model.network=mlp")
-    what = "posterior collapse" if active == 0 else "the others carry nothing about the data"
+    if active == 0:
+        what, advice = "posterior collapse", "try"
+    else:  # a code wider than the data needs also ends so: say it, without calling it a failure
+        what, advice = ("the others carry nothing about the data (a code wider than the data needs looks like "
+                        "this too)"), "if more were expected, try"
     return (f"only {active} of {latent_dim} latent dimensions are active (their posterior mean varies across "
-            f"items with variance > {ACTIVE_THRESHOLD}): {what}; try {_either(remedies)}")
+            f"items with variance > {ACTIVE_THRESHOLD}): {what}; {advice} {_either(remedies)}")
 
 
 def sequence_warning(inputs: Tensor, decoded: Tensor, texts: list[str], config: RunConfig) -> str | None:
