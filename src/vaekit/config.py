@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,10 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vaekit.errors import ConfigError
 
 
+# Sizes are bounded so that a typo (1e9 latents, a 10-million-unit layer) is one clear error, not a
+# model that exhausts memory or crashes: far above any network that trains on one machine.
+MAX_WIDTH = 65_536
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+
+
 class _Section(BaseModel):
     # Each field's docstring is its description (``vaekit config --list`` shows it), so the meaning
     # of a key lives in one place, next to its type and default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    # No float option means anything at inf or NaN (`--lr inf` used to pass and diverge later).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -79,11 +87,11 @@ class ModelConfig(_Section):
 
     network: Literal["auto", "mlp", "conv"] = "auto"
     """The encoder/decoder network; auto: conv for images of 16 px and up, mlp otherwise."""
-    latent_dim: int = Field(16, gt=0)
+    latent_dim: int = Field(16, gt=0, le=MAX_WIDTH)
     """Dimensions of the latent code z."""
-    hidden: list[int] = Field(default_factory=lambda: [512, 256])
+    hidden: list[Width] = Field(default_factory=lambda: [512, 256])
     """MLP layer widths, in encoder order (the decoder mirrors them)."""
-    conv_channels: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    conv_channels: list[Width] = Field(default_factory=lambda: [32, 64, 128])
     """Convolutional channels per stage, in encoder order."""
     activation: Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"] = "relu"
     """Non-linearity of the networks."""
@@ -93,7 +101,7 @@ class ModelConfig(_Section):
     """q(z|x): gaussian, or deterministic (a plain autoencoder's code)."""
     prior: str = "standard_normal"
     """p(z): standard_normal, mixture (of Gaussians) or vamp (the VampPrior)."""
-    prior_components: int | None = Field(None, gt=0)
+    prior_components: int | None = Field(None, gt=0, le=MAX_WIDTH)
     """Components of a mixture prior (default 10) or pseudo-inputs of a VampPrior (default 500)."""
     condition: Literal["none", "label"] = "none"
     """label: a conditional VAE on the data's class labels."""
@@ -119,9 +127,9 @@ class ModelConfig(_Section):
     """KL per latent dimension below which it is not penalised, in nats (Kingma et al. 2016); 0: off."""
     kl_balance: bool = False
     """A hierarchical model's KL per layer weighted by its own size while train.kl_warmup runs (NVAE)."""
-    embed_dim: int = Field(128, gt=0)
+    embed_dim: int = Field(128, gt=0, le=MAX_WIDTH)
     """Sequences (text, molecules): token embedding width."""
-    rnn_hidden: int = Field(256, gt=0)
+    rnn_hidden: int = Field(256, gt=0, le=MAX_WIDTH)
     """Sequences: network width (the encoder's GRU per direction, and the GRU or Transformer decoder)."""
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Sequences: share of the decoder's input tokens replaced by <unk> while training, so that it leans
@@ -142,7 +150,7 @@ class ModelConfig(_Section):
     """Total-correlation weight (beta-tc's beta, factor's gamma)."""
     adv_weight: float = Field(1.0, ge=0.0)
     """vae-gan: weight of the generator's adversarial term."""
-    disc_hidden: list[int] = Field(default_factory=lambda: [1000, 1000, 1000])
+    disc_hidden: list[Width] = Field(default_factory=lambda: [1000, 1000, 1000])
     """Layer widths of factor-vae's discriminator."""
     disc_lr: float = Field(1e-4, gt=0.0)
     """Learning rate of an objective's discriminator."""
@@ -157,7 +165,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The optimisation loop."""
 
-    epochs: int = Field(20, ge=0)
+    epochs: int = Field(20, gt=0)
     """Passes over the training split."""
     batch_size: int = Field(128, gt=0)
     """Samples per training step."""
@@ -198,7 +206,7 @@ class TrainConfig(_Section):
     """torch.compile the step: pays a compile once, helps larger models."""
     seed: int = 0
     """Seed for initialisation, batching and noise."""
-    threads: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0, le=1024)
     """CPU threads (torch's default when unset)."""
     progress: bool = True
     """Show progress bars while training and evaluating."""

@@ -164,3 +164,21 @@ def test_every_key_has_a_description_and_is_listed_with_its_type_and_default() -
     assert (listed["model.network"].type, listed["model.network"].value) == ("auto|mlp|conv", "auto")
     assert (listed["train.grad_clip"].type, listed["train.grad_clip"].value) == ("float or null", None)
     assert (listed["model.hidden"].type, listed["model.hidden"].value) == ("list[int]", [512, 256])
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("train.lr=inf", "train.lr"),
+    ("train.lr=.nan", "train.lr"),
+    ("model.beta=.inf", "model.beta"),
+    ("train.grad_clip=.inf", "train.grad_clip"),
+    ("train.epochs=0", "train.epochs"),
+    ("model.latent_dim=1000000000", "model.latent_dim"),
+    ("model.hidden=[10000000, 10000000]", "model.hidden.0"),
+    ("model.conv_channels=[32, 10000000]", "model.conv_channels.1"),
+    ("train.threads=100000", "train.threads"),
+])
+def test_unbounded_or_meaningless_values_are_refused_naming_the_field(override: str, field: str) -> None:
+    """Issue 17: `--lr inf` passed validation and diverged; 1e9 latents, a 10-million-unit layer or
+    100,000 threads exhausted memory or crashed. Each is now one error naming the field."""
+    with pytest.raises(ConfigError, match=rf"^configuration: {field}: "):
+        resolve_config(overrides=[override])

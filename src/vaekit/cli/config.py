@@ -42,6 +42,8 @@ def type_name(annotation: Any) -> str:
     """A type as a user writes its values: ``int``, ``float or null``, ``auto|mlp|conv``,
     ``list[int]``."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # a bounded type (config.Width) reads as its base type
+        return type_name(args[0])
     if origin is typing.Literal:
         return "|".join(str(arg) for arg in args)
     if origin in (typing.Union, types.UnionType):
