@@ -365,6 +365,24 @@ def test_csv_with_header_and_label_column(tmp_path: Path) -> None:
     assert np.isnan(data.x[1, 1]) and data.x[2, 1] == 6.5
 
 
+@pytest.mark.parametrize("separator", [";", "\t", "|"], ids=["semicolon", "tab", "bar"])
+def test_a_csv_separated_otherwise_reads_as_its_columns(tmp_path: Path, separator: str) -> None:
+    """Issue 17: a semicolon-separated CSV trained as one text column. The wine table written with
+    another separator reads exactly as with commas (a decimal comma stays text, never a split)."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame.head(40)
+    lines = [",".join(wine.columns), *(",".join(f"{v:g}" for v in row) for row in wine.to_numpy())]
+    commas = load_path(write_csv(tmp_path / "comma.csv", "\n".join(lines) + "\n"), label_column="target").train
+    other = load_path(write_csv(tmp_path / "other.csv", "\n".join(line.replace(",", separator) for line in lines)
+                                + "\n"), label_column="target").train
+    assert other.feature_names == commas.feature_names and len(other.feature_names) == 13
+    np.testing.assert_array_equal(other.x, commas.x)
+    assert other.y.tolist() == commas.y.tolist()
+    european = load_path(write_csv(tmp_path / "eu.csv", "a;b\n1,5;2\n2,5;3\n")).train
+    assert european.feature_names == ["a", "b"] and european.x[:, 0].tolist() == ["1,5", "2,5"]
+
+
 def test_csv_numeric_labels_sort_numerically(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "t.csv", "x,y\n0,10\n1,2\n2,1\n")
     data = load_path(path, label_column="y").train

@@ -6,12 +6,15 @@ column's two values, the observed cells of an imputed table), and float32 keeps 
 diabetes' 0.05068011873981862. Empty cells are missing values (NaN, or None in a text column), which the model
 masks, not rejects. ``data.label_column`` names the column that holds labels: its
 values map to 0..K-1 in sorted order and become ``y``, and the values themselves the class names.
-Row numbers in CSV errors are line numbers in the file (the header is row 1).
+Row numbers in CSV errors are line numbers in the file (the header is row 1). A CSV may be
+separated by semicolons, tabs or bars instead of commas (:func:`_delimiter`).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,31 @@ import numpy as np
 from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
 from vaekit.errors import DataError
+
+log = logging.getLogger(__name__)
+DELIMITERS = (",", ";", "\t", "|")  # a comma first: it wins every tie
+SNIFFED_LINES = 20
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of a CSV file: a comma, unless commas split its first non-blank lines into one
+    column or into unequal numbers of columns while another of :data:`DELIMITERS` splits every
+    line into the same number, more than one (a European export ``a;b`` / ``1,5;2``: commas give 1
+    then 2 columns, semicolons 2 and 2). A comma too when the file cannot be read
+    (:func:`_read_rows` then says why), so that a ragged comma file still gets its own error."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            lines = [line for line in itertools.islice(handle, 4 * SNIFFED_LINES) if line.strip()][:SNIFFED_LINES]
+        widths = {delimiter: {len(row) for row in csv.reader(lines, delimiter=delimiter)} for delimiter in DELIMITERS}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ","
+    best = ","
+    if len(widths[","]) > 1 or widths[","] == {1}:
+        regular = [d for d in DELIMITERS[1:] if len(widths[d]) == 1 and min(widths[d]) > 1]
+        best = max(regular, key=lambda d: min(widths[d]), default=",")
+    if best != ",":
+        log.info("CSV file '%s': columns separated by %r", path, best)
+    return best
 
 
 def _is_number(cell: str) -> bool:
@@ -54,7 +82,7 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     rows: list[tuple[int, list[str]]] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, delimiter=_delimiter(path))
             for row in reader:
                 if any(cell.strip() for cell in row):
                     rows.append((reader.line_num, row))
