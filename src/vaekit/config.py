@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaekit.errors import ConfigError
 
-
 # Sizes are bounded so that a typo (1e9 latents, a 10-million-unit layer) is one clear error, not a
 # model that exhausts memory or crashes: far above any network that trains on one machine.
 MAX_WIDTH = 65_536

@@ -152,6 +152,38 @@ def test_decode_latents_of_the_wrong_width(run_cli, pristine_run: Path, tmp_path
     assert not out.exists()
 
 
+def empty_file(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def huge_codes(path: Path) -> Path:
+    np.save(path, np.full((3, 4), 1e30, dtype=np.float32))
+    return path
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["sample", "--temperature", "inf", "--out", "{tmp}/s.png"], "--temperature"),
+    (["sample", "--temperature", "nan", "--out", "{tmp}/s.png"], "--temperature"),
+    (["restore", "--noise", "nan", "--out", "{tmp}/s.png"], "--noise"),
+    (["restore", "--noise", "-0.5", "--out", "{tmp}/s.png"], "--noise"),
+    (["traverse", "--span", "nan", "--out", "{tmp}/s.png"], "--span"),
+    (["decode", "--latents", "{empty}", "--out", "{tmp}/s.png"], "empty.npy"),
+    (["decode", "--latents", "{huge}", "--out", "{tmp}/s.png"], "huge.npy"),
+], ids=["temperature-inf", "temperature-nan", "noise-nan", "noise-negative", "span-nan", "latents-empty",
+        "latents-1e30"])
+def test_values_outside_any_meaning_are_refused(run_cli, pristine_run: Path, tmp_path: Path, args: list[str],
+                                                named: str) -> None:
+    """Issue 17: `sample --temperature inf`, `restore --noise nan` and codes of 1e30 were accepted
+    silently; a 0-byte --latents file exited 130 with no message."""
+    files = {"tmp": tmp_path, "empty": empty_file(tmp_path / "empty.npy"), "huge": huge_codes(tmp_path / "huge.npy")}
+    command, *rest = [arg.format(**files) for arg in args]
+    before = folder_digest(pristine_run)
+    assert_clean_error(run_cli(command, str(pristine_run), *rest), named)
+    assert not (tmp_path / "s.png").exists()
+    assert folder_digest(pristine_run) == before
+
+
 def test_sample_from_a_missing_run(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "s.png"
     assert_clean_error(run_cli("sample", str(tmp_path / "no-such-run"), "--n", "4", "--out", str(out)),

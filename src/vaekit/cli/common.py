@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -53,6 +54,13 @@ def run_app(app: typer.Typer) -> None:
 
 def _is_usage_error(error: Exception) -> bool:
     return getattr(error, "exit_code", None) == 2 and hasattr(error, "format_message")
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: refuse inf and NaN for a float option (click's ranges let NaN through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value}: expected a finite number")
+    return value
 
 
 def example(text: str) -> Callable[[Callable], Callable]:

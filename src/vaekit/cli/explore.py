@@ -12,6 +12,7 @@ from vaekit.cli.common import (
     choose_items,
     example,
     figure_path,
+    finite,
     item_captions,
     labels_of,
     load_inputs,
@@ -92,7 +93,8 @@ def traverse(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     data: str = typer.Option(None, "--data", help=DATA_HELP + " Orders the dimensions by KL and sets their spread."),
     dims: int = typer.Option(10, "--dims", min=1, help="Rows: this many dimensions, highest KL first."),
-    span: float = typer.Option(3.0, "--span", min=0.1, max=20.0, help="Each row spans +-SPAN standard deviations."),
+    span: float = typer.Option(3.0, "--span", min=0.1, max=20.0, callback=finite,
+                              help="Each row spans +-SPAN standard deviations."),
     steps: int = typer.Option(9, "--steps", min=2, max=64, help="Columns per row."),
     center: int = typer.Option(None, "--center", min=0, help="Traverse around this input's code (default: the "
                                "mean code)."),

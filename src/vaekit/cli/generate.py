@@ -10,6 +10,7 @@ from vaekit.cli.common import (
     check_suffix,
     condition_for,
     example,
+    finite,
     labels_of,
     load_inputs,
     load_run,
@@ -23,7 +24,8 @@ from vaekit.cli.common import (
 def sample(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     n: int = typer.Option(64, "--n", min=1, max=100_000, help="How many samples."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Scale of z ~ N(0, T^2 I)."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, max=100.0, callback=finite,
+                                      help="Scale of z ~ N(0, T^2 I)."),
     label: str = typer.Option(None, "--label", help="Class to generate, by index or name (conditional runs; "
                               "default: every class in turn)."),
     condition: str = typer.Option(None, "--condition", help="A condition vector, comma-separated "
@@ -33,7 +35,7 @@ def sample(
                                 "fitted to the training data's codes (often sharper samples)."),
     components: int = typer.Option(10, "--components", min=1, max=1000, help="Mixture components (--sampler gmm)."),
     decoding: str = typer.Option("greedy", "--decode", help="Text and molecules: greedy, sample, top-k or beam."),
-    token_temperature: float = typer.Option(1.0, "--token-temperature", min=0.01, max=10.0,
+    token_temperature: float = typer.Option(1.0, "--token-temperature", min=0.01, max=10.0, callback=finite,
                                             help="Text and molecules: softmax temperature of --decode sample/top-k."),
     top_k: int = typer.Option(10, "--top-k", min=1, help="Text and molecules: tokens kept by --decode top-k."),
     beam: int = typer.Option(4, "--beam", min=1, max=64, help="Text and molecules: width of --decode beam."),
@@ -73,6 +75,9 @@ def sample(
     write_output(run, sample_mixture(run, mixture, n, seed, temperature, cond), out)
 
 
+MAX_CODE = 100.0  # standard deviations of N(0, I): beyond this a code is no input the decoder has seen
+
+
 @example("vaekit decode runs/fm --latents z.npy --out decoded.png")
 def decode(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
@@ -96,7 +101,7 @@ def decode(
         raise DataError(f"latents file {str(latents)!r} does not exist")
     try:
         z = np.load(latents, allow_pickle=False)
-    except ValueError:
+    except (ValueError, EOFError, OSError):  # a 0-byte file raises EOFError
         raise DataError(f"latents file {str(latents)!r} is not a readable .npy array") from None
     if z.ndim == 3 and z.shape[1] == 2:
         z = z[:, 0]
@@ -105,5 +110,9 @@ def decode(
         raise DataError(f"latents file {str(latents)!r}: expected numbers of shape (N, {dim}), got {z.dtype} {z.shape}")
     if not np.isfinite(z).all():
         raise DataError(f"latents file {str(latents)!r} contains NaN or infinite values")
+    if np.abs(z).max(initial=0.0) > MAX_CODE:
+        raise DataError(f"latents file {str(latents)!r}: values up to {np.abs(z).max():.3g}, far outside the "
+                        f"prior the decoder was trained on (codes within about +-{MAX_CODE:g}); expected codes "
+                        "such as `vaekit encode` writes")
     cond = condition_for(run, len(z), label, condition)
     write_output(run, run.decode(torch.from_numpy(z.astype(np.float32)), condition=cond), out)

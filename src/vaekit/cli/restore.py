@@ -11,6 +11,7 @@ from vaekit.cli.common import (
     check_suffix,
     choose_items,
     example,
+    finite,
     item_captions,
     labels_of,
     load_inputs,
@@ -55,7 +56,8 @@ def restore(
     mask: str = typer.Option(None, "--mask", help="Missing values: half (bottom half), rect (a centred "
                              "rectangle), random:P (each value missing with probability P) or a PNG "
                              "(black = missing)."),
-    noise: float = typer.Option(None, "--noise", help="Additive Gaussian noise of this standard deviation, on "
+    noise: float = typer.Option(None, "--noise", min=0.0, callback=finite,
+                                help="Additive Gaussian noise of this standard deviation, on "
                                 "the model's scale (images in [0, 1])."),
     downsample: int = typer.Option(None, "--downsample", help="Super-resolve: the observation is the image "
                                    "averaged over FACTOR x FACTOR blocks."),
