@@ -7,6 +7,7 @@ explorer all call it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,20 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     return callbacks
 
 
+def check_output_folder(folder: Path) -> None:
+    """Refuse, before any work, an output that cannot become a run folder: an existing file, a path
+    below a file, or a place that cannot be written (found only after an epoch of training before)."""
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"--out {str(folder)!r} is a file; expected a folder for the run")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(f"--out {str(folder)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(f"--out {str(folder)!r}: {str(existing)!r} cannot be written")
+
+
 def train(config: RunConfig, out: str | Path | None = None, data: RawData | None = None) -> Run:
     """Train ``config``; with ``out``, write the run folder there (which must not exist yet).
     ``data`` trains on samples in memory instead of ``config.data.source`` (split and scaled as the
@@ -227,6 +242,8 @@ def train(config: RunConfig, out: str | Path | None = None, data: RawData | None
     and rank 0 writes the folder.
     """
     folder = Path(out) if out is not None else None
+    if folder is not None:
+        check_output_folder(folder)
     trained = folder is not None and ((folder / io.WEIGHTS).exists() or (folder / "checkpoint").exists())
     if trained:  # a folder whose run failed before its first checkpoint may be trained into again
         raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "

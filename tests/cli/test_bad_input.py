@@ -48,6 +48,18 @@ def test_missing_data_file(run_cli, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.parametrize("where", ["a-file", "below-a-file"])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_training(run_cli, tmp_path: Path, where: str) -> None:
+    """Issue 17: `--out` naming an existing file was found only after a whole epoch, as an internal error."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me\n")
+    out = taken if where == "a-file" else taken / "run"
+    result = run_cli(*train_args(out))
+    assert_clean_error(result, "notes.txt")
+    assert "epoch" not in result.stdout + result.stderr.lower()  # refused before any training
+    assert taken.read_text() == "keep me\n"
+
+
 def test_ragged_csv(run_cli, tmp_path: Path) -> None:
     table = tmp_path / "ragged.csv"
     table.write_text("a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")
