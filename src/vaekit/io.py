@@ -82,6 +82,12 @@ def load_model(folder: str | Path, config: RunConfig, spec: DataSpec, device: st
         state = load_file(str(path), device=str(device))
     except Exception as error:
         raise RunFolderError(f"{str(path)!r} is unreadable ({error.__class__.__name__})") from None
+    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    wrong = [f"{name} is {tuple(state[name].shape)} there, {shape} by the config"
+             for name, shape in shapes.items() if name in state and tuple(state[name].shape) != shape]
+    if wrong:
+        raise RunFolderError(f"{str(path)!r} does not match its config.json: {len(wrong)} tensors of another shape "
+                             f"({wrong[0]})")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RunFolderError(f"{str(path)!r} does not match its config.json (missing {missing[:3]}, "

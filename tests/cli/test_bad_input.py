@@ -196,6 +196,26 @@ def test_values_outside_any_meaning_are_refused(run_cli, pristine_run: Path, tmp
     assert folder_digest(pristine_run) == before
 
 
+def test_weights_of_another_shape_than_the_config_are_a_run_folder_error(run_cli, pristine_run: Path,
+                                                                        tmp_path: Path) -> None:
+    """Issue 17: a config.json that disagrees with model.safetensors gave a multi-line RuntimeError."""
+    import json
+
+    import vaekit
+    from vaekit.errors import RunFolderError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(pristine_run, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["model"]["latent_dim"] += 1
+    (broken / "config.json").write_text(json.dumps(config))
+    line = assert_clean_error(run_cli("sample", str(broken), "--n", "4", "--out", str(tmp_path / "s.png")),
+                              "model.safetensors", "config.json")
+    assert "shape" in line and not (tmp_path / "s.png").exists()
+    with pytest.raises(RunFolderError, match="another shape"):
+        vaekit.load(broken)
+
+
 def test_sample_from_a_missing_run(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "s.png"
     assert_clean_error(run_cli("sample", str(tmp_path / "no-such-run"), "--n", "4", "--out", str(out)),
