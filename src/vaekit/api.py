@@ -7,6 +7,7 @@ explorer all call it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from vaekit.data.loaders import make_batches, prepare_data, to_tensors
 from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
-from vaekit.errors import ConfigError, RunFolderError
+from vaekit.errors import ConfigError, DataError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
@@ -135,11 +136,26 @@ class Run:
                 logvars.append(qz.logvar.cpu())
         return torch.cat(means), torch.cat(logvars) if logvars else None
 
+    def _codes(self, z: Any, what: str) -> Tensor:
+        """Codes z as a float tensor (N, latent_dim) on the model's device, or one DataError line."""
+        try:
+            codes = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, Tensor) else z,
+                                    dtype=torch.float32, device=self.device)
+        except (TypeError, ValueError):
+            raise DataError(f"Run.{what}: expected codes of shape (N, {self.model.latent_dim}), got "
+                            f"{type(z).__name__}") from None
+        if codes.ndim != 2 or codes.shape[1] != self.model.latent_dim:
+            raise DataError(f"Run.{what}: expected codes of shape (N, {self.model.latent_dim}), got "
+                            f"{tuple(codes.shape)}")
+        if not bool(torch.isfinite(codes).all()):
+            raise DataError(f"Run.{what}: the codes contain NaN or infinite values")
+        return codes
+
     @torch.no_grad()
     def decode(self, z: Tensor, mode: str = "mean", condition: Tensor | None = None) -> Tensor:
         """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units; a
         conditional model cycles through its classes when given no condition."""
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = self._codes(z, "decode")
         px = self.model.decode(z, self._condition(len(z), condition))
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
 
@@ -148,7 +164,7 @@ class Run:
                  temperature: float = 1.0) -> Tensor:
         """Data (the likelihood mean) for codes z (N, L) drawn from some prior-like sampler; unlike
         :meth:`decode`, a hierarchical model draws its lower layers from their priors."""
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = self._codes(z, "generate")
         px = self.model.generate(z, self._condition(len(z), condition), generator, temperature)
         return self.spec.inverse(px.mean)
 
@@ -163,6 +179,10 @@ class Run:
         """``n`` new samples (the likelihood mean at z ~ p(z)), in data units; a conditional model
         takes a label (one for all, or (n,)) or condition vectors (n, C), and cycles through its
         classes when given none."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ConfigError(f"Run.sample: n must be a whole number of samples, at least 1 (got {n!r})")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ConfigError(f"Run.sample: temperature must be a finite number >= 0 (got {temperature!r})")
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
         px = self.model.sample(n, generator=generator, temperature=temperature, condition=self._condition(n, condition))
@@ -171,6 +191,8 @@ class Run:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
     """Rebuild a run folder's model from JSON + safetensors (no pickle, no code executed)."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"vaekit.load: expected the path of a run folder, got {type(path).__name__}")
     folder = Path(path)
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist")
