@@ -28,6 +28,7 @@ from vaekit.errors import ConfigError, DataError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
+from vaekit.files import sweep_partial_writes
 from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
     EarlyStopping,
@@ -204,10 +205,15 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
+    """The rows of history.csv; a damaged file costs the history, not the run (one warning)."""
     import csv
 
-    with path.open() as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    try:
+        with path.open(newline="") as handle:
+            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+    except (ValueError, TypeError, csv.Error, UnicodeDecodeError):
+        log.warning("%s is damaged (not the CSV training writes); the run loads without its history", path)
+        return []
 
 
 def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
@@ -279,6 +285,9 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
     config = io.read_config(folder)
     if not (folder / "checkpoint" / "last.safetensors").is_file():
         raise RunFolderError(f"run folder {str(folder)!r} has no checkpoint to resume from")
+    if context_from_env().is_main:
+        for leftover in sweep_partial_writes(folder):  # a write cut short by the kill being resumed from
+            log.info("removed %s, a file whose writing was interrupted", leftover)
     if epochs is not None and epochs != config.train.epochs:
         if epochs < 1:
             raise ConfigError(f"--epochs {epochs}: expected a positive number of epochs")

@@ -55,3 +55,15 @@ def atomic_save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: 
     """Save tensors as safetensors (no pickle), copied to contiguous CPU memory first."""
     flat = {name: value.detach().to("cpu").contiguous().clone() for name, value in tensors.items()}
     return atomic_write_bytes(path, safetensors_bytes(flat, metadata=metadata))
+
+
+def sweep_partial_writes(folder: str | Path) -> list[Path]:
+    """Remove what :func:`atomic_write_bytes` leaves behind when its process is killed mid-write
+    (``.NAME.XXXX.tmp`` beside NAME), in ``folder`` and its subfolders; returns what it removed.
+    Only for a folder this process owns (a run being resumed): another writer's file would go too."""
+    removed = []
+    for leftover in Path(folder).rglob(".*.tmp"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed

@@ -216,6 +216,21 @@ def test_weights_of_another_shape_than_the_config_are_a_run_folder_error(run_cli
         vaekit.load(broken)
 
 
+@pytest.mark.parametrize("damage", [b"\xff\xfe\x00garbage", b"epoch,loss\n1,not-a-number\n", b"epoch\n1,2,3\n"],
+                         ids=["binary", "text-in-numbers", "ragged"])
+def test_a_damaged_history_costs_the_history_not_the_run(run_cli, pristine_run: Path, tmp_path: Path,
+                                                         damage: bytes) -> None:
+    """Issue 17: a corrupt history.csv made the run unloadable (exit 1)."""
+    import vaekit
+
+    damaged = Path(shutil.copytree(pristine_run, tmp_path / "damaged"))
+    (damaged / "history.csv").write_bytes(damage)
+    assert vaekit.load(damaged).history == []
+    result = run_cli("sample", str(damaged), "--n", "4", "--out", str(tmp_path / "s.png"))
+    assert result.returncode == 0, result.stderr
+    assert "history.csv is damaged" in result.stderr and (tmp_path / "s.png").exists()
+
+
 def test_sample_from_a_missing_run(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "s.png"
     assert_clean_error(run_cli("sample", str(tmp_path / "no-such-run"), "--n", "4", "--out", str(out)),

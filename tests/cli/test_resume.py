@@ -143,6 +143,17 @@ def test_resume_after_sigterm_continues_the_history(resumable: Path, sigterm_run
     assert vaekit.load(resumable).history[-1]["epoch"] == target
 
 
+def test_resume_sweeps_the_leftovers_of_a_write_cut_short(resumable: Path, sigterm_run: Stopped, invoke) -> None:
+    """Issue 17: a kill during a checkpoint write leaves `.last.safetensors.XXXX.tmp`; resuming removes
+    it (and keeps what it should)."""
+    leftovers = [resumable / "checkpoint" / ".last.safetensors.k1ll3d.tmp", resumable / ".history.csv.x.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+    invoke(["train", "--out", resumable, "--resume", "--epochs", len(sigterm_run.rows) + 1])
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert_loads_and_samples(resumable)
+
+
 def test_resume_is_exact(resumable: Path, sigterm_run: Stopped, tmp_path: Path, invoke) -> None:
     """Stopped at a step boundary and resumed == never stopped: same weights, same history."""
     target = len(sigterm_run.rows) + 2
