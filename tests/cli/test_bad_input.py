@@ -60,6 +60,19 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_training(run_cli, tmp_
     assert taken.read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize(("rows", "split"), [(1, "0.2"), (4, "0.5")], ids=["one-row", "one-left-by-the-splits"])
+def test_too_few_samples_to_train_on_is_refused(run_cli, tmp_path: Path, rows: int, split: str) -> None:
+    """Issue 17: 1-row data was accepted."""
+    table = tmp_path / "tiny.csv"
+    table.write_text("a,b\n" + "".join(f"{i},{2 * i + 1}\n" for i in range(rows)))
+    out = tmp_path / "out"
+    result = run_cli(*train_args(out, "--set", f"data.test_fraction={split}", "--set", f"data.val_fraction={split}",
+                                 data=str(table)))
+    line = assert_clean_error(result, "tiny.csv")
+    assert "1 sample to train on" in line
+    assert not out.exists()
+
+
 def test_ragged_csv(run_cli, tmp_path: Path) -> None:
     table = tmp_path / "ragged.csv"
     table.write_text("a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")

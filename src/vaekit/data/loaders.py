@@ -73,6 +73,9 @@ def class_indices(data: RawData, classes: list[int | str], option: str = "data.c
     return picked
 
 
+MIN_TRAIN = 2  # samples: one sample has no spread to learn, and batch norm needs two
+
+
 def prepare_data(config: DataConfig, raw: RawData | None = None) -> PreparedData:
     """Load the source (or take ``raw``, samples already in memory), split it with a seeded
     generator, and fit the spec on the training split."""
@@ -90,6 +93,10 @@ def prepare_data(config: DataConfig, raw: RawData | None = None) -> PreparedData
         keep = max(1, round(config.max_samples * config.val_fraction / (1.0 - config.val_fraction)))
         if val is not None and keep < len(val):
             val = val.subset(np.sort(rng.permutation(len(val))[:keep]))
+    if len(train) < MIN_TRAIN:
+        raise DataError(f"data {config.source!r}: only {len(train)} sample{'s' * (len(train) != 1)} to train on after "
+                        f"the test and validation splits; a model needs at least {MIN_TRAIN} (more data, or smaller "
+                        "data.test_fraction / data.val_fraction)")
     return PreparedData(spec=DataSpec.fit(train, config, others=[val, test]), train=train, val=val, test=test)
 
 
