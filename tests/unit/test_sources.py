@@ -91,6 +91,31 @@ def test_read_idx_rejects_bad_files(tmp_path: Path, content: bytes, message: str
         read_idx(path, IMAGES_MAGIC)
 
 
+def test_read_idx_refuses_a_header_larger_than_memory(tmp_path: Path) -> None:
+    """Issue 17: sizes whose product wraps around in numpy (65536 x 65537 x 4294901761) passed."""
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(struct.pack(">IIII", IMAGES_MAGIC, 65536, 65537, 4294901761) + bytes(64)))
+    with pytest.raises(DataError, match=r"declares 18,446,744,073,709,617,152 bytes .* more than half"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_read_idx_stops_a_gzip_bomb_after_its_header(tmp_path: Path) -> None:
+    """Issue 17: a small gzip file that inflates to far more than its header declares was inflated
+    whole (1.6 MB to 3.4 GB) before the check. Now memory stays at the declared size."""
+    import tracemalloc
+
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(struct.pack(">I", IMAGES_MAGIC) + _SIZES + bytes(60_000_000)))  # ~60 kB
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"more than 1568 data bytes, expected 1568"):
+            read_idx(path, IMAGES_MAGIC)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, f"{peak:,} bytes held while reading"
+
+
 def test_mnist_source_reads_official_split(tmp_path: Path) -> None:
     write_mnist(tmp_path / "mnist")
     config = DataConfig(source="mnist", root=str(tmp_path / "mnist"), download=False)

@@ -7,10 +7,13 @@ the values. Only unsigned bytes (type 0x08) are read: 0x00000803 for images, 0x0
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
 import zlib
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -62,21 +65,29 @@ FASHION_CLASSES = [
 ]  # fmt: skip
 
 
-def _read_bytes(path: Path) -> bytes:
+def machine_memory() -> int:
+    """Bytes of physical memory (a large number where the system does not say)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        # Sniff the gzip magic rather than trust the suffix: gunzipped files keep odd names.
-        return gzip.decompress(data) if data[:2] == _GZIP_MAGIC else data
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(
-            f"IDX file '{path}': cannot be read ({error.__class__.__name__}: {error}); "
-            "expected a gzip or raw IDX file"
-        ) from None
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    """The file's IDX bytes as a stream: gunzipped on the fly when it starts with the gzip magic
+    (sniffed rather than trusted from the suffix: gunzipped files keep odd names)."""
+    with open(path, "rb") as probe:
+        zipped = probe.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if zipped else open(path, "rb")  # noqa: SIM115 (the caller closes it)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Read an unsigned-byte IDX file, checking its magic number, sizes and length.
+
+    The header is read first from the (decompressing) stream and its declared size checked against
+    this machine's memory before anything else is read; then exactly that many bytes, and one more
+    to prove there are none: a small gzip file that would inflate to gigabytes is refused after a
+    few bytes, not after filling memory.
 
     Parameters
     ----------
@@ -93,33 +104,41 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     Raises
     ------
     DataError
-        Wrong magic number, a zero size, or a byte count that does not match the header
-        (a truncated file).
+        Wrong magic number, a zero size, a declared size larger than half this machine's memory,
+        or a byte count that does not match the header (a truncated or padded file).
     """
-    data = _read_bytes(Path(path))
     what = _WHAT.get(magic, "data")
-    if len(data) < 4:
-        raise DataError(f"IDX file '{path}': {len(data)} bytes, too short for an IDX header")
-    (found,) = struct.unpack(">I", data[:4])
-    if found != magic:
+    try:
+        with _open_idx(Path(path)) as stream:
+            start = stream.read(4)
+            if len(start) < 4:
+                raise DataError(f"IDX file '{path}': {len(start)} bytes, too short for an IDX header")
+            (found,) = struct.unpack(">I", start)
+            if found != magic:
+                raise DataError(f"IDX file '{path}': bad magic 0x{found:08x}, expected 0x{magic:08x} ({what})")
+            ndim = magic & 0xFF
+            sizes = stream.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise DataError(f"IDX file '{path}': header truncated ({4 + len(sizes)} of {4 + 4 * ndim} bytes)")
+            dims = struct.unpack(f">{ndim}I", sizes)
+            if 0 in dims:
+                raise DataError(f"IDX file '{path}': sizes {list(dims)} include a zero ({what})")
+            expected = math.prod(dims)  # exact: numpy's prod wraps around at 2^63
+            if expected > machine_memory() // 2:
+                raise DataError(f"IDX file '{path}': its header declares {expected:,} bytes ({list(dims)}), more than "
+                                "half of this machine's memory; expected an IDX file of images or labels")
+            data = stream.read(expected + 1)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise DataError(
-            f"IDX file '{path}': bad magic 0x{found:08x}, expected 0x{magic:08x} ({what})"
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"IDX file '{path}': header truncated ({len(data)} of {header} bytes)")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if 0 in dims:
-        raise DataError(f"IDX file '{path}': sizes {list(dims)} include a zero ({what})")
-    expected = int(np.prod(dims))
-    if len(data) - header != expected:
+            f"IDX file '{path}': cannot be read ({error.__class__.__name__}: {error}); "
+            "expected a gzip or raw IDX file"
+        ) from None
+    if len(data) != expected:
+        shown = f"{len(data)}" if len(data) <= expected else f"more than {expected}"
         raise DataError(
-            f"IDX file '{path}': {len(data) - header} data bytes, expected {expected} for sizes "
-            f"{list(dims)} (truncated or corrupt)"
+            f"IDX file '{path}': {shown} data bytes, expected {expected} for sizes {list(dims)} (truncated or corrupt)"
         )
-    values = np.frombuffer(data, dtype=np.uint8, offset=header)
-    return values.reshape(dims).copy()  # writable, owns its memory
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()  # writable, owns its memory
 
 
 def read_split(images_path: Path, labels_path: Path, class_names: list[str]) -> RawData:
