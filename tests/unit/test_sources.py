@@ -116,6 +116,36 @@ def test_read_idx_stops_a_gzip_bomb_after_its_header(tmp_path: Path) -> None:
     assert peak < 5_000_000, f"{peak:,} bytes held while reading"
 
 
+def npy_header(shape: tuple[int, ...], dtype: str = "<f8") -> bytes:
+    """A .npy file's magic and header declaring ``shape``, with no data after it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()  # the writer puts the magic first
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("huge.npy", npy_header((256_000, 1_000, 1_000)), r"declares an array of 2,048,000,000,000 bytes"),
+    ("short.npy", npy_header((100, 8)) + bytes(80), r"declares 6,400 bytes of data but the file holds 80"),
+], ids=["238-GiB-header", "truncated"])
+def test_an_npy_header_is_checked_before_anything_is_allocated(tmp_path: Path, name: str, content: bytes,
+                                                               message: str) -> None:
+    """Issue 17: a .npy header declaring 238 GiB ended in MemoryError."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_path(path)
+
+
+def test_an_npz_member_header_is_checked_before_anything_is_allocated(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", npy_header((256_000, 1_000, 1_000)))
+    with pytest.raises(DataError, match=r"array 'x': its header declares an array of 2,048,000,000,000 bytes"):
+        load_path(path)
+
+
 def test_mnist_source_reads_official_split(tmp_path: Path) -> None:
     write_mnist(tmp_path / "mnist")
     config = DataConfig(source="mnist", root=str(tmp_path / "mnist"), download=False)

@@ -6,13 +6,15 @@ The number of axes decides the kind: (N, C, H, W) or (N, H, W) images, (N, D) ta
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from vaekit.config import DataConfig
-from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
+from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits, machine_memory
 from vaekit.errors import DataError
 
 _SHAPES = "expected (N, D) for a table, (N, H, W) or (N, C, H, W) for images"
@@ -89,11 +91,34 @@ def _open_error(what: str, error: Exception) -> DataError:
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
+def _check_declared_size(stream: BinaryIO, what: str, stored: int | None = None) -> None:
+    """Read an array's .npy header from ``stream`` and refuse it, before numpy allocates anything,
+    when it declares more than half this machine's memory or (``stored``: the bytes the file holds
+    after its header) more bytes than are there. A stream that is no .npy is left to numpy."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError):
+        return
+    declared = math.prod(shape) * dtype.itemsize  # exact, where numpy's prod wraps around
+    if declared > machine_memory() // 2:
+        raise DataError(f"{what}: its header declares an array of {declared:,} bytes {tuple(shape)}, more than half "
+                        "of this machine's memory")
+    if stored is not None and declared > stored - stream.tell():
+        raise DataError(f"{what}: its header declares {declared:,} bytes of data but the file holds "
+                        f"{stored - stream.tell():,} (truncated)")
+
+
 def load_npy(path: Path, config: DataConfig) -> Splits:
     """A ``.npy`` file of samples (no labels)."""
     what = f"NPY file '{path}'"
     try:
+        with open(path, "rb") as stream:
+            _check_declared_size(stream, what, stored=path.stat().st_size)
         x = np.load(path, allow_pickle=False)
+    except DataError:  # already one line (a DataError is also a ValueError)
+        raise
     except _READ_ERRORS as error:
         raise _open_error(what, error) from None
     if not isinstance(x, np.ndarray):
@@ -106,7 +131,14 @@ def load_npz(path: Path, config: DataConfig) -> Splits:
     """A ``.npz`` file with samples under ``x`` and, optionally, labels under ``y``."""
     what = f"NPZ file '{path}'"
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as members:
+                for member in members.namelist():
+                    with members.open(member) as stream:
+                        _check_declared_size(stream, f"{what}: array {member.removesuffix('.npy')!r}")
         archive = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
     except _READ_ERRORS as error:
         raise _open_error(what, error) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):

@@ -6,6 +6,7 @@ and where files live, nothing about scaling or models (that is :mod:`vaekit.data
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,3 +86,12 @@ def register_source(source: Source) -> Source:
 # Loaders for a path given as the source, keyed by file suffix (".npz", ".csv"…) or "folder".
 PathLoader = Callable[[Path, DataConfig], Splits]
 PATH_LOADERS: Registry[PathLoader] = Registry("file type")
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory (a large number where the system does not say): a file whose header
+    declares more than half of it is refused before anything is allocated."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40

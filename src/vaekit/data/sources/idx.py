@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import struct
 import zlib
 from functools import partial
@@ -19,7 +18,7 @@ import numpy as np
 
 from vaekit.config import DataConfig
 from vaekit.data.download import fetch_files, find_local
-from vaekit.data.sources.base import RawData, Source, Splits, register_source
+from vaekit.data.sources.base import RawData, Source, Splits, machine_memory, register_source
 from vaekit.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, cols)
@@ -63,14 +62,6 @@ FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
-
-
-def machine_memory() -> int:
-    """Bytes of physical memory (a large number where the system does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
 
 
 def _open_idx(path: Path) -> BinaryIO:
