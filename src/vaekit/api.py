@@ -6,6 +6,7 @@ explorer all call it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from vaekit.errors import ConfigError, DataError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
-from vaekit.files import sweep_partial_writes
+from vaekit.files import FolderLock, sweep_partial_writes
 from vaekit.models import VAE, build_model, build_objective
 from vaekit.training.callbacks import (
     EarlyStopping,
@@ -272,11 +273,20 @@ def train(config: RunConfig, out: str | Path | None = None, data: RawData | None
     folder = Path(out) if out is not None else None
     if folder is not None:
         check_output_folder(folder)
-    trained = folder is not None and ((folder / io.WEIGHTS).exists() or (folder / "checkpoint").exists())
-    if trained:  # a folder whose run failed before its first checkpoint may be trained into again
-        raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
-                             "or choose another --out")
-    return _fit(config, folder, resume=False, raw=data)
+    with _owned(folder):
+        trained = folder is not None and ((folder / io.WEIGHTS).exists() or (folder / "checkpoint").exists())
+        if trained:  # a folder whose run failed before its first checkpoint may be trained into again
+            raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
+                                 "or choose another --out")
+        return _fit(config, folder, resume=False, raw=data)
+
+
+def _owned(folder: Path | None) -> contextlib.AbstractContextManager:
+    """The run folder's lock (:class:`~vaekit.files.FolderLock`) on the rank that writes it; a second
+    process training into the same folder is refused at once, naming the owner's pid."""
+    if folder is None or not context_from_env().is_main:
+        return contextlib.nullcontext()
+    return FolderLock(folder)
 
 
 def resume(out: str | Path, epochs: int | None = None) -> Run:
@@ -285,16 +295,17 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
     config = io.read_config(folder)
     if not (folder / "checkpoint" / "last.safetensors").is_file():
         raise RunFolderError(f"run folder {str(folder)!r} has no checkpoint to resume from")
-    if context_from_env().is_main:
-        for leftover in sweep_partial_writes(folder):  # a write cut short by the kill being resumed from
-            log.info("removed %s, a file whose writing was interrupted", leftover)
-    if epochs is not None and epochs != config.train.epochs:
-        if epochs < 1:
-            raise ConfigError(f"--epochs {epochs}: expected a positive number of epochs")
-        config.train.epochs = epochs
+    with _owned(folder):
         if context_from_env().is_main:
-            io.write_header(folder, config, io.read_spec(folder))  # a later --resume keeps the new target
-    return _fit(config, folder, resume=True)
+            for leftover in sweep_partial_writes(folder):  # a write cut short by the kill being resumed from
+                log.info("removed %s, a file whose writing was interrupted", leftover)
+        if epochs is not None and epochs != config.train.epochs:
+            if epochs < 1:
+                raise ConfigError(f"--epochs {epochs}: expected a positive number of epochs")
+            config.train.epochs = epochs
+            if context_from_env().is_main:
+                io.write_header(folder, config, io.read_spec(folder))  # a later --resume keeps the new target
+        return _fit(config, folder, resume=True)
 
 
 def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None = None) -> Run:

@@ -21,6 +21,11 @@ def _read_umask() -> int:
     return mask
 
 
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked there
+    fcntl = None
+
 _UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
 
 
@@ -67,3 +72,46 @@ def sweep_partial_writes(folder: str | Path) -> list[Path]:
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
+
+
+class FolderLock:
+    """One process owns a run folder: an exclusive ``flock`` on ``.NAME.lock`` beside it, holding
+    the owner's pid. The kernel drops the lock when its process dies, however it dies, so a lock
+    left by a killed run is taken over at once; a live owner makes :meth:`acquire` raise with its
+    pid. Used as a context manager; the lock file is removed on release."""
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        self.path = folder.parent / f".{folder.name}.lock"
+        self.folder, self._fd = folder, None
+
+    def acquire(self) -> FolderLock:
+        from vaekit.errors import RunFolderError
+
+        if fcntl is None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderError(f"run folder {str(self.folder)!r} is in use by pid {owner}; wait for it to "
+                                 "finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still held: no one can be holding this file
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -73,6 +73,29 @@ def test_too_few_samples_to_train_on_is_refused(run_cli, tmp_path: Path, rows: i
     assert not out.exists()
 
 
+def test_a_run_folder_in_use_is_refused_and_a_dead_owners_lock_is_taken_over(run_cli, tmp_path: Path) -> None:
+    """Issue 17: two `vaekit train` on one --out both succeeded, mixing their files."""
+    import sys
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from vaekit.files import FolderLock; "
+         "FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(300)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_clean_error(run_cli(*train_args(out)), "run", f"in use by pid {holder.pid}")
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert (tmp_path / ".run.lock").exists()  # what a killed owner leaves: taken over, then removed
+    result = run_cli(*train_args(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.safetensors").is_file() and not (tmp_path / ".run.lock").exists()
+
+
 def test_ragged_csv(run_cli, tmp_path: Path) -> None:
     table = tmp_path / "ragged.csv"
     table.write_text("a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")
