@@ -10,6 +10,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from vaekit.data.loaders import make_batches, prepare_data, to_tensors
 from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
-from vaekit.errors import ConfigError, DataError, RunFolderError
+from vaekit.errors import ConfigError, DataError, DivergenceError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
@@ -278,7 +279,23 @@ def train(config: RunConfig, out: str | Path | None = None, data: RawData | None
         if trained:  # a folder whose run failed before its first checkpoint may be trained into again
             raise RunFolderError(f"run folder {str(folder)!r} already exists; pass --resume to continue it "
                                  "or choose another --out")
-        return _fit(config, folder, resume=False, raw=data)
+        created = folder is not None and not folder.exists()
+        try:
+            return _fit(config, folder, resume=False, raw=data)
+        except DivergenceError as error:
+            raise DivergenceError(f"{error}; {_after_divergence(folder, created)}") from None
+
+
+def _after_divergence(folder: Path | None, created: bool) -> str:
+    """What becomes of the run folder of a diverged training: removed when no epoch finished (it
+    holds nothing to resume), kept with its last good checkpoint otherwise."""
+    if folder is None or not context_from_env().is_main:
+        return "nothing was written"
+    if (folder / "checkpoint").exists():
+        return f"{str(folder)!r} keeps the last good checkpoint"
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
+    return "no epoch had finished, so no run folder was kept"
 
 
 def _owned(folder: Path | None) -> contextlib.AbstractContextManager:

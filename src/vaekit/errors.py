@@ -26,3 +26,8 @@ class DownloadError(VaekitError):
 
 class RunFolderError(VaekitError):
     """A run folder that is missing, incomplete or written by an incompatible version."""
+
+
+class DivergenceError(VaekitError, FloatingPointError):
+    """Training diverged: too many steps in a row gave NaN/Inf and no checkpoint could restore it
+    (a user-facing outcome with a remedy, exit code 2; also a FloatingPointError)."""

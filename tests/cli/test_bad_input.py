@@ -96,6 +96,15 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_owners_lock_is_taken_over(run
     assert (out / "model.safetensors").is_file() and not (tmp_path / ".run.lock").exists()
 
 
+def test_divergence_is_one_line_with_the_remedy_and_no_half_written_folder(run_cli, tmp_path: Path) -> None:
+    """Issue 17: `--lr 1000` ended with exit 1 "internal error: FloatingPointError" and a folder holding
+    only config.json and data_spec.json. No epoch finished, so no folder is kept."""
+    out = tmp_path / "out"
+    line = assert_clean_error(run_cli(*train_args(out, "--lr", "1000")), "diverged", "train.lr")
+    assert "no run folder was kept" in line
+    assert not out.exists()
+
+
 def test_ragged_csv(run_cli, tmp_path: Path) -> None:
     table = tmp_path / "ragged.csv"
     table.write_text("a,b,c\n1,2,3\n4,5,6\n7,8\n9,10,11\n")

@@ -21,7 +21,7 @@ from torch.distributions import Distribution
 
 from vaekit.data.tokens import PAD
 from vaekit.distributions.posteriors import DiagonalGaussian
-from vaekit.errors import DataError
+from vaekit.errors import DataError, DivergenceError
 from vaekit.evaluation.latent import LatentStats, mutual_information
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models.vae import VAE
@@ -218,7 +218,8 @@ def check_finite(losses: Tensor, x: Tensor, rows: Tensor, feature_names: list[st
 
 class FiniteValidation(Callback):
     """Stops training with :func:`check_finite`'s error when the validation loss is not finite, before
-    the NaN is printed or written (must run before the callbacks that write the row)."""
+    the NaN is printed or written (must run before the callbacks that write the row); when no
+    validation item has a finite loss, the model diverged: a :class:`DivergenceError` instead."""
 
     def __init__(self, tensors: dict[str, Tensor], conditional: bool, feature_names: list[str] | None,
                  batch_size: int = 256) -> None:
@@ -234,12 +235,19 @@ class FiniteValidation(Callback):
         was_training = model.training
         model.eval()
         with torch.no_grad():
+            losses = []
             for start in range(0, len(self.x), self.batch_size):
                 part = slice(start, start + self.batch_size)
                 out = model(self.x[part], condition=None if self.y is None else self.y[part])
-                losses = -out.px.log_prob(self.x[part])
-                if isinstance(out.qz, DiagonalGaussian):
-                    losses = losses + out.kl()
-                check_finite(losses, self.x[part], torch.arange(start, start + len(losses)), self.feature_names,
-                             "validation split")
+                loss = -out.px.log_prob(self.x[part])
+                losses.append(loss + out.kl() if isinstance(out.qz, DiagonalGaussian) else loss)
         model.train(was_training)
+        every = torch.cat(losses)  # (N,)
+        skipped = int(row.get("skipped_steps", 0))
+        if skipped or not math.isfinite(row.get("loss", 0.0)) or not bool(torch.isfinite(every).any()):
+            # the training steps went NaN/Inf too, or no item at all scores: the model, not the data
+            raise DivergenceError(
+                f"training diverged: after epoch {int(row.get('epoch', 0))} {int((~torch.isfinite(every)).sum())} of "
+                f"{len(every)} validation items have a NaN/Inf loss and {skipped} training steps were skipped as "
+                "NaN/Inf; lower train.lr or set train.grad_clip")
+        check_finite(every, self.x, torch.arange(len(every)), self.feature_names, "validation split")

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from vaekit.errors import DivergenceError
 from vaekit.registry import Registry
 from vaekit.training import cpu
 from vaekit.training.distributed import DistContext
@@ -350,8 +351,8 @@ class Trainer:
                 if recover is not None and recover(self):
                     self._bad_run.zero_()
                     return
-            raise FloatingPointError(
-                f"{int(self._bad_run)} training steps in a row gave NaN/Inf and no checkpoint could be "
+            raise DivergenceError(
+                f"training diverged: {int(self._bad_run)} steps in a row gave NaN/Inf and no checkpoint could be "
                 "restored; lower train.lr or set train.grad_clip"
             )
 
