@@ -15,7 +15,7 @@ K logits. The encoder's matching input layer is :class:`TableInput`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -72,6 +72,13 @@ class CategoryGroup:
     columns: list[int]
     slots: Tensor
     padding: Tensor
+    _placed: dict = field(default_factory=dict, repr=False)
+
+    def on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(slots, padding) on ``device``, copied there once: not a host-to-device copy every step."""
+        if device not in self._placed:
+            self._placed[device] = (self.slots.to(device), self.padding.to(device))
+        return self._placed[device]
 
 
 def _group_categories(categorical: list[tuple[int, int]]) -> list[CategoryGroup]:
@@ -106,9 +113,11 @@ class MixedTable(_EventDistribution):
         offset = torch.tensor(layout.count_log_mean, dtype=log_mean.dtype, device=log_mean.device)
         self.log_mean = (log_mean + offset).clamp(-20.0, 20.0)
         self.dispersion = F.softplus(log_dispersion) + 1e-4  # the negative binomial's r (total count)
-        self.cat_logits = [cat.index_select(-1, g.slots.flatten().to(cat.device)).unflatten(-1, g.slots.shape)
-                           .masked_fill(g.padding.to(cat.device), -torch.inf)
-                           for g in layout.category_groups]  # each (*batch, C, K), padding at -inf
+        self.cat_logits = []  # each (*batch, C, K), padding at -inf
+        for group in layout.category_groups:
+            slots, padding = group.on(cat.device)
+            self.cat_logits.append(cat.index_select(-1, slots.flatten()).unflatten(-1, slots.shape)
+                                   .masked_fill(padding, -torch.inf))
         super().__init__(raw.new_empty(*lead, layout.width), 1)
 
     def _place(self, parts: list[tuple[list[int], Tensor]], like: Tensor) -> Tensor:
