@@ -31,7 +31,7 @@ from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
 from vaekit.files import FolderLock, sweep_partial_writes
-from vaekit.models import VAE, build_model, build_objective
+from vaekit.models import VAE, build_model, build_objective, check_model_fits
 from vaekit.training.callbacks import (
     EarlyStopping,
     HistoryCSV,
@@ -70,7 +70,7 @@ class Run:
         return next(self.model.parameters()).device
 
     def to_model_space(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
-        return self.spec.transform(x, name=name).to(self.device)
+        return self.spec.transform(x, name=name, check_range=True).to(self.device)
 
     def _condition(self, n: int, condition: Tensor | int | None) -> Tensor | int | None:
         """For generation: a conditional model given no condition cycles through its classes."""
@@ -282,17 +282,19 @@ def train(config: RunConfig, out: str | Path | None = None, data: RawData | None
         created = folder is not None and not folder.exists()
         try:
             return _fit(config, folder, resume=False, raw=data)
-        except DivergenceError as error:
-            raise DivergenceError(f"{error}; {_after_divergence(folder, created)}") from None
+        except (DivergenceError, OSError, MemoryError) as error:
+            error.add_note(_after_failure(folder, created))
+            raise
 
 
-def _after_divergence(folder: Path | None, created: bool) -> str:
-    """What becomes of the run folder of a diverged training: removed when no epoch finished (it
-    holds nothing to resume), kept with its last good checkpoint otherwise."""
+def _after_failure(folder: Path | None, created: bool) -> str:
+    """What becomes of the run folder of a training that failed (diverged, a full disk, out of
+    memory), said as a note on the error: removed when no epoch finished (it holds nothing to
+    resume), kept with its last good checkpoint otherwise."""
     if folder is None or not context_from_env().is_main:
         return "nothing was written"
-    if (folder / "checkpoint").exists():
-        return f"{str(folder)!r} keeps the last good checkpoint"
+    if (folder / "checkpoint" / "last.safetensors").exists():
+        return f"{str(folder)!r} keeps the last good checkpoint (continue it with --resume)"
     if created:
         shutil.rmtree(folder, ignore_errors=True)
     return "no epoch had finished, so no run folder was kept"
@@ -322,7 +324,11 @@ def resume(out: str | Path, epochs: int | None = None) -> Run:
             config.train.epochs = epochs
             if context_from_env().is_main:
                 io.write_header(folder, config, io.read_spec(folder))  # a later --resume keeps the new target
-        return _fit(config, folder, resume=True)
+        try:
+            return _fit(config, folder, resume=True)
+        except (DivergenceError, OSError, MemoryError) as error:
+            error.add_note(_after_failure(folder, created=False))
+            raise
 
 
 def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None = None) -> Run:
@@ -338,6 +344,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
         context.barrier()
     if resume:
         data.spec = io.read_spec(folder)  # the spec the run was trained with, not a re-fit
+    check_model_fits(data.spec, config.model, device, len(data.train))
     torch.manual_seed(config.train.seed)
     model = build_model(data.spec, config.model).to(device)  # same init on every rank
     objective = build_objective(config.model, data.spec, len(data.train)).to(device)
@@ -414,7 +421,7 @@ def _finish(run: Run, data: Any, evaluating: bool, table_columns: list[str] | No
         io.write_metrics(run.path, {"test": metrics})
     held = next(part for part in (data.test, data.val, data.train) if part is not None)
     tensors = to_tensors(_seeded_part(held, HELD_ITEMS, config.data.split_seed), data.spec, run.device, "held-out data")
-    for line in end_of_training_warnings(run.model, config, tensors, metrics, data.spec):
+    for line in end_of_training_warnings(run.model, config, tensors, metrics, data.spec, run.history):
         log.warning(line)
 
 

@@ -33,8 +33,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file beside ``path``, then rename: readers never see half a file.
     The file gets the permissions a plain ``open`` would give (mkstemp's are owner-only)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
@@ -42,10 +45,22 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _naming(error, path) from None
         raise
     return path
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error naming ``path`` (a failed write() names no file; a failed mkstemp names a
+    temporary one the user never asked for)."""
+    if error.errno is None:
+        return error
+    named = OSError(error.errno, error.strerror, str(path))  # OSError() picks the subclass by errno
+    named.__notes__ = list(getattr(error, "__notes__", []))
+    return named
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

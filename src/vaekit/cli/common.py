@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import sys
@@ -24,32 +25,69 @@ class Device(str, Enum):
 
 
 def run_app(app: typer.Typer) -> None:
-    """Run the typer app, mapping VaekitError to one line + exit 2 and other errors to exit 1."""
+    """Run the typer app; every exception becomes the outcome :func:`outcome` gives it."""
     try:
         code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as stop:
         sys.exit(stop.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except VaekitError as error:
-        if STATE["debug"]:
+    except (Exception, KeyboardInterrupt) as error:
+        status, line = outcome(error)
+        if STATE["debug"] and status != 130:
             raise
-        print(f"vaekit: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except (KeyboardInterrupt, BrokenPipeError):
-        sys.exit(130)
-    except Exception as error:
-        if _is_usage_error(error):  # click's (or typer's vendored click's) bad option or argument
-            context = getattr(error, "ctx", None)
-            command = context.command_path if context is not None else "vaekit"
-            print(f"vaekit: error: {error.format_message()} (see: {command} --help)", file=sys.stderr)
-            sys.exit(2)
-        if STATE["debug"]:  # an internal error: say so, briefly, unless debugging
-            raise
-        print(f"vaekit: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
-        sys.exit(1)
+        if line:
+            print(line, file=sys.stderr)
+        sys.exit(status)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+# Errors of the file system a user can act on (a full disk, a read-only or missing place, a name too
+# long...): one line and exit 2 even where the OSError carries no path.
+USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                         errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EFBIG, errno.ENAMETOOLONG,
+                         errno.EMFILE, errno.ENFILE, errno.ELOOP, errno.ENOTEMPTY, errno.EXDEV})
+OS_REMEDIES = {errno.ENOSPC: "the disk is full: free some space and rerun",
+               errno.EDQUOT: "the disk quota is used up: free some space and rerun",
+               errno.EFBIG: "the file is larger than this system allows",
+               errno.EROFS: "the file system is read-only: choose another place",
+               errno.EACCES: "no permission: choose a place you can write"}
+
+
+def outcome(error: BaseException) -> tuple[int, str]:
+    """The CLI's outcome of an exception, in one place: (exit code, the line for stderr).
+
+    Known failures are one line and exit 2: a :class:`VaekitError` (bad input, configuration, run
+    folder, divergence), a bad option, an operating-system error about a file (a full disk, a
+    read-only folder, a missing path) and running out of memory. An interrupt exits 130 quietly.
+    Anything else is a bug in vaekit: "internal error", exit 1. Notes added to the exception
+    (``add_note``: what became of the run folder) end the line."""
+    notes = "".join(f"; {note}" for note in getattr(error, "__notes__", ()))
+    if isinstance(error, (KeyboardInterrupt, BrokenPipeError, typer.Abort)):
+        return 130, ""
+    if isinstance(error, VaekitError):
+        return 2, f"vaekit: error: {error}{notes}"
+    if _is_usage_error(error):  # click's (or typer's vendored click's) bad option or argument
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "vaekit"
+        return 2, f"vaekit: error: {error.format_message()} (see: {command} --help)"
+    if isinstance(error, OSError) and (error.filename is not None or error.errno in USER_ERRNOS):
+        return 2, f"vaekit: error: {describe_os_error(error)}{notes}"
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch's, a RuntimeError
+        detail = str(error).splitlines()[0] if str(error) else ""
+        return 2, (f"vaekit: error: out of memory{f' ({detail})' if detail else ''}: lower data.batch_size or "
+                   f"eval.batch_size, use a smaller model, or fewer samples (data.max_samples){notes}")
+    line = " ".join(str(error).split())  # one line, whatever the message
+    return 1, (f"vaekit: internal error: {error.__class__.__name__}: {line} (rerun with --debug for the "
+               "traceback)")
+
+
+def describe_os_error(error: OSError) -> str:
+    """"PATH: No space left on device (the disk is full: ...)" for an operating-system error."""
+    reason = error.strerror or str(error) or error.__class__.__name__
+    remedy = OS_REMEDIES.get(error.errno)
+    where = f"{error.filename}: " if error.filename is not None else ""
+    if error.filename2 is not None:
+        where = f"{error.filename} -> {error.filename2}: "
+    return f"{where}{reason}{f' ({remedy})' if remedy else ''}"
 
 
 def _is_usage_error(error: Exception) -> bool:

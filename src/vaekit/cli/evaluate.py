@@ -26,7 +26,8 @@ def evaluate(
                              "and recall against the test images."),
     features: Path = typer.Option(None, "--features", help="Feature network for --fid: a TorchScript .pt or an "
                                   ".onnx taking images in [0, 1] (e.g. Inception); default a small classifier "
-                                  "vaekit trains once per data set (not comparable with published FIDs)."),
+                                  "vaekit trains once per data set (not comparable with published FIDs). The file "
+                                  "is a program that runs with your rights: give only one you trust."),
     fid_samples: int = typer.Option(10_000, "--fid-samples", min=100, help="Generated and real images for --fid."),
     sampler: str = typer.Option("prior", "--sampler", help="Latent sampler for --fid: prior or gmm."),
     molecules: int = typer.Option(0, "--molecules", min=0, max=100_000, help="Molecule runs: sample this many "

@@ -120,6 +120,7 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
     for j, name in enumerate(names):
         values = x[:, j]
         numbers = _numbers(values)
+        _check_finite(numbers, name, what)
         present = [v for v in values if not is_missing(v)]
         if not present:
             raise DataError(f"{what}: column {name!r} has no values in the training data")
@@ -155,6 +156,24 @@ def _numbers(values: np.ndarray) -> np.ndarray | None:
         return values.astype(np.float64)
     parsed = [_as_number(v) for v in values]
     return np.array(parsed, dtype=np.float64) if all(p is not None for p in parsed) else None
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_finite(numbers: np.ndarray | None, name: str, what: str) -> None:
+    """Refuse a training column holding an infinity or a number beyond float32 (the model's
+    precision), naming its first such row, before any statistic is taken of it (which would print
+    numpy's overflow warnings and fit a scale of inf)."""
+    if numbers is None:
+        return
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isinf(numbers) | (np.abs(numbers) > FLOAT32_MAX))
+    if bad.size:  # no row number: x is the training split, its rows are not the file's
+        value = float(numbers[bad[0]])
+        raise DataError(f"{what}: column {name!r} holds {value!r}, "
+                        f"{'an infinity' if math.isinf(value) else 'beyond float32 (|x| <= 3.4e38)'}; expected finite "
+                        "numbers (leave a value empty where it is missing)")
 
 
 def _categories(values: np.ndarray) -> list[str]:

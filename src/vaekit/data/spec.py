@@ -171,9 +171,12 @@ class DataSpec:
         stat = torch.tensor(values, dtype=like.dtype, device=like.device)
         return stat.view(-1, 1, 1) if self.kind == "image" else stat
 
-    def transform(self, x: np.ndarray | Tensor, name: str = "input", allow_nan: bool = False) -> Tensor:
+    def transform(self, x: np.ndarray | Tensor, name: str = "input", allow_nan: bool = False,
+                  check_range: bool = False) -> Tensor:
         """Validate raw samples (N, *shape) and scale them to the model's float32 space. A table
-        with columns codes each column (NaN where a value is missing: the model masks it)."""
+        with columns codes each column (NaN where a value is missing: the model masks it).
+        ``check_range``: a user's inputs far outside the training range are refused or warned
+        about (:meth:`check_range`)."""
         if self.columns is not None:
             array = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
             if array.ndim != 2:
@@ -197,9 +200,47 @@ class DataSpec:
             x = x / self.max_level
         elif self.scale == "standardize":
             x = (x - self._stat(self.loc, x)) / self._stat(self.std, x)
+        if check_range:
+            self.check_range(x, name)
         if self.binarize:
             x = (x > 0.5).to(torch.float32)
         return x
+
+    # Inputs may stray this share of the training range's width beyond it before they are called far
+    # outside: test data rightly exceed the training data a little (unit-scaled levels: 0.1).
+    RANGE_SLACK = 0.5
+
+    def check_range(self, x: Tensor, name: str = "input") -> None:
+        """Scaled inputs against the range the run was trained on. Unit-scaled data (images, divided
+        by their maximum level) far outside [0, 1] are an error: 0..16000 given to a run trained on
+        0..16 would be read as nonsense without a word; a little outside is a warning. Other data
+        far outside the training range are a warning: a user may mean it."""
+        finite = x[torch.isfinite(x)]
+        if not finite.numel():
+            return
+        unit = self.scale == "unit"
+        low, high = (min(self.value_range[0], 0.0), 1.0) if unit else self.value_range
+        span = max(high - low, 1e-8)
+        least, most = float(finite.min()), float(finite.max())
+        if unit and self.max_level >= 2 and most <= 1.0 / self.max_level and bool((finite * self.max_level % 1).any()):
+            log.warning("%s: values span %.4g..%.4g, the run was trained on 0..%.4g: were they scaled to [0, 1] "
+                        "already? give them in the training data's units", name, least * self.max_level,
+                        most * self.max_level, self.max_level)
+            return
+        if least >= low - 1e-3 * span and most <= high + 1e-3 * span:
+            return
+        slack = 0.1 if unit else self.RANGE_SLACK  # a level is a level: 10% beyond the top is already odd
+        far = least < low - slack * span or most > high + slack * span
+        as_raw = self.inverse(torch.tensor([least, most, low, high], dtype=torch.float32).view(
+            4, *[1] * len(self.shape)).expand(4, *self.shape)).reshape(4, -1)[:, 0] if self.scale == "unit" else None
+        shown = [least, most, low, high] if as_raw is None else as_raw.tolist()
+        scaled = " (after scaling)" if as_raw is None and self.scale != "none" else ""
+        message = (f"{name}: values span {shown[0]:.4g}..{shown[1]:.4g}, the run was trained on "
+                   f"{shown[2]:.4g}..{shown[3]:.4g}{scaled}")
+        if far and self.scale == "unit":
+            raise DataError(f"{message}: rescale the inputs to the training range")
+        log.warning("%s; %s", message, "results for inputs far outside it mean little" if far else
+                    "outside it the model extrapolates")
 
     def align(self, raw: RawData, what: str = "input", label_column: str | None = None) -> RawData:
         """New table rows with a header -> their columns in the order the model was trained on,

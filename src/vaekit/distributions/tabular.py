@@ -245,7 +245,7 @@ class TableInput(nn.Module):
         sizes = torch.tensor([k for _, k in lay.categorical], dtype=torch.long)
         self.register_buffer("category_start", torch.cumsum(sizes, 0) - sizes, persistent=False)
         self.register_buffer("category_last", sizes - 1, persistent=False)
-        self.n_categories = int(sizes.sum())
+        self.n_categories = sum(k for _, k in lay.categorical)  # no .item(): the meta device has no values
         self.out_features = (len(lay.continuous) + len(lay.binary) + len(lay.count)
                              + self.n_categories + (lay.width if with_mask else 0))
 

@@ -7,6 +7,7 @@ hundred held-out items, and returns a line that names what it saw and the remedy
 - posterior collapse: fewer than half of the latent dimensions active (or none);
 - a sequence model that has not learnt to reconstruct: its greedy decodings of held-out items get
   few tokens right, are mostly ``<unk>``, or are mostly one and the same string;
+- training steps that gave NaN/Inf and were skipped;
 - a metric that ended NaN or infinite.
 """
 
@@ -104,6 +105,19 @@ def non_finite_warning(metrics: dict[str, Any]) -> str | None:
             "(a constant property's R^2); look at history.csv, lower train.lr or set train.grad_clip")
 
 
+def skipped_steps_warning(history: list[dict[str, float]]) -> str | None:
+    """A line when some training steps gave NaN/Inf and were skipped (their update not made):
+    how many, in which epochs, and the remedy."""
+    skipped = {int(row["epoch"]): int(row.get("skipped_steps", 0)) for row in history}
+    epochs = [epoch for epoch, count in skipped.items() if count]
+    if not epochs:
+        return None
+    total = sum(skipped.values())
+    where = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {_either([str(e) for e in epochs[:8]])}"
+    return (f"{total} training step{'s' if total > 1 else ''} gave NaN/Inf and {'were' if total > 1 else 'was'} "
+            f"skipped ({where}; history.csv counts them); if this recurs, lower train.lr or set train.grad_clip")
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     items = []
     for key, value in tree.items():
@@ -116,11 +130,13 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 @torch.no_grad()
 def end_of_training_warnings(model: VAE, config: RunConfig, held: dict[str, Tensor] | None,
-                             metrics: dict[str, Any] | None = None, spec: Any = None) -> list[str]:
+                             metrics: dict[str, Any] | None = None, spec: Any = None,
+                             history: list[dict[str, float]] | None = None) -> list[str]:
     """Every diagnostic line for a trained ``model``: ``held`` are held-out tensors in model space
     (``x``, and ``y`` for a conditional model), ``metrics`` the evaluation's (its active units are
-    used when given), ``spec`` the data spec (which turns a sequence model's ids into text)."""
-    lines = []
+    used when given), ``spec`` the data spec (which turns a sequence model's ids into text),
+    ``history`` the rows of history.csv."""
+    lines = [skipped_steps_warning(history or [])]
     if held is not None and len(held["x"]):
         x = held["x"][:HELD_ITEMS]
         condition = held.get("y")[:HELD_ITEMS] if model.condition_dim and "y" in held else None

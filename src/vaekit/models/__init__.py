@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
 from vaekit.distributions import sequence, tabular  # noqa: F401  (register the token and table likelihoods)
@@ -17,7 +19,7 @@ from vaekit.models.vae import VAE
 from vaekit.networks.factory import build_networks
 
 __all__ = ["VAE", "HierarchicalVAE", "LossOutput", "VAEOutput", "PRESETS", "build_model", "build_objective",
-           "likelihood_name"]
+           "check_model_fits", "likelihood_name"]
 
 
 def likelihood_name(spec: DataSpec, config: ModelConfig) -> str:
@@ -90,3 +92,37 @@ def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
 
         model.property_head = property_head(config.latent_dim, len(spec.properties))
     return model
+
+
+# Bytes a float32 parameter costs in training: the weight, its gradient and Adam's two moments.
+BYTES_PER_PARAMETER = 16
+FIT_SHARE = 0.8  # of the device's memory the model's training state may take: the rest is for activations
+
+
+def parameter_count(spec: DataSpec, config: ModelConfig, dataset_size: int | None = None) -> int:
+    """Parameters the model (and its objective's discriminator, if any) would have, counted by
+    building them on the meta device: shapes only, nothing allocated, no random numbers drawn."""
+    with torch.device("meta"):
+        model = build_model(spec, config)
+        objective = build_objective(config, spec, dataset_size)
+    modules = [model] + ([objective.aux_module] if objective.aux_module is not None else [])
+    return sum(p.numel() for module in modules for p in module.parameters())
+
+
+def check_model_fits(spec: DataSpec, config: ModelConfig, device: torch.device, dataset_size: int | None = None,
+                     memory: int | None = None) -> int:
+    """Refuse, before anything is allocated, a model whose training state cannot fit in ``memory``
+    bytes (default: the device's); returns its parameter count."""
+    from vaekit.data.sources.base import machine_memory
+
+    count = parameter_count(spec, config, dataset_size)
+    if memory is None:
+        memory = (torch.cuda.get_device_properties(device).total_memory if device.type == "cuda"
+                  else machine_memory())
+    need = count * BYTES_PER_PARAMETER
+    if need > memory * FIT_SHARE:
+        raise ConfigError(
+            f"model.hidden={list(config.hidden)}, model.latent_dim={config.latent_dim}: the model would have "
+            f"{count:,} parameters and need about {need / 2**30:,.1f} GiB to train (weights, gradients, optimizer "
+            f"state); {device.type} has {memory / 2**30:,.1f} GiB: choose smaller widths")
+    return count
