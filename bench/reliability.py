@@ -70,10 +70,18 @@ def finished(folder: Path, epochs: int) -> bool:
     return epochs_in(folder) == list(range(1, epochs + 1))
 
 
-def kill_trial(work: Path, rng: random.Random, epochs: int) -> dict:
+def calibrate(epochs: int) -> float:
+    """Seconds an uninterrupted run takes here (start-up included): kills fall within it."""
+    with tempfile.TemporaryDirectory() as work:
+        started = time.perf_counter()
+        vaekit("train", *TINY, "--epochs", epochs, "--out", Path(work) / "run")
+        return time.perf_counter() - started
+
+
+def kill_trial(work: Path, rng: random.Random, epochs: int, whole: float) -> dict:
     out = work / "run"
     process = vaekit("train", *TINY, "--epochs", epochs, "--out", out, wait=False)
-    delay = rng.uniform(2.0, 9.0)  # python start-up and data loading take ~2-3 s here
+    delay = rng.uniform(0.3, 0.98) * whole  # the first ~30% is Python's start-up and the data
     try:
         process.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -131,7 +139,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=10)
     parser.add_argument("--limits", default="2048,16384,65536,262144", help="RLIMIT_FSIZE values (bytes) to try")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of each killed run")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of each killed run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/reliability.json"))
     args = parser.parse_args()
@@ -139,7 +147,8 @@ def main() -> None:
     report: dict = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "command": " ".join(sys.argv), "kill": [], "concurrent": [], "disk_full": []}
     started = time.time()
-    for kind, count, trial in (("kill", args.kills, lambda w: kill_trial(w, rng, args.epochs)),
+    report["uninterrupted_run_s"] = whole = round(calibrate(args.epochs), 2)
+    for kind, count, trial in (("kill", args.kills, lambda w: kill_trial(w, rng, args.epochs, whole)),
                                ("concurrent", args.concurrent, concurrent_trial),
                                ("disk_full", None, None)):
         cases = ([lambda w, limit=int(v): disk_full_trial(w, limit) for v in args.limits.split(",")]
