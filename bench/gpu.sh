@@ -60,6 +60,7 @@ throughput() {
 }
 
 capture() {  # issue 18: the captured step against the eager one (same loss curves?), then their throughput
+    timeout 120 python3 -m pytest -q -rf -p no:cacheprovider tests/unit/test_capture.py  # its CUDA cases too
     timeout 170 python3 bench/capture_check.py --device cuda --data fashion-mnist --samples 53760 \
         --out "$OUT/capture_check.json"
     timeout 240 python3 bench/train_throughput.py --device cuda --epochs 4 --models mlp,conv \

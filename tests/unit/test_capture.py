@@ -1,10 +1,11 @@
 """The device-side epoch (train.capture): on the CPU it must train exactly as the eager loop does, resume
 exactly, hold no host read that would stop a CUDA graph, and say in one line when it does not apply.
-(CUDA graphs themselves run only on a GPU: bench/gpu.sh capture.)"""
+Where a GPU is present the same tests also run there, through CUDA graphs (bench/gpu.sh pytest)."""
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -26,24 +27,25 @@ from vaekit.training.trainer import Callback, Trainer, TrainingInterrupted, make
 
 SPEC = DataSpec(kind="table", shape=[6], scale="none", value_range=[0.0, 1.0])
 IMAGES = DataSpec(kind="image", shape=[1, 16, 16], scale="none", value_range=[0.0, 1.0])
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # cuda: the captured graph
 
 
 def setup(objective: str = "elbo", network: str = "mlp", seed: int = 0, capture: str = "on",
-          callbacks: tuple = (), **trainer_options):
+          callbacks: tuple = (), device: str = "cpu", optimizer: str = "adam", **trainer_options):
     """A small model, its data (48 samples: 6 batches of 8, or 5 and a partial one of 7 with n=47)
     and a trainer."""
     spec = SPEC if network == "mlp" else IMAGES
     config = ModelConfig(network=network, latent_dim=2, hidden=[16], conv_channels=[4, 8], likelihood="bernoulli",
                          objective=objective, disc_hidden=[16])
     torch.manual_seed(seed)
-    model, loss = build_model(spec, config), build_objective(config, spec=spec)
-    x = torch.rand(48, *spec.shape, generator=torch.Generator().manual_seed(1))
+    model, loss = build_model(spec, config).to(device), build_objective(config, spec=spec).to(device)
+    x = torch.rand(48, *spec.shape, generator=torch.Generator().manual_seed(1)).to(device)
     batches = TensorBatches({"x": x}, 8, seed=2, drop_last=True)
     aux = {}
     if loss.aux_module is not None:
         aux = {"aux_module": loss.aux_module,
                "aux_optimizer": torch.optim.Adam(loss.aux_module.parameters(), lr=1e-3, fused=True)}
-    trainer = Trainer(model, loss, make_optimizer(model.parameters(), "adam", 1e-2), capture=capture,
+    trainer = Trainer(model, loss, make_optimizer(model.parameters(), optimizer, 1e-2), capture=capture,
                       callbacks=[cb(loss) if callable(cb) else cb for cb in callbacks], **aux, **trainer_options)
     return trainer, batches
 
@@ -52,12 +54,16 @@ def schedules(loss) -> list[Callback]:
     return [ScheduledValue(loss.kl_weight, warmup_weight("linear", 2), 6), LRSchedule(1e-2, "cosine", 3)]
 
 
-@pytest.mark.parametrize("objective", ["elbo", "factor"])
-def test_the_device_side_epoch_trains_exactly_as_the_eager_loop(objective: str) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("objective", "optimizer"), [("elbo", "adam"), ("factor", "adam"), ("elbo", "sgd")])
+def test_the_device_side_epoch_trains_exactly_as_the_eager_loop(objective: str, optimizer: str, device: str) -> None:
+    """With a KL warm-up and a learning-rate schedule moving between steps and between epochs (on
+    CUDA: Adam's learning rate a tensor in the graph, SGD's a float that makes it capture again)."""
     runs = {}
     for capture in ("off", "on"):
-        trainer, batches = setup(objective, capture=capture, callbacks=(lambda loss: schedules(loss)[0],
-                                                                         lambda loss: schedules(loss)[1]))
+        torch.manual_seed(3)  # the same noise for both
+        trainer, batches = setup(objective, capture=capture, device=device, optimizer=optimizer,
+                                 callbacks=(lambda loss: schedules(loss)[0], lambda loss: schedules(loss)[1]))
         trainer.fit(batches, None, 3)
         assert (trainer._device_epoch is not None) == (capture == "on")
         runs[capture] = trainer
@@ -87,21 +93,40 @@ class StopAt(Callback):
             trainer._signal = signal.SIGTERM
 
 
-def test_resume_in_mid_epoch_is_exact(tmp_path: Path) -> None:
-    straight, batches = setup(callbacks=(lambda loss: schedules(loss)[0],))
+@pytest.mark.parametrize("device", DEVICES)
+def test_resume_in_mid_epoch_is_exact(tmp_path: Path, device: str) -> None:
+    straight, batches = setup(callbacks=(lambda loss: schedules(loss)[0],), device=device)
     straight.fit(batches, None, 3)
 
-    first, batches = setup(callbacks=(lambda loss: schedules(loss)[0], StopAt(8), Checkpointer(tmp_path)))
+    first, batches = setup(callbacks=(lambda loss: schedules(loss)[0], StopAt(8), Checkpointer(tmp_path)),
+                           device=device)
     with pytest.raises(TrainingInterrupted):
         first.fit(batches, None, 3)
     assert (first.state.epoch, first.state.step) == (1, 3)  # stopped in mid-epoch
-    resumed, batches = setup(seed=5, callbacks=(lambda loss: schedules(loss)[0], Checkpointer(tmp_path)))
+    resumed, batches = setup(seed=5, callbacks=(lambda loss: schedules(loss)[0], Checkpointer(tmp_path)),
+                             device=device)
     torch.manual_seed(99)  # the checkpoint's RNG state must win
     Checkpointer(tmp_path).restore(resumed)
     resumed.fit(batches, None, 3)
     assert [r["loss"] for r in resumed.state.history] == [r["loss"] for r in straight.state.history]
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_divergence_recovery_restores_the_checkpoint_under_capture(tmp_path: Path, device: str) -> None:
+    """Restoring a checkpoint replaces the optimizer's state tensors: a captured step captures again."""
+    trainer, batches = setup(device=device, callbacks=(Checkpointer(tmp_path),), log_every=1, max_bad_steps=2)
+    objective, poison = trainer._loss, torch.ones((), device=device)
+    trainer._loss = lambda model, batch: objective(model, {"x": batch["x"] * poison})  # NaN when poisoned
+    trainer.fit(batches, None, 1)  # a good epoch, checkpointed
+    saved = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    poison.fill_(math.nan)
+    trainer.fit(batches, None, 2)  # 6 steps, all NaN: restored after steps 2, 4 and 6
+    assert all(torch.equal(saved[k], v) for k, v in trainer.model.state_dict().items())
+    assert trainer.state.lr_scale == pytest.approx(0.001)
+    assert trainer.state.history[-1]["skipped_steps"] == 6
+    assert trainer._device_epoch is not None
 
 
 @pytest.mark.parametrize("network", ["mlp", "conv"])

@@ -121,7 +121,8 @@ class DeviceEpoch:
     # ------------------------------------------------------------------ the step
     def _body(self) -> None:
         """One step, host-independent: gather the batch at the cursor, step, accumulate, advance."""
-        index = self.order.index_select(0, self.cursor * len(self.positions) + self.positions)  # (B,)
+        step = self.cursor % self.steps  # always in range: an index past the end would be a device assert
+        index = self.order.index_select(0, step * len(self.positions) + self.positions)  # (B,)
         batch = {key: value.index_select(0, index) for key, value in self.batches.tensors.items()}
         values, finite = self.trainer._step(batch)
         self.trainer._accumulate(values, finite, len(self.positions))
@@ -177,8 +178,10 @@ class DeviceEpoch:
         self.graph.replay()
 
     def _warm_up(self) -> None:
-        """A few eager steps on a side stream, the first one watched for host reads."""
+        """A few eager steps on a side stream, the first one watched for host reads. They start at
+        the epoch's first batch: from the cursor they might run past the last one (it is put back)."""
         device = self.trainer.device
+        self.cursor.zero_()
         watch = HostReads(device)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
