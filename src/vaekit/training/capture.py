@@ -80,8 +80,8 @@ def plan(trainer: Trainer, batches: Batches) -> DeviceEpoch | None:
 
 
 class HostReads(TorchDispatchMode):
-    """Records the operators that read a device value on the host or copy host data to the device:
-    the operations a CUDA graph cannot hold."""
+    """Records the operators that read a device value on the host or copy between host and device
+    memory: the operations a CUDA graph cannot hold."""
 
     def __init__(self, device: torch.device) -> None:
         super().__init__()
@@ -94,8 +94,9 @@ class HostReads(TorchDispatchMode):
             self.found.append(name)
         elif self.device.type != "cpu" and name in ("_to_copy", "copy_"):
             source, target = (args[0], kwargs.get("device")) if name == "_to_copy" else (args[1], args[0].device)
-            if source.device.type == "cpu" and target is not None and torch.device(target).type != "cpu":
-                self.found.append(f"{name} from host memory")
+            target = torch.device(target) if target is not None else source.device
+            if (source.device.type == "cpu") != (target.type == "cpu"):  # either way, a copy the host waits on
+                self.found.append(f"{name} between host and device")
         return func(*args, **kwargs)
 
 
