@@ -2,7 +2,7 @@
 # The GPU benchmarks, run in one command on a machine with a CUDA GPU (written for the lent H100 of
 # the device tool, whose Python has torch but not every vaekit dependency and no network):
 #
-#   bash bench/gpu.sh STEP...      steps: setup smoke throughput moses-smiles moses-selfies pytest family
+#   bash bench/gpu.sh STEP...      steps: setup smoke throughput capture moses-smiles moses-selfies pytest family
 #
 # Offline inputs, when the machine lacks them: wheels in .whl/ (pydantic, pydantic-core,
 # annotated-types, typing-inspection, selfies), and in .gpu/ the MOSES files
@@ -57,6 +57,14 @@ PY
 throughput() {
     timeout 240 python3 bench/train_throughput.py --device cuda --epochs 6 --models mlp,conv \
         --contenders vaekit,vaekit-unfused-adam,minimal --out "$OUT/train_throughput_gpu.json"
+}
+
+capture() {  # issue 18: the captured step against the eager one (same loss curves?), then their throughput
+    timeout 120 python3 -m pytest -q -rf -p no:cacheprovider tests/unit/test_capture.py  # its CUDA cases too
+    timeout 170 python3 bench/capture_check.py --device cuda --data fashion-mnist --samples 53760 \
+        --out "$OUT/capture_check.json"
+    timeout 240 python3 bench/train_throughput.py --device cuda --epochs 4 --models mlp,conv \
+        --contenders vaekit-eager,vaekit-captured --out "$OUT/train_throughput_capture.json"
 }
 
 moses() {
@@ -121,6 +129,7 @@ for step in "$@"; do
         setup) setup ;;
         smoke) smoke ;;
         throughput) throughput ;;
+        capture) capture ;;
         moses-smiles) moses smiles ;;
         moses-selfies) moses selfies ;;
         family) family ;;

@@ -9,6 +9,8 @@ Contenders, on Fashion-MNIST (60,000 train / 10,000 test, pixels scaled to [0, 1
              BCE summed, Adam (default), ``loss.item()`` per batch;
   vaekit     ``vaekit.training.Trainer`` on the same architecture (configs/classic.yaml);
   ablations  vaekit without one of its defaults, and a minimal eager loop (``--ablations``);
+  capture    vaekit-eager (train.capture=off) and vaekit-captured (train.capture=on: CUDA graphs on a
+             GPU, the device-side epoch on the CPU); plain "vaekit" is the default, auto;
   manual     (``--limit``, MLP) the classic MLP with a hand-written backward, no autograd, every
              intermediate preallocated: what an eager loop could reach;
   gemm-only  (``--limit``, MLP) only the matrix products of each step: the machine's ceiling.
@@ -297,14 +299,17 @@ def worker(name: str, model_kind: str, threads: int, conn, device_name: str = "c
         optimizer = make_optimizer(vae.parameters(), "adam", 1e-3)
         if name == "vaekit-unfused-adam":
             optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+        capture = {"vaekit-eager": "off", "vaekit-captured": "on"}.get(name, "auto")
         batches = make_batches(data.train, data.spec, config.data, 128, device, shuffle=True, seed=1)
-        trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, cpu_tuning=tuning)
+        trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, cpu_tuning=tuning,
+                          capture=capture)
         epochs_done = [0]
+        whole_batches = capture == "on" or capture == "auto" and device.type == "cuda"  # the last one dropped
 
         def run_epoch() -> int:
             epochs_done[0] += 1
             trainer.fit(batches, None, epochs_done[0])
-            return len(train)
+            return len(train) // 128 * 128 if whole_batches else len(train)
 
         def encode(x):
             q = vae.encode(x)

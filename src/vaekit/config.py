@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from vaekit.errors import ConfigError
 
@@ -19,6 +19,9 @@ from vaekit.errors import ConfigError
 # model that exhausts memory or crashes: far above any network that trains on one machine.
 MAX_WIDTH = 65_536
 Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+# YAML (config files and --set values) reads a bare on/off as a boolean: take it back as the word.
+Switch = Annotated[Literal["auto", "on", "off"],
+                   BeforeValidator(lambda value: ("on" if value else "off") if isinstance(value, bool) else value)]
 
 
 class _Section(BaseModel):
@@ -203,6 +206,10 @@ class TrainConfig(_Section):
     """Numeric precision; auto: bf16 autocast on CUDA only."""
     compile: bool = False
     """torch.compile the step: pays a compile once, helps larger models."""
+    capture: Switch = "auto"
+    """The device-side epoch: batches gathered on the device, metrics summed there, on CUDA each step one
+    replay of a captured CUDA graph (the last partial batch is dropped); auto: on CUDA, on: on any device,
+    off: the eager loop. Streaming data, DDP and train.compile train eagerly (said in the log)."""
     seed: int = 0
     """Seed for initialisation, batching and noise."""
     threads: int | None = Field(None, gt=0, le=1024)

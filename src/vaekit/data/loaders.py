@@ -129,6 +129,8 @@ class TensorBatches:
     a different part of the data and all ranks take the same number of steps.
     """
 
+    on_device = True  # the trainer may gather batches itself from ``tensors`` and ``order``
+
     def __init__(
         self,
         tensors: Batch,
@@ -151,7 +153,8 @@ class TensorBatches:
         full, rest = divmod(self.per_rank, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def _order(self, epoch: int) -> Tensor:
+    def order(self, epoch: int) -> Tensor:
+        """This rank's sample order in ``epoch`` (N,), on the tensors' device."""
         if self.shuffle:
             order = epoch_order(self.n, self.seed, epoch, self.device)
         else:
@@ -162,7 +165,7 @@ class TensorBatches:
 
     def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
         """Yield the batches of ``epoch``, skipping the first ``start`` (a resumed epoch)."""
-        order = self._order(epoch)
+        order = self.order(epoch)
         for step in range(start, len(self)):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
             yield {key: value.index_select(0, index) for key, value in self.tensors.items()}
@@ -191,6 +194,8 @@ class _BatchDataset(torch.utils.data.Dataset):
 class StreamingBatches(TensorBatches):
     """The same batches as :class:`TensorBatches`, read from host arrays through a DataLoader."""
 
+    on_device = False
+
     def __init__(self, data: RawData, spec: DataSpec, batch_size: int, *, device: torch.device | str,
                  num_workers: int = 0, **kwargs) -> None:
         index = {"x": torch.zeros(len(data), 0)}  # only the length and device matter to the base
@@ -200,7 +205,7 @@ class StreamingBatches(TensorBatches):
         self.target = torch.device(device)
 
     def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
-        order = self._order(epoch).numpy()
+        order = self.order(epoch).numpy()
         batches = [order[s * self.batch_size : (s + 1) * self.batch_size] for s in range(start, len(self))]
         loader = torch.utils.data.DataLoader(
             _BatchDataset(self.data, self.spec, batches),

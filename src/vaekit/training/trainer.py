@@ -3,7 +3,8 @@
 It knows nothing about VAEs. ``loss_fn`` returns an object with a scalar ``loss`` and a
 ``metrics()`` dict of 0-d tensors; everything else (schedules, checkpoints, progress, early stopping)
 is a callback. The step keeps metrics on the device and never reads a value back to the host, except
-every ``log_every`` steps for progress and once per epoch.
+every ``log_every`` steps for progress and once per epoch. With ``capture`` the epoch runs on the device
+instead, on CUDA as replays of a captured step (training/capture.py); this eager loop is the reference.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 
 from vaekit.errors import DivergenceError
 from vaekit.registry import Registry
+from vaekit.training import capture as capturing
 from vaekit.training import cpu
 from vaekit.training.distributed import DistContext
 
@@ -37,6 +39,9 @@ class StepOutput(Protocol):
 
 
 class Batches(Protocol):
+    batch_size: int
+    per_rank: int  # samples per rank and epoch
+
     def __len__(self) -> int: ...
 
     def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]: ...
@@ -114,8 +119,14 @@ class Trainer:
         aux_module: nn.Module | None = None,
         aux_optimizer: torch.optim.Optimizer | None = None,
         max_seconds: float | None = None,
+        capture: str = "auto",
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        # "auto": the device-side epoch with a captured step on CUDA, this eager loop elsewhere; "on":
+        # the device-side epoch on any device; "off": eager. Where it cannot apply, eager (one log line).
+        self.capture = capture
+        self._device_epoch: capturing.DeviceEpoch | None = None
+        self._planned_for: Batches | None = None
         # A wall-clock budget for each fit(): checked every ``log_every`` steps; the epoch in progress
         # is then closed as usual (validated, logged, checkpointed) and training ends.
         self.max_seconds = max_seconds
@@ -129,6 +140,7 @@ class Trainer:
         self.device = next(model.parameters()).device
         self.autocast_dtype = autocast_dtype
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.compile = compile
         self._loss = torch.compile(loss_fn) if compile else loss_fn
         self.state = TrainState()
         self.stop_training = False
@@ -141,6 +153,9 @@ class Trainer:
     @property
     def is_main(self) -> bool:
         return self.dist.is_main
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer] if self.aux_optimizer is None else [self.optimizer, self.aux_optimizer]
 
     # ------------------------------------------------------------------ one step
     def _forward(self, batch: Batch) -> StepOutput:
@@ -162,7 +177,6 @@ class Trainer:
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None], foreach=True)
         finite = torch.isfinite(norm) & torch.isfinite(out.loss)
-        steps = [self.optimizer]
         if aux_loss is not None:
             aux_grads = [p.grad for p in self.aux_params if p.grad is not None]
             if self.grad_clip is not None:  # the clip bounds each network's gradient norm separately
@@ -170,8 +184,7 @@ class Trainer:
             else:
                 aux_norm = torch.nn.utils.get_total_norm(aux_grads, foreach=True)
             finite = finite & torch.isfinite(aux_loss) & torch.isfinite(aux_norm)
-            steps.append(self.aux_optimizer)
-        for optimizer in steps:
+        for optimizer in self.optimizers() if aux_loss is not None else [self.optimizer]:
             # Fused optimizers skip a step in-kernel when found_inf is set: the guard costs no sync.
             if optimizer.defaults.get("fused"):
                 optimizer.found_inf = (~finite).to(torch.float32)
@@ -184,6 +197,16 @@ class Trainer:
             self.metric_names = list(metrics)
         return torch.stack([metrics[name].float() for name in self.metric_names]), finite
 
+    def _accumulate(self, values: Tensor, finite: Tensor, n: int) -> None:
+        """Add a step's metrics (weighted by its ``n`` samples) to the epoch's device sums, in place."""
+        # A skipped step adds nothing (NaN * 0 would still be NaN, hence the where).
+        contribution = torch.where(finite, values * n, torch.zeros_like(values))
+        self._sums = contribution.clone() if self._sums is None else self._sums.add_(contribution)
+        self._count.add_(finite.to(values.dtype) * n)
+        bad = (~finite).to(torch.float32)
+        self._bad_run.add_(bad).mul_(bad)  # consecutive non-finite steps; resets on a good one
+        self._epoch_bad.add_(bad)
+
     # ------------------------------------------------------------------ the loop
     def fit(self, train: Batches, val: Batches | None, epochs: int) -> TrainState:
         """Train until ``epochs`` epochs are done (from wherever ``self.state`` says we are)."""
@@ -195,6 +218,8 @@ class Trainer:
             cpu.tune()
         self._deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
         self.stop_training = False
+        if self._planned_for is not train:
+            self._planned_for, self._device_epoch = train, capturing.plan(self, train)
         try:
             self._emit("on_fit_begin")
             while self.state.epoch < epochs and not self.stop_training:
@@ -232,20 +257,14 @@ class Trainer:
         if state.step == 0:  # a resumed mid-epoch run has restored its accumulators instead
             self.reset_accumulators()
         self._emit("on_epoch_begin")
+        if self._device_epoch is not None and (reason := self._device_epoch.prepare()) is not None:
+            log.warning("training eagerly: %s", reason)
+            self._device_epoch = None
         self._sync()
         started = time.perf_counter()
-        for batch in train.iterate(state.epoch, state.step):
-            for callback in self._batch_hooks:
-                callback.on_batch_begin(self)
-            values, finite = self._step(batch)
-            n = next(iter(batch.values())).shape[0]
-            # A skipped step adds nothing (NaN * 0 would still be NaN, hence the where).
-            contribution = torch.where(finite, values * n, torch.zeros_like(values))
-            self._sums = contribution if self._sums is None else self._sums.add_(contribution)
-            self._count.add_(finite.to(values.dtype) * n)
-            bad = (~finite).to(torch.float32)
-            self._bad_run.add_(bad).mul_(bad)  # consecutive non-finite steps; resets on a good one
-            self._epoch_bad.add_(bad)
+        steps = self._eager_steps(train) if self._device_epoch is None else \
+            self._device_epoch.iterate(state.epoch, state.step)
+        for _ in steps:
             state.step += 1
             state.global_step += 1
             if state.global_step % self.log_every == 0:
@@ -275,6 +294,14 @@ class Trainer:
         state.step = 0
         self._emit("on_epoch_end", row)
         self._emit("on_checkpoint")
+
+    def _eager_steps(self, train: Batches) -> Iterator[None]:
+        for batch in train.iterate(self.state.epoch, self.state.step):
+            for callback in self._batch_hooks:
+                callback.on_batch_begin(self)
+            values, finite = self._step(batch)
+            self._accumulate(values, finite, next(iter(batch.values())).shape[0])
+            yield
 
     def _finish_epoch(self, val: Batches | None) -> dict[str, float]:
         sums = self._sums if self._sums is not None else torch.zeros(len(self.metric_names))
@@ -313,11 +340,16 @@ class Trainer:
         return {name: float(v) / float(totals[-1]) for name, v in zip(names, totals[:-1].tolist(), strict=True)}
 
     # ------------------------------------------------------------------ epoch accumulators
+    # Allocated once and then written in place, so that a captured step can hold them.
     def reset_accumulators(self) -> None:
-        self._sums: Tensor | None = None
-        self._count = torch.zeros((), device=self.device)
-        self._bad_run = torch.zeros((), device=self.device)
-        self._epoch_bad = torch.zeros((), device=self.device)
+        if not hasattr(self, "_count"):
+            self._sums: Tensor | None = None
+            self._count = torch.zeros((), device=self.device)
+            self._bad_run = torch.zeros((), device=self.device)
+            self._epoch_bad = torch.zeros((), device=self.device)
+        for tensor in (self._sums, self._count, self._bad_run, self._epoch_bad):
+            if tensor is not None:
+                tensor.zero_()
         self._train_seconds = 0.0
 
     def accumulators(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -329,11 +361,12 @@ class Trainer:
 
     def restore_accumulators(self, tensors: dict[str, Tensor], info: dict[str, Any]) -> None:
         self.reset_accumulators()
-        self._count = tensors["count"].to(self.device)
-        self._bad_run = tensors["bad_run"].to(self.device)
-        self._epoch_bad = tensors["epoch_bad"].to(self.device)
+        self._count.copy_(tensors["count"])
+        self._bad_run.copy_(tensors["bad_run"])
+        self._epoch_bad.copy_(tensors["epoch_bad"])
         if "sums" in tensors:
-            self._sums = tensors["sums"].to(self.device)
+            same = self._sums is not None and self._sums.shape == tensors["sums"].shape
+            self._sums = self._sums.copy_(tensors["sums"]) if same else tensors["sums"].to(self.device)
             self.metric_names = list(info["metric_names"])
         self._train_seconds = float(info["train_seconds"])
 
@@ -350,6 +383,8 @@ class Trainer:
                 recover = getattr(callback, "recover_from_divergence", None)
                 if recover is not None and recover(self):
                     self._bad_run.zero_()
+                    if self._device_epoch is not None:  # the optimizer's state tensors were replaced
+                        self._device_epoch.invalidate()
                     return
             raise DivergenceError(
                 f"training diverged: {int(self._bad_run)} steps in a row gave NaN/Inf and no checkpoint could be "
