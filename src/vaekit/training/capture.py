@@ -155,6 +155,7 @@ class DeviceEpoch:
             log.info("training step captured as a CUDA graph: %d steps per epoch, each one replay", self.steps)
         except Exception as error:  # noqa: BLE001  (any failure: the eager step is the fallback)
             self.graph = None
+            _fresh_generator_state(self.trainer.device)
             self._restore(saved)
             return f"capture failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         finally:
@@ -197,7 +198,9 @@ class DeviceEpoch:
 
     def _capture(self) -> None:
         self.graph = torch.cuda.CUDAGraph()
-        with self._tensor_lrs(), torch.cuda.graph(self.graph):
+        # thread_local: a CUDA call another thread makes meanwhile (a progress bar, a data loader, the
+        # garbage collector freeing a tensor) cannot invalidate this capture, as under "global"
+        with self._tensor_lrs(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self._body()
 
     @contextlib.contextmanager
@@ -245,3 +248,16 @@ class DeviceEpoch:
             before = saved["tensors"].get(id(tensor))
             tensor.copy_(before) if before is not None else tensor.zero_()
         torch.cuda.set_rng_state(saved["rng"], self.trainer.device)
+
+
+def _fresh_generator_state(device: torch.device) -> None:
+    """After a failed capture: the default CUDA generator still holds the unfinished capture's state,
+    and every later random draw outside a graph fails ("Offset increment outside graph capture
+    encountered unexpectedly", seen on an H200: the eager fallback, and every later run in the
+    process, died of it). Give it a fresh state object with the same seed and offset."""
+    with contextlib.suppress(Exception):  # best effort: the eager step says it if this did not help
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        generator = torch.cuda.default_generators[index]
+        fresh = torch.Generator(device=torch.device("cuda", index))
+        fresh.set_state(generator.get_state())
+        generator.graphsafe_set_state(fresh)
