@@ -52,6 +52,7 @@ from vaekit.training.trainer import Callback, Trainer, make_optimizer
 
 log = logging.getLogger(__name__)
 
+MAX_CODE = 100.0  # standard deviations of N(0, I): beyond this a code is no input the decoder has seen
 EVAL_SHARE = 0.1  # of train.max_minutes kept for the end-of-training evaluation
 
 
@@ -152,12 +153,17 @@ class Run:
                             f"{tuple(codes.shape)}")
         if not bool(torch.isfinite(codes).all()):
             raise DataError(f"Run.{what}: the codes contain NaN or infinite values")
+        if codes.numel() and float(codes.abs().max()) > MAX_CODE:
+            raise DataError(f"Run.{what}: codes up to {float(codes.abs().max()):.3g}, far outside the prior the "
+                            f"decoder was trained on (codes within about +-{MAX_CODE:g})")
         return codes
 
     @torch.no_grad()
     def decode(self, z: Tensor, mode: str = "mean", condition: Tensor | None = None) -> Tensor:
         """The likelihood's mean (or a sample, with ``mode="sample"``) for z (N, L), in data units; a
         conditional model cycles through its classes when given no condition."""
+        if mode not in ("mean", "sample"):
+            raise ConfigError(f"Run.decode: mode {mode!r}: expected mean or sample")
         z = self._codes(z, "decode")
         px = self.model.decode(z, self._condition(len(z), condition))
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
@@ -196,6 +202,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
     """Rebuild a run folder's model from JSON + safetensors (no pickle, no code executed)."""
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"vaekit.load: expected the path of a run folder, got {type(path).__name__}")
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"vaekit.load: device {device!r}: expected cpu, cuda, cuda:N or mps") from None
     folder = Path(path)
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist")
@@ -254,6 +264,9 @@ def check_output_folder(folder: Path) -> None:
     below a file, or a place that cannot be written (found only after an epoch of training before)."""
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"--out {str(folder)!r} is a file; expected a folder for the run")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / io.CONFIG).exists():
+        raise RunFolderError(f"--out {str(folder)!r} is a folder holding other files; expected a new or empty folder "
+                             "for the run (its files would be mixed with them)")
     existing = folder
     while not existing.exists():
         existing = existing.parent

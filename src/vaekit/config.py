@@ -167,7 +167,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """The optimisation loop."""
 
-    epochs: int = Field(20, gt=0)
+    epochs: int = Field(20, gt=0, le=1_000_000)
     """Passes over the training split."""
     batch_size: int = Field(128, gt=0)
     """Samples per training step."""

@@ -17,17 +17,49 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted as sklearn_check_is_fitted
+from sklearn.utils.validation import validate_data as sklearn_validate_data
 from torch import Tensor
 
 from vaekit.data.sources import RawData
+from vaekit.errors import ConfigError, DataError
 
-__all__ = ["VAEImputer", "VAEOutlierDetector", "VAETransformer"]
+__all__ = ["NotFittedError", "VAEImputer", "VAEOutlierDetector", "VAETransformer"]
+
+
+class NotFittedError(ConfigError, SklearnNotFittedError):
+    """An estimator used before ``fit``: scikit-learn's NotFittedError and one of vaekit's errors."""
+
+
+def check_is_fitted(estimator, attributes: str) -> None:
+    try:
+        sklearn_check_is_fitted(estimator, attributes)
+    except SklearnNotFittedError as error:
+        raise NotFittedError(str(error)) from None
+
+
+def validate_data(estimator, X, **options):
+    """scikit-learn's checks of X, their ValueError as one DataError line (scikit-learn's own words)."""
+    try:
+        return sklearn_validate_data(estimator, X, **options)
+    except ValueError as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(" ".join(str(error).split())) from None
+
+
+def _whole(name: str, value, least: int = 1, most: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least or (
+            most is not None and value > most):
+        bound = f"from {least} to {most:,}" if most is not None else f"at least {least}"
+        raise ConfigError(f"{name}={value!r}: expected a whole number {bound}")
 
 
 class _VAE(BaseEstimator):
@@ -69,17 +101,33 @@ class _VAE(BaseEstimator):
             return from_frame(X).x.astype(object)
         X = np.asarray(X, dtype=object)
         if X.ndim != 2 or 0 in X.shape:
-            raise ValueError(f"expected a non-empty 2-D table, got shape {X.shape}")
+            raise DataError(f"expected a non-empty 2-D table, got shape {X.shape}")
         return X
+
+    def _check_params(self) -> None:
+        """Each parameter named in one ConfigError line when it cannot be used (scikit-learn checks in ``fit``)."""
+        _whole("n_components", self.n_components)
+        _whole("max_epochs", self.max_epochs, most=1_000_000)
+        _whole("batch_size", self.batch_size)
+        _whole("k", self.k)
+        hidden = self.hidden if isinstance(self.hidden, list | tuple) else [self.hidden]
+        for width in hidden:
+            _whole("hidden", width, most=100_000)
+        for name, least in (("learning_rate", "above 0"), ("beta", "at least 0")):
+            value = getattr(self, name)
+            usable = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+            if not usable or value < 0 or (value == 0 and least == "above 0"):
+                raise ConfigError(f"{name}={value!r}: expected a finite number {least}")
 
     def _fit_vae(self, X, reset: bool = True) -> np.ndarray:
         import vaekit
         from vaekit.data.columns import is_missing
 
+        self._check_params()
         X = self._validate(X, reset)
         missing = np.isnan(X) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(X)
         if missing.all(axis=0).any():
-            raise ValueError("every value of a column is missing; nothing to learn it from")
+            raise DataError("every value of a column is missing; nothing to learn it from")
         hidden = list(self.hidden)
         config = vaekit.resolve_config(preset=self.preset, overrides=[
             f"model.latent_dim={int(self.n_components)}", f"model.hidden={hidden}", f"model.beta={self.beta}",
@@ -139,7 +187,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
         check_is_fitted(self, "run_")
         codes = np.asarray(X, dtype=np.float64)
         if codes.ndim != 2 or codes.shape[1] != self.n_components:
-            raise ValueError(f"expected codes of shape (n_samples, {self.n_components}), got {codes.shape}")
+            raise DataError(f"expected codes of shape (n_samples, {self.n_components}), got {codes.shape}")
         return self._table(self._run64.model.decode(torch.from_numpy(codes).to(self.run_.device)).mean)
 
     def score(self, X, y=None) -> float:
@@ -148,6 +196,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
 
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         check_is_fitted(self, "run_")
+        _whole("n_samples", n_samples)
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
         generator = torch.Generator(device=self.run_.device).manual_seed(seed)
         return self._table(self.run_.model.sample(int(n_samples), generator=generator).mean)
@@ -169,8 +218,8 @@ class VAEOutlierDetector(OutlierMixin, _VAE):
         self.contamination = contamination
 
     def fit(self, X, y=None):
-        if not 0.0 < self.contamination <= 0.5:
-            raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
+        if not (isinstance(self.contamination, int | float) and 0.0 < self.contamination <= 0.5):
+            raise ConfigError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
         X = self._fit_vae(X)
         values = self.run_.spec.transform(X).double().to(self.run_.device)
         self.offset_ = float(np.percentile(self._log_likelihood(values), 100.0 * self.contamination))
@@ -204,7 +253,7 @@ class VAEImputer(TransformerMixin, _VAE):
         from vaekit.applications.impute import METHODS
 
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         self._fit_vae(X)
         return self
 

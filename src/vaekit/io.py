@@ -88,6 +88,10 @@ def load_model(folder: str | Path, config: RunConfig, spec: DataSpec, device: st
     if wrong:
         raise RunFolderError(f"{str(path)!r} does not match its config.json: {len(wrong)} tensors of another shape "
                              f"({wrong[0]})")
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise RunFolderError(f"{str(path)!r} holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]}): "
+                             "the run diverged or the file is damaged; retrain or resume from a checkpoint")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RunFolderError(f"{str(path)!r} does not match its config.json (missing {missing[:3]}, "

@@ -63,7 +63,7 @@ def anomaly(
     out: Path = typer.Option(..., "--out", help="FILE.csv: index, score, flagged (and label), most anomalous first."),
     score: str = typer.Option("nll", "--score", help="recon (-log p(x|posterior mean)), elbo (-ELBO) or nll "
                               "(importance-sampled -log p(x)); higher = more anomalous."),
-    k: int = typer.Option(100, "--k", min=1, help="Importance samples for the elbo and nll scores."),
+    k: int = typer.Option(100, "--k", min=1, max=5000, help="Importance samples for the elbo and nll scores."),
     contamination: float = typer.Option(None, "--contamination", help="Flag this fraction of the inputs (the "
                                         "highest scores)."),
     quantile: float = typer.Option(None, "--quantile", help="Flag scores above this quantile of the run's "

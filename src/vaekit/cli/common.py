@@ -71,13 +71,18 @@ def outcome(error: BaseException) -> tuple[int, str]:
         return 2, f"vaekit: error: {error.format_message()} (see: {command} --help)"
     if isinstance(error, OSError) and (error.filename is not None or error.errno in USER_ERRNOS):
         return 2, f"vaekit: error: {describe_os_error(error)}{notes}"
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch's, a RuntimeError
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or _cpu_allocation_failed(error):
         detail = str(error).splitlines()[0] if str(error) else ""
         return 2, (f"vaekit: error: out of memory{f' ({detail})' if detail else ''}: lower data.batch_size or "
                    f"eval.batch_size, use a smaller model, or fewer samples (data.max_samples){notes}")
     line = " ".join(str(error).split())  # one line, whatever the message
     return 1, (f"vaekit: internal error: {error.__class__.__name__}: {line} (rerun with --debug for the "
                "traceback)")
+
+
+def _cpu_allocation_failed(error: BaseException) -> bool:
+    """torch's CPU allocator out of memory: a plain RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
 
 def describe_os_error(error: OSError) -> str:
@@ -117,9 +122,15 @@ def load_run(path: Path, device: str = "cpu"):
     return load(path, device=device)
 
 
-def load_inputs(run, source: str | None, split: str = "test"):
-    """Raw samples to feed a run: its own held-out split by default, or ``source`` (see :meth:`vaekit.Run.inputs`)."""
-    return run.inputs(source, split)
+def load_inputs(run, source: str | None, split: str = "test", holes: bool = False, check: bool = True):
+    """Raw samples to feed a run: its own held-out split by default, or ``source`` (see :meth:`vaekit.Run.inputs`),
+    checked now against the run's data spec so that a bad file is named in the error (``holes``: NaN is
+    a missing value, as for imputation; ``check=False``: inputs that are not the run's samples, such as
+    downsampled observations, checked by the caller)."""
+    inputs = run.inputs(source, split)
+    if source is not None and check:
+        run.spec.transform(inputs.x, name=source, allow_nan=holes)
+    return inputs
 
 
 def figure_path(run, out: Path | None, name: str) -> Path:
@@ -224,8 +235,16 @@ def say_items(run, inputs, chosen, what: str = "showing") -> None:
 
 
 def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:
+    """A file option's suffix, and its place: not a folder, not below a file (refused before any work)."""
     if path.suffix.lower() not in allowed:
         raise VaekitError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(allowed)}")
+    if path.is_dir():
+        raise VaekitError(f"{option} {str(path)!r} is a folder; expected a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise VaekitError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
 
 
 def condition_for(run, n: int, label: str | None, condition: str | None):
@@ -248,8 +267,8 @@ def condition_for(run, n: int, label: str | None, condition: str | None):
             vector = [float(v) for v in condition.split(",")]
         except ValueError:
             vector = []
-        if len(vector) != dim:
-            raise ConfigError(f"--condition {condition!r}: expected {dim} comma-separated numbers")
+        if len(vector) != dim or not all(math.isfinite(v) for v in vector):
+            raise ConfigError(f"--condition {condition!r}: expected {dim} comma-separated finite numbers")
         return torch.tensor(vector).expand(n, dim)
     if label is None:
         return None  # Run.sample / Run.decode cycle through the classes

@@ -41,6 +41,8 @@ def evaluate(
     from vaekit.evaluation.report import evaluate as evaluate_model
     from vaekit.training.distributed import select_device
 
+    if features is not None and not fid:
+        raise ConfigError(f"--features {str(features)!r}: a feature network is for --fid; add --fid or drop it")
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
     run = load_run(run_dir, device=str(select_device(device.value)))

@@ -27,6 +27,7 @@ log = logging.getLogger("vaekit")
 
 DATA_HELP = "Inputs (dataset name or path); default the run's test split."
 SEED_HELP = "Seed for the inputs chosen when none are given."
+MAX_STRENGTH = 100.0  # multiples of an attribute vector; far beyond a few the decoder only extrapolates
 
 
 def _class(inputs, run, label: str, option: str) -> int:
@@ -160,6 +161,8 @@ def arithmetic(
     if run.model.condition_dim:
         raise ConfigError("arithmetic works on unconditional runs; for a cvae use `vaekit swap`")
     inputs = load_inputs(run, data, "test")
+    if analogy is not None and any(v is not None for v in (source, target, from_indices, to_indices)):
+        raise ConfigError("--analogy and --from/--to: give one of them")
     if analogy is not None:
         picks = parse_indices(analogy, len(inputs), "--analogy")
         if len(picks) != 3:
@@ -185,8 +188,8 @@ def arithmetic(
         factors = [float(v) for v in strengths.split(",")]
     except ValueError:
         factors = []
-    if not factors or not all(math.isfinite(v) for v in factors):
-        raise ConfigError(f"--strengths {strengths!r}: expected comma-separated finite numbers")
+    if not factors or not all(math.isfinite(v) and abs(v) <= MAX_STRENGTH for v in factors):
+        raise ConfigError(f"--strengths {strengths!r}: expected comma-separated numbers within +-{MAX_STRENGTH:g}")
     chosen = choose_items(inputs, None, 4, seed, apply, "--apply")
     images = explore.shift_attribute(run, inputs.x, group_a, group_b, inputs.x[chosen], factors)
     write_output(run, images, out, nrow=len(factors), row_captions=item_captions(run, inputs, chosen))

@@ -75,9 +75,6 @@ def sample(
     write_output(run, sample_mixture(run, mixture, n, seed, temperature, cond), out)
 
 
-MAX_CODE = 100.0  # standard deviations of N(0, I): beyond this a code is no input the decoder has seen
-
-
 @example("vaekit decode runs/fm --latents z.npy --out decoded.png")
 def decode(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
@@ -92,6 +89,8 @@ def decode(
     import numpy as np
     import torch
 
+    from vaekit.api import MAX_CODE
+    from vaekit.data.sources.arrays import check_declared_size
     from vaekit.errors import DataError
 
     run = load_run(run_dir)
@@ -100,13 +99,17 @@ def decode(
     if not latents.is_file():
         raise DataError(f"latents file {str(latents)!r} does not exist")
     try:
+        with open(latents, "rb") as stream:  # a header declaring terabytes is refused before numpy allocates them
+            check_declared_size(stream, f"latents file {str(latents)!r}", stored=latents.stat().st_size)
         z = np.load(latents, allow_pickle=False)
+    except DataError:
+        raise
     except (ValueError, EOFError, OSError):  # a 0-byte file raises EOFError
         raise DataError(f"latents file {str(latents)!r} is not a readable .npy array") from None
     if z.ndim == 3 and z.shape[1] == 2:
         z = z[:, 0]
     dim = run.model.latent_dim
-    if z.ndim != 2 or z.shape[1] != dim or not np.issubdtype(z.dtype, np.number):
+    if z.ndim != 2 or z.shape[1] != dim or not len(z) or not np.issubdtype(z.dtype, np.number):
         raise DataError(f"latents file {str(latents)!r}: expected numbers of shape (N, {dim}), got {z.dtype} {z.shape}")
     if not np.isfinite(z).all():
         raise DataError(f"latents file {str(latents)!r} contains NaN or infinite values")

@@ -25,7 +25,7 @@ def impute(
     method: str = typer.Option("importance", "--method", help="importance (MIWAE) or pseudo-gibbs."),
     k: int = typer.Option(100, "--k", min=1, help="Importance samples per row."),
     steps: int = typer.Option(50, "--steps", min=1, help="Pseudo-Gibbs iterations."),
-    multiple: int = typer.Option(0, "--multiple", min=0, help="Draw this many completed tables (multiple "
+    multiple: int = typer.Option(0, "--multiple", min=0, max=1000, help="Draw this many completed tables (multiple "
                                  "imputation) instead of one best estimate."),
     seed: int = typer.Option(0, "--seed", help="Seed for the draws."),
 ) -> None:
@@ -44,7 +44,7 @@ def impute(
     if multiple and method != "importance":
         raise ConfigError("--multiple draws from the importance weights: use --method importance")
     run = load_run(run_dir)
-    inputs = load_inputs(run, data, "all")
+    inputs = load_inputs(run, data, "all", holes=True)
     condition = labels_of(run, inputs, data)
     filled = run_impute(run, inputs.x, method, k, steps, seed, multiple, condition, name=data)
     if inputs.x.dtype == object:

@@ -56,7 +56,7 @@ def restore(
     mask: str = typer.Option(None, "--mask", help="Missing values: half (bottom half), rect (a centred "
                              "rectangle), random:P (each value missing with probability P) or a PNG "
                              "(black = missing)."),
-    noise: float = typer.Option(None, "--noise", min=0.0, callback=finite,
+    noise: float = typer.Option(None, "--noise", min=0.0, max=10.0, callback=finite,
                                 help="Additive Gaussian noise of this standard deviation, on "
                                 "the model's scale (images in [0, 1])."),
     downsample: int = typer.Option(None, "--downsample", help="Super-resolve: the observation is the image "
@@ -85,7 +85,7 @@ def restore(
     if method not in METHODS:
         raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     run = load_run(run_dir)
-    inputs = load_inputs(run, data, "test")
+    inputs = load_inputs(run, data, "test", check=not (observed and downsample))
     chosen = choose_items(inputs, n, 8 if out.suffix.lower() == ".png" else len(inputs), seed, indices)
     count = len(chosen)
     operator = _operator(mask, noise, downsample, run.spec.shape, count, seed)

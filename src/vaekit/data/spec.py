@@ -94,7 +94,8 @@ class DataSpec:
         else:
             finite = scaled[torch.isfinite(scaled)]
             spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
-        integral = np.issubdtype(x.dtype, np.integer) or bool(np.all(np.mod(x[:2000], 1) == 0))
+        with np.errstate(invalid="ignore"):  # inf % 1 is NaN, said by the finiteness check, not by numpy
+            integral = np.issubdtype(x.dtype, np.integer) or bool(np.all(np.mod(x[:2000], 1) == 0))
         if scale == "unit" and integral and float(max_level).is_integer() and not config.binarize:
             spec.n_levels = int(max_level) + 1
         if config.binarize:
@@ -185,6 +186,8 @@ class DataSpec:
             return encode(self.columns, array, name)
         if self.vocabulary is not None:
             return self._token_ids(x, name)
+        if not isinstance(x, Tensor):
+            x = np.asarray(x)  # a list is taken as an array; None or text fail the dtype check below
         if isinstance(x, np.ndarray):
             if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
                 raise DataError(f"{name}: expected numeric values, got dtype {x.dtype}")

@@ -91,7 +91,7 @@ def _open_error(what: str, error: Exception) -> DataError:
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
-def _check_declared_size(stream: BinaryIO, what: str, stored: int | None = None) -> None:
+def check_declared_size(stream: BinaryIO, what: str, stored: int | None = None) -> None:
     """Read an array's .npy header from ``stream`` and refuse it, before numpy allocates anything,
     when it declares more than half this machine's memory or (``stored``: the bytes the file holds
     after its header) more bytes than are there. A stream that is no .npy is left to numpy."""
@@ -115,7 +115,7 @@ def load_npy(path: Path, config: DataConfig) -> Splits:
     what = f"NPY file '{path}'"
     try:
         with open(path, "rb") as stream:
-            _check_declared_size(stream, what, stored=path.stat().st_size)
+            check_declared_size(stream, what, stored=path.stat().st_size)
         x = np.load(path, allow_pickle=False)
     except DataError:  # already one line (a DataError is also a ValueError)
         raise
@@ -135,7 +135,7 @@ def load_npz(path: Path, config: DataConfig) -> Splits:
             with zipfile.ZipFile(path) as members:
                 for member in members.namelist():
                     with members.open(member) as stream:
-                        _check_declared_size(stream, f"{what}: array {member.removesuffix('.npy')!r}")
+                        check_declared_size(stream, f"{what}: array {member.removesuffix('.npy')!r}")
         archive = np.load(path, allow_pickle=False)
     except DataError:
         raise
