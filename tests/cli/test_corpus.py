@@ -349,8 +349,9 @@ CASES: list[Case] = [
     Case("encode-out-a-folder", ["encode", "RUN", "--out", "BAD/a-folder"], "refuse", "a-folder"),
     Case("encode-out-below-a-file", ["encode", "RUN", "--out", "BAD/notes.txt/z.npy"], "refuse", "notes.txt"),
     Case("encode-out-over-the-input", ["encode", "RUN", "--data", "BAD/overwrite-me.npy", "--out",
-                                       "BAD/overwrite-me.npy"], "refuse", "overwrite-me.npy",
-         xfail="an --out naming the --data file overwrites the input (no command checks it)"),
+                                       "BAD/overwrite-me.npy"], "refuse", "overwrite-me.npy"),
+    Case("decode-out-over-the-latents", ["decode", "RUN", "--latents", "BAD/z-ok.npy", "--out", "BAD/z-ok.npy"],
+         "refuse", "z-ok.npy"),
     Case("encode-cvae-unlabelled", ["encode", "CVAE", "--data", "BAD/digits.npy", "--out", "TMP/z.npy"], "refuse",
          "digits.npy"),
     # ---------------------------------------------------------------------------------- decode

@@ -15,7 +15,7 @@ import typer
 
 from vaekit.errors import VaekitError
 
-STATE: dict[str, Any] = {"debug": False}
+STATE: dict[str, Any] = {"debug": False, "inputs": set(), "outputs": set()}
 
 log = logging.getLogger("vaekit")
 
@@ -26,6 +26,7 @@ class Device(str, Enum):
 
 def run_app(app: typer.Typer) -> None:
     """Run the typer app; every exception becomes the outcome :func:`outcome` gives it."""
+    STATE["inputs"], STATE["outputs"] = set(), set()  # the files this command reads and writes (see claim)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as stop:
@@ -127,6 +128,8 @@ def load_inputs(run, source: str | None, split: str = "test", holes: bool = Fals
     checked now against the run's data spec so that a bad file is named in the error (``holes``: NaN is
     a missing value, as for imputation; ``check=False``: inputs that are not the run's samples, such as
     downsampled observations, checked by the caller)."""
+    if source is not None and Path(source).exists():
+        claim(source, "inputs", "--data")
     inputs = run.inputs(source, split)
     if source is not None and check:
         run.spec.transform(inputs.x, name=source, allow_nan=holes)
@@ -234,8 +237,20 @@ def say_items(run, inputs, chosen, what: str = "showing") -> None:
     log.info("%s %s", what, describe_items(chosen, len(inputs), inputs.y, inputs.class_names or run.spec.class_names))
 
 
-def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out") -> None:
-    """A file option's suffix, and its place: not a folder, not below a file (refused before any work)."""
+def claim(path: str | Path, role: str, option: str) -> None:
+    """Note ``path`` as one of the command's inputs or outputs (``role``); a path that is both is
+    refused (``encode --data x.npy --out x.npy`` overwrote its own input)."""
+    resolved = Path(path).resolve()
+    other = "outputs" if role == "inputs" else "inputs"
+    if resolved in STATE[other]:
+        raise VaekitError(f"{option} {str(path)!r} is also this command's {other[:-1]}; choose another file")
+    STATE[role].add(resolved)
+
+
+def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out", role: str = "outputs") -> None:
+    """A file option's suffix, and its place: not a folder, not below a file (refused before any
+    work), and not also the command's input (an output) or output (an input)."""
+    claim(path, role, option)
     if path.suffix.lower() not in allowed:
         raise VaekitError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(allowed)}")
     if path.is_dir():

@@ -95,7 +95,7 @@ def decode(
 
     run = load_run(run_dir)
     check_suffix(out, (".txt", ".smi", ".npy") if run.spec.vocabulary is not None else (".png", ".npy", ".csv"))
-    check_suffix(latents, (".npy",), "--latents")
+    check_suffix(latents, (".npy",), "--latents", role="inputs")
     if not latents.is_file():
         raise DataError(f"latents file {str(latents)!r} does not exist")
     try:
