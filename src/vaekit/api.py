@@ -43,6 +43,7 @@ from vaekit.training.callbacks import (
 )
 from vaekit.training.checkpoint import Checkpointer
 from vaekit.training.distributed import (
+    DistContext,
     context_from_env,
     init_process_group,
     select_device,
@@ -350,6 +351,16 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     init_process_group(context, device)
+    try:
+        return _fit_ranks(config, folder, resume, raw, context, device)
+    finally:
+        # On every way out, an error's too: a rank that raised leaves the group (its peers' collectives
+        # then fail at once instead of waiting on it), and gloo's threads end before the interpreter does.
+        shutdown_distributed()
+
+
+def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None,
+               context: DistContext, device: torch.device) -> Run:
     if not context.is_main:
         context.barrier()  # rank 0 loads (and, if needed, downloads) the data first
     data = prepare_data(config.data, raw=raw)
@@ -397,16 +408,14 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
         if context.enabled:
             torch.manual_seed(config.train.seed + context.rank + 1_000_003 * trainer.state.global_step)
         log.info("resuming at epoch %d, step %d", trainer.state.epoch + 1, trainer.state.step)
-    try:
-        trainer.fit(batches, val, config.train.epochs)
-    finally:
-        if context.enabled:
-            context.barrier()
+    trainer.fit(batches, val, config.train.epochs)
+    # Every rank is out of its last collective before any leaves the group. Not on an error: a rank
+    # that raised alone would meet its peers' all-reduce with a barrier.
+    context.barrier()
     path = folder if context.is_main else None  # only rank 0 owns the run folder
     run = Run(model=model.eval(), spec=data.spec, config=config, path=path, history=trainer.state.history)
     if context.is_main:
         _finish(run, data, evaluating, table_columns)
-    shutdown_distributed()
     return run
 
 

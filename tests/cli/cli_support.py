@@ -22,9 +22,15 @@ SUBPROCESS_TIMEOUT = 300
 
 
 def cli_env(data_store: Path) -> dict[str, str]:
-    """The environment of a ``vaekit`` subprocess: one thread, no real data cache, no display."""
+    """The environment of a ``vaekit`` subprocess: one thread, no real data cache, no display, and
+    the vaekit these tests imported first on the path (a relative ``PYTHONPATH=src`` would not hold
+    in the subprocess's own folder, and an editable install of another checkout would run instead)."""
+    import vaekit
+
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", VAEKIT_DATA=str(data_store), MPLBACKEND="Agg")
+    source = str(Path(vaekit.__file__).resolve().parents[1])
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", VAEKIT_DATA=str(data_store), MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([source, *filter(None, [env.get("PYTHONPATH")])]))
     return env
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,3 +60,32 @@ def test_only_rank_zero_reports(ddp_run: Launched) -> None:
     output = ddp_run.result.stdout + ddp_run.result.stderr
     reports = [line for line in output.splitlines() if line.startswith("run folder:")]
     assert len(reports) == 1, f"the end-of-training report came from {len(reports)} ranks:\n{output}"
+
+
+# One gloo rank in a fresh interpreter, as torchrun starts it: vaekit imported, the group joined, a
+# DDP step taken (DDP's first use imports torch.distributed.nn.functional), the group left. Then no
+# gloo thread may be left: one alive when the interpreter exits can end the rank in std::terminate
+# (SIGABRT, "terminate called without an active exception"), which is how this test failed under load.
+LEAVE_GROUP = textwrap.dedent("""
+    import os, sys
+    import torch
+    from vaekit.training.distributed import DistContext, shutdown_distributed
+    context = DistContext(rank=0, world_size=2)  # enabled, though this group has one rank
+    torch.distributed.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+    def step(module):  # the DDP wrapper lives as long as the trainer, as in vaekit.api._fit
+        wrapped = context.wrap(module, torch.device("cpu"))
+        wrapped(torch.randn(2, 4)).sum().backward()
+    model = torch.nn.Linear(4, 4)
+    step(model)
+    shutdown_distributed()
+    names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+    print(sorted(name for name in names if "gloo" in name))
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are listed from /proc")
+def test_leaving_the_group_ends_gloo_threads(tmp_path: Path, data_store: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", LEAVE_GROUP, str(tmp_path / "rendezvous")], cwd=tmp_path,
+                            env=cli_env(data_store), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"gloo threads alive after destroy_process_group: {result.stdout}"

@@ -16,6 +16,15 @@ from torch import Tensor, nn
 
 from vaekit.errors import ConfigError
 
+if torch_dist.is_available():
+    # DDP imports torch.distributed.nn.functional on first use, and its functions take
+    # ``group=group.WORLD`` as a default argument, evaluated at import. Imported after
+    # init_process_group, ten such defaults hold the live process group for good: destroy_process_group
+    # then cannot free it, gloo's worker and socket threads are still running when the interpreter
+    # exits, and a rank can die in std::terminate (SIGABRT, "terminate called without an active
+    # exception"). Imported here, before any group exists, the defaults are None.
+    import torch.distributed.nn.functional  # noqa: F401
+
 
 @dataclass
 class DistContext:
@@ -70,6 +79,8 @@ def init_process_group(context: DistContext, device: torch.device) -> None:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group; with nothing else holding it, gloo joins its threads here, while the
+    interpreter is whole (see the import of torch.distributed.nn.functional above)."""
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
 
