@@ -41,6 +41,7 @@ app = typer.Typer(
 def _options(context: typer.Context,
              debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
     common.STATE["debug"] = debug
+    common.STATE["inputs"], common.STATE["outputs"] = set(), set()  # what this command reads and writes (see claim)
     if context.invoked_subcommand is None:
         typer.echo(context.get_help())
         raise typer.Exit(0)

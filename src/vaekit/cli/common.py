@@ -26,7 +26,6 @@ class Device(str, Enum):
 
 def run_app(app: typer.Typer) -> None:
     """Run the typer app; every exception becomes the outcome :func:`outcome` gives it."""
-    STATE["inputs"], STATE["outputs"] = set(), set()  # the files this command reads and writes (see claim)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as stop:
