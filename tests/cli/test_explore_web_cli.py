@@ -99,10 +99,13 @@ def test_max_connections_answers_503_over_the_cap(serve) -> None:
     port = _free_port()
     serve("--port", str(port), "--api-only", "--max-connections", "2")
     assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
-    stalled = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(2)]
+    stalled = []
     try:
-        for connection in stalled:
-            connection.sendall(b"GET /api/info HTTP/1.1\r\n")  # held open: the default deadline is 30 s
+        for _ in range(2):  # two requests in progress, their bodies held back (the deadline is 30 s)
+            stalled.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            stalled[-1].sendall(b"POST /api/decode HTTP/1.1\r\nHost: explorer\r\nContent-Length: 100\r\n"
+                                b"Expect: 100-continue\r\n\r\n")
+            assert stalled[-1].recv(4096).startswith(b"HTTP/1.1 100 ")  # the server has taken the request up
         status, body = _get(f"http://127.0.0.1:{port}/api/info")
         assert status == 503 and "more than 2 connections" in json.loads(body)["error"], body
     finally:

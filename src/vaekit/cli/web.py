@@ -48,8 +48,9 @@ def explore(
     api_only: bool = typer.Option(False, "--api-only", help="Serve the JSON API without the page."),
     device: Device = typer.Option(Device.auto, "--device", help="Device to run the model on."),
     max_connections: int = typer.Option(100, "--max-connections", min=1, max=10_000,
-                                        help="Connections served at once; a request on one more is answered "
-                                             "503 (Service Unavailable) and closed."),
+                                        help="Connections open at once. Above it a request that has arrived "
+                                             "closes the connection that has waited longest for one, or, when "
+                                             "all are busy, is answered 503 (Service Unavailable)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, max=3600.0,
                                   help="Seconds a client has to send each request, header and body, once "
                                        "connected; a slower one is answered 408 and disconnected."),

@@ -9,10 +9,12 @@ closed (one that has sent nothing of the request is closed without a word: it ma
 keep-alive connection, and an unasked-for 408 would be read as the answer to its next request). The
 time the app takes to answer is not counted.
 
-With more than ``max_connections`` connections open, each new request is answered 503 in JSON and
-its connection closed (uvicorn's ``limit_concurrency`` does the same in plain text, and without
-reading the body first). Stalled sockets count against the cap until their deadline closes them: a
-crowd of them makes the server busy for ``timeout`` seconds, not for ever.
+With more than ``max_connections`` connections open, a request that has arrived whole makes room by
+closing the connection that has waited longest for a request header (a stalled header gets its 408,
+an idle keep-alive connection is closed); a crowd of stalled sockets thus cannot turn real requests
+away. When every connection is busy with a request, a new one is answered 503 in JSON and closed
+(uvicorn's ``limit_concurrency`` answers every request over its cap, stalled sockets counted, in plain
+text and without reading the body first).
 
 Both sit in a subclass of uvicorn's h11 protocol (h11 is a dependency of uvicorn, always there;
 httptools, used by default when it is installed, is not needed): an ASGI middleware sees a request
@@ -22,6 +24,7 @@ only once its header is in, so it cannot bound a stalled header.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from functools import partial
@@ -37,24 +40,27 @@ log = logging.getLogger("vaekit")
 
 DEFAULT_MAX_CONNECTIONS = 100  # a page opens about 6; the load bench runs 50 clients
 DEFAULT_TIMEOUT = 30.0  # seconds to send one request: a 2 MB upload at 70 kB/s
+WAITS = itertools.count()  # orders the connections by how long they have waited for a request
 
 
 class DeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol with one deadline per request (``request_timeout`` seconds to send its
-    header and body, counted from when the server starts waiting for it) and a JSON 503 above
-    ``max_connections`` connections."""
+    header and body, counted from when the server starts waiting for it) and room made for a request
+    above ``max_connections`` connections, or a JSON 503."""
 
     def __init__(self, *args, request_timeout: float = DEFAULT_TIMEOUT,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout, self.max_connections = request_timeout, max_connections
         self.deadline: asyncio.TimerHandle | None = None
+        self.wait_number = 0  # when the server began to wait for the current request: a count over all waits
         self.limit_concurrency = None  # uvicorn's own check: replaced by _admit
         self.served_app, self.app = self.app, self._admit
 
     async def _admit(self, scope, receive, send) -> None:
         # this request's task is among self.tasks, its connection among self.connections
-        if max(len(self.connections), len(self.tasks)) <= self.max_connections:
+        over = max(len(self.connections), len(self.tasks)) > self.max_connections
+        if not over or self._make_room():
             await self.served_app(scope, receive, send)
             return
         log.warning("explore: over %d connections: a request answered 503 (see --max-connections)",
@@ -63,6 +69,16 @@ class DeadlineProtocol(H11Protocol):
         busy = {"error": f"server busy: more than {self.max_connections} connections open; try again shortly"}
         await JSONResponse(busy, status_code=503, headers={**SECURITY_HEADERS, "Connection": "close",
                                                            "Retry-After": "1"})(scope, receive, send)
+
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for a request header; False if none does."""
+        waiting = [c for c in self.connections if isinstance(c, DeadlineProtocol) and c.deadline is not None
+                   and c.conn.their_state is h11.IDLE and not c.transport.is_closing()]
+        if not waiting:
+            return False
+        min(waiting, key=lambda c: c.wait_number)._drop(f"not complete while the server was full "
+                                                          f"({self.max_connections} connections)")
+        return True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -85,20 +101,23 @@ class DeadlineProtocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
             self._cancel()
         elif self.deadline is None:
-            self.deadline = self.loop.call_later(self.request_timeout, self._expired)
+            self.wait_number = next(WAITS)
+            self.deadline = self.loop.call_later(self.request_timeout, self._drop,
+                                                 f"not received within {self.request_timeout:g} s")
 
     def _cancel(self) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
 
-    def _expired(self) -> None:
-        self.deadline = None
+    def _drop(self, why: str) -> None:
+        """Close the connection: with a 408 saying ``why`` if a request has begun and is not answered."""
+        self._cancel()
         if self.transport.is_closing():
             return
         started = self.conn.their_state is not h11.IDLE or bool(self.conn.trailing_data[0])
         if started and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # not answered yet
-            body = json.dumps({"error": f"request: not received within {self.request_timeout:g} s"}).encode()
+            body = json.dumps({"error": f"request: {why}"}).encode()
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
                                  b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
         self.transport.close()
