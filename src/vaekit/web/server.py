@@ -10,11 +10,11 @@ keep-alive connection, and an unasked-for 408 would be read as the answer to its
 time the app takes to answer is not counted.
 
 With more than ``max_connections`` connections open, a request that has arrived whole makes room by
-closing the connection that has waited longest for a request header (a stalled header gets its 408,
-an idle keep-alive connection is closed); a crowd of stalled sockets thus cannot turn real requests
-away. When every connection is busy with a request, a new one is answered 503 in JSON and closed
-(uvicorn's ``limit_concurrency`` answers every request over its cap, stalled sockets counted, in plain
-text and without reading the body first).
+closing the connection that has waited longest, and at least a second, for a request header (a
+stalled header gets its 408, an idle keep-alive connection is closed); a crowd of stalled sockets
+thus cannot turn real requests away for longer than that second. When every connection is busy with
+a request, a new one is answered 503 in JSON and closed (uvicorn's ``limit_concurrency`` answers
+every request over its cap, stalled sockets counted, in plain text and without reading the body).
 
 Both sit in a subclass of uvicorn's h11 protocol (h11 is a dependency of uvicorn, always there;
 httptools, used by default when it is installed, is not needed): an ASGI middleware sees a request
@@ -41,6 +41,9 @@ log = logging.getLogger("vaekit")
 DEFAULT_MAX_CONNECTIONS = 100  # a page opens about 6; the load bench runs 50 clients
 DEFAULT_TIMEOUT = 30.0  # seconds to send one request: a 2 MB upload at 70 kB/s
 WAITS = itertools.count()  # orders the connections by how long they have waited for a request
+# A connection closed to make room must have waited this long for its header: one just opened may
+# have its bytes on the way (in a burst the server reads them late), and closing it would reset it.
+STALLED_AFTER = 1.0
 
 
 class DeadlineProtocol(H11Protocol):
@@ -53,7 +56,7 @@ class DeadlineProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.request_timeout, self.max_connections = request_timeout, max_connections
         self.deadline: asyncio.TimerHandle | None = None
-        self.wait_number = 0  # when the server began to wait for the current request: a count over all waits
+        self.wait_number, self.waiting_since = 0, 0.0  # when the server began to wait for the current request
         self.limit_concurrency = None  # uvicorn's own check: replaced by _admit
         self.served_app, self.app = self.app, self._admit
 
@@ -71,9 +74,11 @@ class DeadlineProtocol(H11Protocol):
                                                            "Retry-After": "1"})(scope, receive, send)
 
     def _make_room(self) -> bool:
-        """Close the connection that has waited longest for a request header; False if none does."""
+        """Close the connection that has waited longest for a request header (at least
+        :data:`STALLED_AFTER` seconds); False if none has."""
+        since = self.loop.time() - STALLED_AFTER
         waiting = [c for c in self.connections if isinstance(c, DeadlineProtocol) and c.deadline is not None
-                   and c.conn.their_state is h11.IDLE and not c.transport.is_closing()]
+                   and c.conn.their_state is h11.IDLE and c.waiting_since <= since and not c.transport.is_closing()]
         if not waiting:
             return False
         min(waiting, key=lambda c: c.wait_number)._drop(f"not complete while the server was full "
@@ -101,7 +106,7 @@ class DeadlineProtocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
             self._cancel()
         elif self.deadline is None:
-            self.wait_number = next(WAITS)
+            self.wait_number, self.waiting_since = next(WAITS), self.loop.time()
             self.deadline = self.loop.call_later(self.request_timeout, self._drop,
                                                  f"not received within {self.request_timeout:g} s")
 
