@@ -1,5 +1,6 @@
-"""`vaekit explore`: the server starts on loopback and answers, --api-only leaves out the page, and an
-address that cannot be used or a missing web extra is one line with exit code 2."""
+"""`vaekit explore`: the server starts on loopback and answers, --api-only leaves out the page,
+--timeout and --max-connections reach the server, and an address that cannot be used, an option out
+of range or a missing web extra is one line with exit code 2."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,14 +75,48 @@ def test_api_only_serves_no_page(serve) -> None:
 
 
 def _wait_for(url: str, tries: int = 100) -> tuple[int, bytes]:
-    import time
-
     for _ in range(tries):
         try:
             return _get(url)
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.1)
     pytest.fail(f"{url} never answered")
+
+
+def test_timeout_closes_a_stalled_request(serve) -> None:
+    port = _free_port()
+    serve("--port", str(port), "--api-only", "--timeout", "1")
+    assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+        stalled.sendall(b"GET /api/info HTTP/1.1\r\nHost: explorer\r\n")  # and never the blank line
+        answer, deadline = b"", time.monotonic() + 30
+        while time.monotonic() < deadline and (chunk := stalled.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"not received within 1 s" in answer, answer
+
+
+def test_max_connections_answers_503_over_the_cap(serve) -> None:
+    port = _free_port()
+    serve("--port", str(port), "--api-only", "--max-connections", "2")
+    assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
+    stalled = []
+    try:
+        for _ in range(2):  # two requests in progress, their bodies held back (the deadline is 30 s)
+            stalled.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            stalled[-1].sendall(b"POST /api/decode HTTP/1.1\r\nHost: explorer\r\nContent-Length: 100\r\n"
+                                b"Expect: 100-continue\r\n\r\n")
+            assert stalled[-1].recv(4096).startswith(b"HTTP/1.1 100 ")  # the server has taken the request up
+        status, body = _get(f"http://127.0.0.1:{port}/api/info")
+        assert status == 503 and "more than 2 connections" in json.loads(body)["error"], body
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
+@pytest.mark.parametrize("option", [("--timeout", "0"), ("--timeout", "nan"), ("--max-connections", "0")])
+def test_an_option_out_of_range_is_refused(run_main, pristine_run: Path, option: tuple[str, str]) -> None:
+    code, _, err = run_main("explore", pristine_run, *option)
+    assert code == 2 and option[0] in err and "Traceback" not in err, err
 
 
 def test_a_busy_port_is_one_line(run_main, pristine_run: Path) -> None:

@@ -1,5 +1,6 @@
 """Fixtures for the explorer: apps over three kinds of run (images, a conditional model, a table with
-text and holes), a real server on a free loopback port, and a headless Chromium (Debian's, driven by
+text and holes), real servers on free loopback ports (as ``vaekit explore`` serves, and with a short
+request deadline or a small connection cap), and a headless Chromium (Debian's, driven by
 Playwright through ``executable_path``; skipped with the reason when there is none)."""
 
 from __future__ import annotations
@@ -119,12 +120,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve(app):
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
+def _serve(app, **options):
+    """Serve ``app`` as ``vaekit explore`` does (``options``: its request timeout and connection cap) on
+    a free loopback port in a thread; yields its base URL."""
     import uvicorn
 
+    from vaekit.web.server import server_config
+
     port = _free_port()
-    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    instance = uvicorn.Server(server_config(app, "127.0.0.1", port, **options))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -198,3 +202,15 @@ def upload_png(tmp_path: Path) -> Path:
     path = tmp_path / "ring.png"
     picture.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def strict_server(digits_vae) -> str:
+    """The digits explorer with a 1 s request deadline and a cap of 8 connections: its base URL."""
+    yield from _serve(create_app(digits_vae), timeout=1.0, max_connections=8)
+
+
+@pytest.fixture(scope="session")
+def capped_server(digits_vae) -> str:
+    """The digits explorer with a cap of 4 connections and a deadline longer than any test: its base URL."""
+    yield from _serve(create_app(digits_vae), timeout=600.0, max_connections=4)

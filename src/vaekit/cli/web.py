@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
 import socket
@@ -46,20 +47,27 @@ def explore(
                              "default the run's held-out split."),
     api_only: bool = typer.Option(False, "--api-only", help="Serve the JSON API without the page."),
     device: Device = typer.Option(Device.auto, "--device", help="Device to run the model on."),
+    max_connections: int = typer.Option(100, "--max-connections", min=1, max=10_000,
+                                        help="Connections open at once. Above it a request that has arrived "
+                                             "closes the connection that has waited longest for one, or, when "
+                                             "all are busy, is answered 503 (Service Unavailable)."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, max=3600.0,
+                                  help="Seconds a client has to send each request, header and body, once "
+                                       "connected; a slower one is answered 408 and disconnected."),
 ) -> None:
     """Explore a run's latent space in the browser: samples, sliders, interpolation, a map, uploads."""
     from vaekit.errors import ConfigError
     from vaekit.training.distributed import select_device
     from vaekit.web import create_app
 
-    try:
-        import uvicorn
-    except ImportError:
-        raise ConfigError("the explorer needs the web extra (uvicorn is missing): pip install 'vaekit[web]'") from None
+    if importlib.util.find_spec("uvicorn") is None:  # said now, not after the model loads
+        raise ConfigError("the explorer needs the web extra (uvicorn is missing): pip install 'vaekit[web]'")
     _check_address(host, port)
     run = load_run(run_dir, device=str(select_device(device.value)))
     app = create_app(run, load_inputs(run, data), api_only=api_only)
     app.state.explorer.info()  # codes, summary and threshold now, not on the first page load
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"vaekit explorer: http://{shown}:{port}/{'api/openapi.json' if api_only else ''}  (Ctrl-C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    from vaekit.web.server import serve
+
+    serve(app, host, port, max_connections=max_connections, timeout=timeout)

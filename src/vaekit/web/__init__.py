@@ -1,7 +1,8 @@
 """The latent explorer in the browser (``vaekit explore``; needs the ``[web]`` extra).
 
 :class:`~vaekit.web.explorer.Explorer` does the work (no HTTP); :func:`~vaekit.web.app.create_app`
-serves it as a JSON API and a page of static files shipped in the package (no CDN, no build step).
+serves it as a JSON API and a page of static files shipped in the package (no CDN, no build step);
+:func:`~vaekit.web.server.serve` runs that under uvicorn with request deadlines and a connection cap.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and the page at ``/``, which uses nothing but that API.
 
 Every request field is validated (types, ranges, finite numbers, no unknown fields); a body larger
-than :attr:`Limits.max_body_bytes` is refused before it is read; errors are JSON ``{"error": one
+than :attr:`Limits.max_body_bytes` is refused with a 413 without being kept; errors are JSON ``{"error": one
 line}`` with a 4xx code, and an internal error is a 500 with no traceback. No request names a file:
 the run and its data are fixed when the server starts.
 """
@@ -34,6 +34,7 @@ STATIC = Path(__file__).parent / "static"
 CAPS = Limits()  # request-field caps (the page reads them from /api/info)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "application/octet-stream")
 MAX_ERRORS = 10  # validation errors listed in a 422's detail
+DRAIN_BYTES = 32 * 1024 * 1024  # an oversized body read and dropped so that its client can read the 413
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -105,9 +106,29 @@ class MapDecodeRequest(_Request):
     label: Label = None
 
 
+async def discard_body(scope, receive, read: int = 0, limit: int = DRAIN_BYTES) -> None:
+    """Read the rest of a request's body and drop it (``read`` bytes of it read already), unless it
+    is declared over ``limit`` bytes or its client waits for a ``100 Continue`` (it has sent none).
+
+    Called before an answer that closes the connection unasked (413, 503): a client such as Python's
+    http.client sends its whole body before it reads the answer, and a server that closes while the
+    body is still arriving makes the kernel send a reset, which throws the answer away. The server's
+    request deadline bounds the time this takes."""
+    headers = dict(scope.get("headers") or [])
+    length = headers.get(b"content-length", b"0")
+    if headers.get(b"expect", b"").lower() == b"100-continue" or not length.isdigit() or int(length) > limit:
+        return
+    while read <= limit:
+        event = await receive()
+        if event["type"] != "http.request" or not event.get("more_body", False):
+            return
+        read += len(event.get("body", b""))
+
+
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with a 413: by Content-Length when it is given, else
-    by reading the (chunked) body here, up to the cap, and handing the app a replay of it."""
+    """Refuse request bodies over ``max_bytes`` with a 413 (and ``Connection: close``): by
+    Content-Length when it is given, else by reading the (chunked) body here, up to the cap, and
+    handing the app a replay of it. The body is read to its end first (see :func:`discard_body`)."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -116,12 +137,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JSONResponse({"error": f"request body: expected at most {self.max_bytes:,} bytes"},
-                                 status_code=413, headers=SECURITY_HEADERS)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._refuse(scope, receive, send, 0)
                 return
             await self.app(scope, receive, send)  # the server holds the body to its stated length
             return
@@ -133,7 +152,7 @@ class BodyLimit:
                 break
             size += len(event.get("body", b""))
             if size > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._refuse(scope, receive, send, size if event.get("more_body", False) else None)
                 return
             events.append(event)
             if not event.get("more_body", False):
@@ -144,6 +163,13 @@ class BodyLimit:
             return next(replay, None) or await receive()
 
         await self.app(scope, replayed, send)
+
+    async def _refuse(self, scope, receive, send, read: int | None) -> None:
+        """The 413, after the rest of the body (``read`` bytes of it read so far; None: all of it)."""
+        if read is not None:
+            await discard_body(scope, receive, read)
+        await JSONResponse({"error": f"request body: expected at most {self.max_bytes:,} bytes"}, status_code=413,
+                           headers={**SECURITY_HEADERS, "Connection": "close"})(scope, receive, send)
 
 
 def _one_line(errors: list[dict[str, Any]]) -> str:
