@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 
 WAIT = 30_000  # ms: a cold CPU under load is slow, but nothing here takes near this long
+# ms: t-SNE of the map's points took 1.2-1.5 s here when quiet and 18-32 s with the two cores ten
+# times oversubscribed; the bound is for a hang, not for speed
+TSNE_WAIT = 180_000
 
 
 # ---------------------------------------------------------------- helpers
@@ -285,7 +288,7 @@ def test_hovering_the_map_shows_the_item(page):
 def test_choosing_tsne_redraws_the_map_and_clicks_decode_on_it(page):
     before = _map_pixels(page)
     with page.expect_response(lambda r: urlsplit(r.url).path == "/api/map" and "method=tsne" in r.url,
-                              timeout=WAIT) as caught:
+                              timeout=TSNE_WAIT) as caught:
         page.locator("#map-method").select_option("tsne")
     assert caught.value.status == 200
     assert caught.value.json()["method"] == "tsne"
