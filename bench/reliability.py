@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 TINY = ["--data", "digits", "--set", "model.hidden=[32]", "--set", "model.latent_dim=4", "--set", "eval.k=10",
-        "--quiet"]
+        "--quiet"]  # --width replaces the 32: a wider model makes training a larger share of a run's time
 
 
 def vaekit(*args: str | Path, limit: int | None = None, wait: bool = True):
@@ -138,11 +138,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=10)
-    parser.add_argument("--limits", default="2048,16384,65536,262144", help="RLIMIT_FSIZE values (bytes) to try")
+    parser.add_argument("--limits", default="2048,16384,65536,262144",
+                        help="RLIMIT_FSIZE values (bytes) to try, comma-separated; empty: none")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of each killed run")
+    parser.add_argument("--width", type=int, default=32, help="hidden width of the killed runs' model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/reliability.json"))
     args = parser.parse_args()
+    TINY[TINY.index("model.hidden=[32]")] = f"model.hidden=[{args.width}]"
     rng = random.Random(args.seed)
     report: dict = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "command": " ".join(sys.argv), "kill": [], "concurrent": [], "disk_full": []}
@@ -151,7 +154,7 @@ def main() -> None:
     for kind, count, trial in (("kill", args.kills, lambda w: kill_trial(w, rng, args.epochs, whole)),
                                ("concurrent", args.concurrent, concurrent_trial),
                                ("disk_full", None, None)):
-        cases = ([lambda w, limit=int(v): disk_full_trial(w, limit) for v in args.limits.split(",")]
+        cases = ([lambda w, limit=int(v): disk_full_trial(w, limit) for v in args.limits.split(",") if v]
                  if kind == "disk_full" else [trial] * count)
         for case in cases:
             work = Path(tempfile.mkdtemp(prefix=f"vaekit-{kind}-"))
