@@ -256,7 +256,7 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
         if train.tensorboard:
             callbacks.append(TensorBoard(out / "tensorboard"))
     if train.progress:
-        callbacks.append(ProgressBar(train.epochs, steps))
+        callbacks.append(ProgressBar(train.epochs, steps, train.batch_size))
     return callbacks
 
 

@@ -32,6 +32,7 @@ from torch.distributions import Distribution
 from vaekit.data.tokens import BOS, EOS, PAD, UNK
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.errors import ConfigError
+from vaekit.networks import recurrent
 
 STRATEGIES = ("greedy", "sample", "top-k", "beam")
 DECODERS = ("gru", "transformer")
@@ -108,6 +109,27 @@ class TokenFamily(nn.Module, LikelihoodFamily):
         hidden = self.transformer(hidden, mask=causal, is_causal=True)
         return self.out(hidden[:, n - inputs.shape[1] :]), prefix
 
+    def teacher_forced(self, context: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+        """log p(target_t | inputs_<=t, context) (N, S), 0 where the target is ``<pad>``: what
+        :meth:`logits` and a cross-entropy give, computed on the CPU with less arithmetic (GRU only;
+        see networks/recurrent.py). Each row runs to its last target that is not ``<pad>``, only those
+        positions reach the output layer, and the GRU's input projection is split as
+        W_ih [e; c] = W_e e + W_c c, so the context's share is computed once per sequence."""
+        span = torch.arange(1, targets.shape[1] + 1, device=targets.device)
+        lengths = ((targets != PAD) * span).amax(1).clamp_min(1)  # (N,): steps up to the last real target
+        schedule = recurrent.Schedule.of(lengths)
+        time, row = schedule.positions()  # (P,) each
+        rnn, embed_dim = self.rnn, self.embed.embedding_dim
+        weight = rnn.weight_ih_l0  # (3H, E + C): the token's embedding, then the context
+        per_sequence = F.linear(context, weight[:, embed_dim:], rnn.bias_ih_l0)  # (N, 3H)
+        steps = recurrent.projected_inputs(self.embed, inputs[row, time], weight[:, :embed_dim], None)  # (P, 3H)
+        outputs, _ = recurrent.gru_by_length(steps + per_sequence[row], self.start(context[schedule.order])[0],
+                                             rnn.weight_hh_l0, rnn.bias_hh_l0, schedule.live)  # (P, H)
+        target = targets[row, time]  # (P,)
+        values = -F.cross_entropy(self.out(outputs), target, reduction="none")  # (P,)
+        values = torch.where(target != PAD, values, values.new_zeros(()))
+        return values.new_zeros(targets.shape).index_put((row, time), values)  # (N, S)
+
     def _steps(self, context: Tensor, ids: Tensor) -> Tensor:
         """The network's input at each position: the token's embedding and the context (N, S, E + C)."""
         return torch.cat([self.embed(ids), context.unsqueeze(1).expand(-1, ids.shape[1], -1)], -1)
@@ -140,9 +162,12 @@ class TokenSequence(Distribution):
         if family.training and family.word_dropout > 0:  # Bowman et al. 2016: lean on z, not the prefix
             drop = torch.rand(inputs.shape, device=inputs.device) < family.word_dropout
             inputs = torch.where(drop & (inputs != BOS) & (inputs != PAD), torch.full_like(inputs, UNK), inputs)
-        logits, _ = family.logits(context, inputs)  # (N, T-1, V)
-        values = -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (N, T-1)
-        values = torch.where(targets != PAD, values, values.new_zeros(()))
+        if family.decoder == "gru" and context.device.type in recurrent.DEVICES:
+            values = family.teacher_forced(context, inputs, targets)
+        else:
+            logits, _ = family.logits(context, inputs)  # (N, T-1, V)
+            values = -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (N, T-1)
+            values = torch.where(targets != PAD, values, values.new_zeros(()))
         values = torch.cat([values.new_zeros(values.shape[0], 1), values], 1)  # <bos> is given
         return values.view(*self.context.shape[:-1], -1)
 

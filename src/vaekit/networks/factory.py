@@ -39,7 +39,8 @@ class TableEncoder(nn.Module):
 
 class SequenceEncoder(nn.Module):
     """Token ids (B, T) -> features (B, 2H): an embedding and a bidirectional GRU over each sequence
-    up to its ``<eos>`` (packed, so padding never enters), its two final states side by side."""
+    up to its ``<eos>`` (padding never enters), its two final states side by side. On the CPU the
+    GRU runs by length (networks/recurrent.py), elsewhere as ``nn.GRU`` over packed sequences."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden: int) -> None:
         super().__init__()
@@ -54,11 +55,34 @@ class SequenceEncoder(nn.Module):
         import torch
         from torch.nn.utils.rnn import pack_padded_sequence
 
+        from vaekit.networks import recurrent
+
         ids = x.long()
-        lengths = (ids != self.pad).sum(1).clamp_min(1).cpu()  # packing needs them on the host
-        packed = pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        lengths = (ids != self.pad).sum(1).clamp_min(1)  # (B,)
+        if ids.device.type in recurrent.DEVICES:
+            return self._by_length(ids, lengths)
+        packed = pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, state = self.rnn(packed)  # (2, B, H): the forward and backward final states
         return torch.cat([state[0], state[1]], -1)
+
+    def _by_length(self, ids, lengths):
+        """The packed GRU's final states, computed by :func:`~vaekit.networks.recurrent.gru_by_length`."""
+        import torch
+
+        from vaekit.networks.recurrent import Schedule, gru_by_length, projected_inputs
+
+        schedule = Schedule.of(lengths)
+        time, row = schedule.positions()  # (P,) each
+        forward = ids[row, time]
+        backward = ids[row, lengths[row] - 1 - time]  # each row read from its end
+        rnn, states = self.rnn, []
+        for suffix, tokens in (("", forward), ("_reverse", backward)):
+            weights = [getattr(rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")]
+            inputs = projected_inputs(self.embed, tokens, weights[0], weights[1])  # (P, 3H)
+            start = torch.zeros(len(ids), rnn.hidden_size, dtype=inputs.dtype, device=ids.device)
+            states.append(gru_by_length(inputs, start, weights[2], weights[3], schedule.live)[1])
+        features = torch.cat(states, -1)  # (B, 2H), longest first
+        return features[schedule.order.argsort()]
 
 
 def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int | None = None,

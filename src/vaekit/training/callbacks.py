@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,23 +175,60 @@ def progress_bar(total: int, desc: str, initial: int = 0, unit: str = "it") -> A
     return tqdm(total=total, initial=initial, leave=False, dynamic_ncols=True, desc=desc, unit=unit)
 
 
-class ProgressBar(Callback):
-    """A tqdm bar per epoch with loss, -ELBO parts and samples/s, refreshed every ``log_every``."""
+def duration_text(seconds: float) -> str:
+    """A time left as people read it: 42s, 7m05s, 3h12m."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
-    def __init__(self, epochs: int, steps_per_epoch: int) -> None:
-        self.epochs, self.steps = epochs, steps_per_epoch
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch: steps done, samples/s and the time left in the epoch and in the run
+    (validation not counted), shown from the first seconds of the first epoch; the loss and -ELBO
+    parts join them every ``log_every`` steps. Between those it is refreshed at most every
+    ``refresh`` seconds from the step count and the clock alone, so it never waits on the device."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int, refresh: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.epochs, self.steps, self.batch_size = epochs, steps_per_epoch, batch_size
+        self.refresh, self.clock = refresh, clock
         self.bar = None
+        self.metrics: dict[str, str] = {}
+        self.started = self.shown_at = 0.0
+        self.first_step = 0
 
     def on_epoch_begin(self, trainer: Trainer) -> None:
         if trainer.is_main:
             self.bar = progress_bar(self.steps, f"epoch {trainer.state.epoch + 1}/{self.epochs}", trainer.state.step)
+            self.started = self.shown_at = self.clock()
+            self.first_step, self.metrics = trainer.state.step, {}
+
+    def on_batch_begin(self, trainer: Trainer) -> None:
+        if self.bar is not None and self.clock() - self.shown_at >= self.refresh:
+            self.show(trainer)
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self.bar is not None:
-            self.bar.n = trainer.state.step
-            shown = {k: f"{v:.3f}" for k, v in metrics.items() if k != "samples_per_s"}
-            shown["samples/s"] = f"{metrics.get('samples_per_s', 0.0):.0f}"
-            self.bar.set_postfix(shown, refresh=True)
+            self.metrics = {k: f"{v:.3f}" for k, v in metrics.items() if k != "samples_per_s"}
+            self.show(trainer)
+
+    def show(self, trainer: Trainer) -> None:
+        """Refresh the bar: the step, the last logged metrics, and the pace of this epoch so far."""
+        now = self.shown_at = self.clock()
+        state = trainer.state
+        self.bar.n = state.step
+        shown = dict(self.metrics)
+        done, elapsed = state.step - self.first_step, now - self.started
+        if done > 0 and elapsed > 0:
+            per_step = elapsed / done
+            epoch_left = (self.steps - state.step) * per_step
+            shown["samples/s"] = f"{self.batch_size / per_step:.0f}"
+            shown["epoch left"] = duration_text(epoch_left)
+            shown["run left"] = duration_text(epoch_left + (self.epochs - state.epoch - 1) * self.steps * per_step)
+        self.bar.set_postfix(shown, refresh=True)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         if self.bar is not None:
