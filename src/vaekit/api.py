@@ -32,6 +32,7 @@ from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
 from vaekit.files import FolderLock, sweep_partial_writes
 from vaekit.models import VAE, build_model, build_objective, check_model_fits
+from vaekit.training import cpu
 from vaekit.training.callbacks import (
     EarlyStopping,
     HistoryCSV,
@@ -350,6 +351,8 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
     device = select_device(config.train.device, context)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    elif device.type == "cpu" and context.is_main and (busy := cpu.check_busy_machine(torch.get_num_threads())):
+        log.warning(busy)
     init_process_group(context, device)
     try:
         return _fit_ranks(config, folder, resume, raw, context, device)

@@ -115,3 +115,20 @@ def test_compiled_step_matches_eager(tmp_path, monkeypatch) -> None:
         trainer.fit(TensorBatches(batches().tensors, 16, seed=0, drop_last=True), None, 2)
         losses.append(trainer.state.history[-1]["loss"])
     assert losses[1] == pytest.approx(losses[0], rel=1e-3)  # fused kernels reorder float arithmetic
+
+
+@pytest.mark.parametrize(("threads", "load", "cores", "warned"), [
+    (2, 9.8, 2, True),   # the machine this project develops on, ten times oversubscribed
+    (2, 2.5, 2, False),  # busy but not over 1.5 a core
+    (1, 9.8, 2, False),  # one thread waits on no other
+    (16, 20.0, 16, False),
+])
+def test_a_busy_machine_is_said_once_with_the_remedy(threads: int, load: float, cores: int, warned: bool) -> None:
+    """Issue 18: seq-vae trained at 26-40 samples/s without a word; two threads on two oversubscribed
+    cores ran ten times slower than one."""
+    from vaekit.training.cpu import busy_machine_warning
+
+    line = busy_machine_warning(threads, load, cores)
+    assert (line is not None) == warned
+    if warned:
+        assert f"load average {load:.1f} on {cores} cores" in line and "train.threads=1" in line

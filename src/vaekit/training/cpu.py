@@ -87,3 +87,28 @@ def flush_denormals() -> bool:
             return False
     _done_for = threads
     return True
+
+
+BUSY = 1.5  # load average per core above which a machine counts as oversubscribed
+
+
+def busy_machine_warning(threads: int, load: float, cores: int) -> str | None:
+    """A line when torch's ``threads`` intra-op threads would share ``cores`` with a load average of
+    ``load`` (other processes): each parallel region then waits for a descheduled thread. With the
+    two cores here ten times oversubscribed, the seq-vae step ran 17 samples/s on two threads against
+    186 on one (bench/seq_reference.py, BENCHMARKS.md), and the reference loop alike."""
+    if threads <= 1 or load <= BUSY * cores:
+        return None
+    return (f"this machine is busy (load average {load:.1f} on {cores} cores) and torch trains on {threads} threads, "
+            "which then wait on each other: one thread can be several times faster; set train.threads=1")
+
+
+def check_busy_machine(threads: int) -> str | None:
+    """:func:`busy_machine_warning` for this machine now (None where the load average is unknown)."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+    return busy_machine_warning(threads, load, os.cpu_count() or 1)
