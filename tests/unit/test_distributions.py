@@ -166,6 +166,25 @@ def test_likelihood_log_prob_matches_torch(name: str, lead: tuple[int, ...], eve
     torch.testing.assert_close(px.mean, reference.mean)
 
 
+def test_bernoulli_log_prob_is_the_same_with_and_without_gradients() -> None:
+    """Evaluation (no gradients) takes x . logits - sum softplus(logits); training the BCE kernel:
+    the same values, saturated logits and masks included, and gradients x - sigmoid(logits)."""
+    family = _family("bernoulli", (1, 4, 3))
+    raw = torch.randn(2, 3, 1, 1, 4, 3, generator=gen(6)) * 8  # (S, B, P, C, H, W)
+    raw[0, 0, 0, 0, 0] = torch.tensor([60.0, -60.0, 25.0])  # softplus' linear range and far beyond
+    x = _data_in_unit(3, (1, 4, 3)).round()  # (B, C, H, W): binary, as where logits saturate
+    with torch.no_grad():
+        fast = family(raw).log_prob(x)
+    trained = raw.clone().requires_grad_()
+    slow = family(trained).log_prob(x)
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-6)
+    slow.sum().backward()
+    torch.testing.assert_close(trained.grad[:, :, 0], x - torch.sigmoid(raw[:, :, 0]))
+    mask = _data_in_unit(3, (1, 4, 3)) > 0.3
+    with torch.no_grad():
+        torch.testing.assert_close(family(raw).log_prob(x, mask), family(trained).log_prob(x, mask))
+
+
 def test_learned_gaussian_scale_is_bounded_below_and_follows_the_decoder() -> None:
     family = LIKELIHOODS.get("gaussian_learned")(1)
     assert family.n_params == 2

@@ -11,9 +11,11 @@ import torch
 import vaekit
 from vaekit.config import resolve_config
 from vaekit.data.loaders import prepare_data, to_tensors
+from vaekit.distributions.posteriors import KeyedNoise
 from vaekit.evaluation import likelihood
 from vaekit.evaluation.likelihood import bounds, log_weights
 from vaekit.evaluation.report import evaluate
+from vaekit.models import build_model
 
 LATENT = 4
 TINY = ["data.source=digits", "data.max_samples=400", f"model.latent_dim={LATENT}", "model.hidden=[32]",
@@ -88,6 +90,82 @@ def test_chunk_size_does_not_change_the_estimate(trained, monkeypatch: pytest.Mo
     # Independent k=400 estimates of the same quantity: agree to Monte Carlo accuracy (~0.1 nat here).
     assert abs(float(whole.mean() - chunked.mean())) < 0.1
     torch.testing.assert_close(whole, chunked, atol=1.0, rtol=0.0)
+
+
+@torch.no_grad()
+def reference_log_weights(model: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor,
+                          labels: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(x|z) + log p(z) - log q(z|x) one item and one draw at a time, z = mu + sigma * eps
+    (k, B, L), with torch.distributions' densities and the likelihood's per-value form: (k, B)."""
+    k, n = eps.shape[:2]
+    out = torch.empty(k, n, dtype=torch.float64)
+    standard = torch.distributions.Normal(0.0, 1.0)
+    for b in range(n):
+        item, label = x[b : b + 1], None if labels is None else labels[b : b + 1]
+        qz = model.encode(item, label)
+        posterior = torch.distributions.Normal(qz.loc[0], qz.scale[0])
+        for s in range(k):
+            z = qz.loc[0] + qz.scale[0] * eps[s, b]  # (L,)
+            log_px = model.decode(z[None], label).log_prob_elements(item).sum()
+            out[s, b] = float(log_px + standard.log_prob(z).sum() - posterior.log_prob(z).sum())
+    return out
+
+
+def replayed_noise(generator: torch.Generator, sizes: list[int], n: int, latent: int) -> torch.Tensor:
+    """The standard normal draws ``generator`` gives chunks of ``sizes`` draws of n items: (k, n, L)."""
+    return torch.cat([torch.randn(size, n, latent, generator=generator) for size in sizes])
+
+
+@pytest.mark.parametrize("draws_per_chunk", [3, None])
+def test_batched_importance_weights_equal_a_per_draw_reference(trained, monkeypatch: pytest.MonkeyPatch,
+                                                               draws_per_chunk: int | None) -> None:
+    """Items x draws batched through the decoder, in chunks or not, give the weights and the NLL of
+    the textbook loop over items and draws on the same noise."""
+    run, x = trained
+    batch, k = x[:6], 10
+    sizes = [k]
+    if draws_per_chunk is not None:
+        monkeypatch.setattr(likelihood, "CHUNK_ELEMENTS", draws_per_chunk * batch[0].numel() * len(batch))
+        sizes = [3, 3, 3, 1]
+    weights = log_weights(run.model, batch, k, gen(7))
+    reference = reference_log_weights(run.model, batch, replayed_noise(gen(7), sizes, len(batch), LATENT))
+    torch.testing.assert_close(weights.double(), reference, atol=2e-4, rtol=1e-6)
+    values = bounds(run.model, batch, k, gen(8))
+    generator = gen(8)
+    torch.randn(len(batch), LATENT, generator=generator)  # bounds draws the ELBO's z first
+    eps = replayed_noise(generator, sizes, len(batch), LATENT)
+    nll = -(torch.logsumexp(reference_log_weights(run.model, batch, eps), 0) - math.log(k))
+    torch.testing.assert_close(values["nll"].double(), nll, atol=2e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [["model.likelihood=gaussian", "data.scale=standardize"],
+                                       ["model.condition=label"]], ids=["gaussian", "conditional"])
+def test_other_likelihoods_and_conditional_models_equal_the_reference(overrides: list[str]) -> None:
+    config = resolve_config(preset="vae", overrides=[*TINY, *overrides])
+    data = prepare_data(config.data)
+    tensors = to_tensors(data.test, data.spec)
+    torch.manual_seed(0)
+    model = build_model(data.spec, config.model).eval()
+    batch, labels = tensors["x"][:5], tensors["y"][:5] if model.condition_dim else None
+    weights = log_weights(model, batch, 8, gen(9), condition=labels)
+    reference = reference_log_weights(model, batch, replayed_noise(gen(9), [8], len(batch), LATENT), labels)
+    torch.testing.assert_close(weights.double(), reference, atol=2e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["vae", "hvae", "iwae"])
+def test_an_items_weights_do_not_depend_on_the_batch_it_is_evaluated_in(preset: str) -> None:
+    """With per-item noise (KeyedNoise), a batch's weights are each item's own, hierarchical models'
+    (a draw per layer) included: the batching computes the per-item estimator."""
+    config = resolve_config(preset=preset, overrides=TINY)
+    data = prepare_data(config.data)
+    x = to_tensors(data.test, data.spec)["x"][:5]
+    torch.manual_seed(0)
+    model = build_model(data.spec, config.model).eval()
+    keys = torch.arange(len(x))
+    together = log_weights(model, x, 7, KeyedNoise(keys, 1), chunk=7)  # (7, 5)
+    alone = torch.cat([log_weights(model, x[b : b + 1], 7, KeyedNoise(keys[b : b + 1], 1), chunk=7)
+                       for b in range(len(x))], 1)
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-6)
 
 
 DOCUMENTED = {"neg_elbo", "elbo", "recon", "kl", "nll", "k", "bits_per_dim", "kl_per_dim", "active_units",
