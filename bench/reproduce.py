@@ -1,7 +1,7 @@
 """The reproduction suite (issue 18): the family's claims at the papers' budgets, in one command that fits
 in ten minutes of one H100/H200, every part a concurrent process with its own time limit.
 
-    bash bench/gpu.sh setup reproduce                       # on the GPU machine; writes $OUT/reproduce.json
+    bash bench/gpu.sh setup reproduce    # on the GPU machine: $OUT/reproduce.json (parts/ and logs/ beside it)
     python bench/reproduce.py --evaluate bench/results/gpu/reproduce.json   # later, where RDKit is: MOSES
     python bench/reproduce.py --quick --out /tmp/reproduce  # the same plumbing, scaled down, on a CPU
 
@@ -57,6 +57,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,7 +165,8 @@ def plan_jobs(budget: Budget, out: Path) -> list[dict]:
             "--set", f"model.beta={MOSES['kl_weight']}", "--set", "model.word_dropout=0", "--set", "model.free_bits=0",
             "--set", f"train.grad_clip={MOSES['grad_clip']}",
             *(["--set", "train.threads=1"] if budget.device == "cpu" else []),
-            "--runs", str(out / "moses_runs" / tokens), "--out", str(parts / f"moses_{tokens}.json")]})
+            "--runs", str(Path(tempfile.gettempdir()) / "reproduce_moses_runs" / tokens),
+            "--out", str(parts / f"moses_{tokens}.json")]})
     family_train = max(0.1, (limit - 90) / 60) if budget.device != "cpu" else 1.0
     for name, preset, sets in (("vae", "vae", ["model.hidden=[716, 358]"]), ("hvae", "hvae", [])):
         sets = [*sets, f"train.max_minutes={family_train:.2f}", f"train.device={budget.device}",
@@ -262,6 +264,10 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.3g}%"
+
+
 def cell(entry: dict, metric: str) -> str:
     return f"{entry[metric]['mean']:.3f} ± {entry[metric]['std']:.3f}" if metric in entry else "-"
 
@@ -270,14 +276,14 @@ def print_table(report: dict) -> None:
     print(f"\nDisentanglement, dSprites ({report['budget']['dsprites_images'] or 'all 737,280'} images)")
     print(f"{'protocol':<9} {'model':<11} {'seeds':>5} {'budget':>22} {'MIG':>15} {'FactorVAE':>15}")
     for entry in report["dsprites"]["summary"]:
-        fraction = f"{100 * entry['budget_fraction']:.1f}% of the paper's"
+        fraction = f"{percent(entry['budget_fraction'])} of the paper's"
         print(f"{entry['protocol']:<9} {entry['model']:<11} {entry['seeds']:>5} {fraction:>22} "
               f"{cell(entry, 'mig'):>15} {cell(entry, 'factor_vae'):>15}")
     print("\nMOSES (validity, unique@10k, novelty: `python bench/reproduce.py --evaluate` where RDKit is)")
     print(f"{'model':<8} {'epochs':>7} {'budget':>22} {'KL weight':>9} {'test NLL':>9} {'valid':>6} {'uniq@10k':>8} "
           f"{'novelty':>7}")
     for tokens, row in report["moses"].items():
-        fraction = f"{100 * row['budget_fraction']:.1f}% of the paper's"
+        fraction = f"{percent(row['budget_fraction'])} of the paper's"
         measured = [f"{row[k]:.3f}" if k in row else "-" for k in ("validity", "unique_at_10k", "novelty")]
         print(f"{tokens:<8} {row['epochs_run']:>7} {fraction:>22} {row['kl_weight_at_end_at_most']:>9.3f} "
               f"{row['test_nll']:>9.2f} {measured[0]:>6} {measured[1]:>8} {measured[2]:>7}")
@@ -321,10 +327,10 @@ def run_lane(runs: list[str], budget: dict, deadline: float, stagger: float, out
     started = time.monotonic()
     # All of the grid is trained on, held on the device (12 GB as float32: in_memory=yes past the 4 GB default)
     data = {"source": "dsprites", "split_seed": 0, "val_fraction": 0.0, "test_fraction": 0.0, "scale": "none",
-            "in_memory": '"yes"'}  # quoted: a bare yes is YAML's true
+            "in_memory": "yes"}
     if budget["dsprites_images"]:
         data["max_samples"] = budget["dsprites_images"]
-    raw = load_dsprites(DataConfig(**{**data, "in_memory": "yes"})).train  # (N, 1, 64, 64) uint8, every image is trained on
+    raw = load_dsprites(DataConfig(**data)).train  # (N, 1, 64, 64) uint8, every image is trained on
     print(f"dSprites: {len(raw.x):,} images drawn in {time.monotonic() - started:.0f} s", flush=True)
     time.sleep(stagger)
     queue = [(run, seed) for seed in budget["seeds"] for run in runs]
@@ -336,7 +342,8 @@ def run_lane(runs: list[str], budget: dict, deadline: float, stagger: float, out
         minutes = max(0.05, (deadline - (time.monotonic() - started) - left * score_seconds) / left / 60)
         preset, extra = MODELS[model]
         config = vaekit.resolve_config(preset=preset, overrides=[
-            *[f"data.{k}={v}" for k, v in data.items()], "model.latent_dim=10", *protocol.network,
+            *[f"data.{k}={json.dumps(v)}" for k, v in data.items()],  # quoted: a bare yes is YAML's true
+            "model.latent_dim=10", *protocol.network,
             "model.likelihood=bernoulli", "model.reduction=sum", f"train.epochs={budget['epochs'][protocol.name]}",
             f"train.batch_size={budget['batch_size'][protocol.name]}", f"train.lr={protocol.lr}",
             f"train.seed={seed}", f"train.max_minutes={minutes:.3f}", "train.progress=false",
@@ -391,7 +398,7 @@ def main() -> None:
         return run_lane(args.lane.split(","), json.loads(args.budget), args.deadline, args.stagger, args.out)
     started = time.monotonic()
     budget = quick_budget(args.minutes or 5.0) if args.quick else gpu_budget(args.minutes or 9.5)
-    for folder in (args.out / "parts", args.out / "logs", args.out / "moses_runs"):
+    for folder in (args.out / "parts", args.out / "logs"):
         shutil.rmtree(folder, ignore_errors=True)
     jobs = plan_jobs(budget, args.out)
     print(f"reproduce: {len(jobs)} processes, {budget.minutes} minutes, device {budget.device}", flush=True)
