@@ -3,6 +3,7 @@
 # the device tool, whose Python has torch but not every vaekit dependency and no network):
 #
 #   bash bench/gpu.sh STEP...      steps: setup smoke throughput capture moses-smiles moses-selfies pytest family
+#                                         reproduce (issue 18's suite in under ten minutes: bench/reproduce.py)
 #
 # Offline inputs, when the machine lacks them: wheels in .whl/ (pydantic, pydantic-core,
 # annotated-types, typing-inspection, selfies), and in .gpu/ the MOSES files
@@ -120,6 +121,7 @@ for step in "$@"; do
         moses-smiles) moses smiles ;;
         moses-selfies) moses selfies ;;
         family) family ;;
+        reproduce) timeout 590 python3 bench/reproduce.py --minutes "${REPRODUCE_MINUTES:-9.5}" --out "$OUT" ;;
         pytest) timeout "${PYTEST_SECONDS:-300}" python3 -m pytest -q -rf tests/unit tests/cli \
                     -p no:cacheprovider 2>&1 | tail -60 ;;  # "auto" is the GPU here: CUDA paths of the suite
         *) echo "unknown step $step"; exit 2 ;;

@@ -58,11 +58,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="bench/results/moses_runs", help="folder for the run folders")
     parser.add_argument("--out", default="bench/results/moses.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="an extra config override, e.g. model.beta=0.05 (repeatable)")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="leave the measuring to --evaluate even where RDKit is installed")
     args = parser.parse_args()
     if args.evaluate is not None:
         return evaluate_record(args.evaluate)
     torch.manual_seed(args.seed)
-    measure = importlib.util.find_spec("rdkit") is not None
+    measure = importlib.util.find_spec("rdkit") is not None and not args.no_measure
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -86,7 +90,7 @@ def main() -> None:
                            ("train.lr", args.lr), ("train.kl_warmup_epochs", args.kl_warmup_epochs)):
             if value is not None:
                 overrides.append(f"{key}={value}")
-        config = resolve_config(preset="seq-vae", overrides=overrides)
+        config = resolve_config(preset="seq-vae", overrides=[*overrides, *args.overrides])
         begin = time.time()
         run = vaekit.train(config, out=folder)
         train_seconds = time.time() - begin
