@@ -248,6 +248,7 @@ def worker(name: str, model_kind: str, threads: int, conn, device_name: str = "c
     import vaekit
     from vaekit.data.loaders import make_batches, prepare_data, to_tensors
     from vaekit.models import build_model, build_objective
+    from vaekit.training import capture as capturing
     from vaekit.training.trainer import Trainer, make_optimizer
 
     overrides = ["data.source=fashion-mnist"]
@@ -304,7 +305,7 @@ def worker(name: str, model_kind: str, threads: int, conn, device_name: str = "c
         trainer = Trainer(vae, build_objective(config.model), optimizer, log_every=50, cpu_tuning=tuning,
                           capture=capture)
         epochs_done = [0]
-        whole_batches = capture == "on" or capture == "auto" and device.type == "cuda"  # the last one dropped
+        whole_batches = capturing.whole_batches(capture, device, False)  # the last batch dropped
 
         def run_epoch() -> int:
             epochs_done[0] += 1

@@ -32,6 +32,7 @@ from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation, evaluate
 from vaekit.files import FolderLock, sweep_partial_writes
 from vaekit.models import VAE, build_model, build_objective, check_model_fits
+from vaekit.training import capture as capturing
 from vaekit.training import cpu
 from vaekit.training.callbacks import (
     EarlyStopping,
@@ -377,9 +378,8 @@ def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawDat
     objective = build_objective(config.model, data.spec, len(data.train)).to(device)
     torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
     shard = {"rank": context.rank, "world_size": context.world_size}
-    capture = config.train.capture
-    static = (capture == "on" or capture == "auto" and device.type == "cuda") and not context.enabled and \
-        len(data.train) >= config.train.batch_size  # the device-side epoch's static shapes: whole batches
+    static = capturing.whole_batches(config.train.capture, device, context.enabled) and \
+        len(data.train) >= config.train.batch_size
     batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
                            seed=config.train.seed, drop_last=config.model.norm == "batch" or static, **shard)
     val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
@@ -400,7 +400,8 @@ def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawDat
         context.wrap(model, device), objective, optimizer, aux_module=aux_module, aux_optimizer=aux_optimizer,
         callbacks=training_callbacks(config, folder, objective, len(batches), val, table_columns),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
-        log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps, dist=context, capture=capture,
+        capture=config.train.capture, log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps,
+        dist=context,
         max_seconds=config.train.max_minutes * 60 - (eval_seconds or 0.0) if config.train.max_minutes else None,
     )
     if folder is not None and context.is_main and not resume:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 # The smallest model that still trains: 8x8 digits, one hidden layer of 32, a 4-d latent space.
@@ -36,6 +38,28 @@ def cli_env(data_store: Path) -> dict[str, str]:
 
 def vaekit_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "vaekit", *(str(a) for a in args)]
+
+
+def run_in_process(args: Sequence[str | Path]) -> int:
+    """``vaekit ARGS`` in this process as ``python -m vaekit`` runs it (its log lines on stderr); the
+    exit code. ``sys.argv`` is restored afterwards."""
+    from vaekit.cli import app, log_handler
+    from vaekit.cli.common import run_app
+
+    root, argv = logging.getLogger(), sys.argv
+    handler, level = log_handler(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    sys.argv = ["vaekit", *(str(a) for a in args)]
+    try:
+        run_app(app)
+    except SystemExit as stop:
+        return stop.code
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        sys.argv = argv
+    return 0
 
 
 def folder_digest(folder: Path) -> dict[str, str]:

@@ -3,21 +3,18 @@ folder that every test may read but none may change."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import torch
-from cli_support import SUBPROCESS_TIMEOUT, TINY, TRAIN_TINY, cli_env, vaekit_command
+from cli_support import SUBPROCESS_TIMEOUT, TINY, TRAIN_TINY, cli_env, run_in_process, vaekit_command
 from typer.testing import CliRunner, Result
 
 import vaekit
 from vaekit.cli import app
-from vaekit.cli.common import run_app
 from vaekit.data.loaders import prepare_data
 from vaekit.data.sources import RawData
 
@@ -94,22 +91,8 @@ def run_main(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: py
     monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))
 
     def run(*args: str | Path) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["vaekit", *(str(a) for a in args)])
         capsys.readouterr()
-        root = logging.getLogger()
-        handler, level = logging.StreamHandler(sys.stderr), root.level  # as vaekit.cli.main() logs
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        try:
-            run_app(app)
-        except SystemExit as stop:
-            code = stop.code
-        else:
-            code = 0
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
+        code = run_in_process(args)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import math
 import re
 import shutil
 import signal
 import socket
 import struct
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,14 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_support import TINY, folder_digest
+from cli_support import TINY, folder_digest, run_in_process
 from test_bad_input import write_fake_mnist
 from test_sequence_cli import SMALL
 from test_table_cli import write_table_csv
 
 import vaekit
-from vaekit.cli import _Lines, app
-from vaekit.cli.common import run_app
 from vaekit.data.sources.idx import IMAGES_MAGIC
 from vaekit.errors import VaekitError
 
@@ -911,13 +907,7 @@ def run_vaekit(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
     """``vaekit ARGS`` in-process as ``python -m vaekit`` runs it (its log lines, "warning: " first):
     (exit code, stdout, stderr, Python warnings shown), each warning as the one-line text Python
     would print. Warnings are filtered as a plain interpreter filters them."""
-    root = logging.getLogger()
-    handler, level = logging.StreamHandler(sys.stderr), root.level
-    handler.setFormatter(_Lines("%(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
     capsys.readouterr()
-    sys.argv = ["vaekit", *args]
     with warnings.catch_warnings(record=True) as shown:
         warnings.resetwarnings()
         for quiet in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
@@ -928,15 +918,9 @@ def run_vaekit(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
         signal.signal(signal.SIGALRM, too_long)
         signal.alarm(CASE_SECONDS)
         try:
-            run_app(app)
-        except SystemExit as stop:
-            code = stop.code
-        else:
-            code = 0
+            code = run_in_process(args)
         finally:
             signal.alarm(0)
-            root.removeHandler(handler)
-            root.setLevel(level)
     captured = capsys.readouterr()
     return code, captured.out, captured.err, [f"{w.category.__name__}: {w.message}" for w in shown]
 
@@ -968,7 +952,6 @@ def test_bad_input_contract(case: Case, places: dict, tmp_path: Path, capsys: py
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", never_serve)
-    monkeypatch.setattr(sys, "argv", sys.argv)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))
     where = {**places, "TMP": tmp_path}

@@ -60,8 +60,13 @@ class _Lines(logging.Formatter):
         return f"warning: {line}" if record.levelno >= logging.WARNING else line
 
 
-def main() -> None:
+def log_handler() -> logging.Handler:
+    """The handler ``vaekit`` logs through: bare lines on stderr, warnings marked."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Lines("%(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    return handler
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, handlers=[log_handler()])
     common.run_app(app)

@@ -45,16 +45,9 @@ def unsupported(mode: str, trainer: Trainer, batches: Batches) -> str | None:
     ``mode`` is train.capture: "off" never, "on" wherever it applies (CUDA graphs on CUDA, the
     device-side epoch elsewhere), "auto" on CUDA only.
     """
-    if mode not in CAPTURE_MODES:
-        raise ValueError(f"capture={mode!r}: expected one of {', '.join(CAPTURE_MODES)}")
-    if mode == "off":
-        return "train.capture=off"
-    if mode == "auto" and trainer.device.type != "cuda":
-        return f"train.capture=auto captures on CUDA only (this run trains on {trainer.device.type})"
-    if trainer.device.type not in ("cuda", "cpu"):
-        return f"the device-side epoch runs on CUDA and the CPU, not {trainer.device.type}"
-    if trainer.dist.enabled:
-        return "distributed training (DDP) all-reduces gradients through hooks that are not captured"
+    reason = _setting_excludes(mode, trainer.device, trainer.dist.enabled)
+    if reason is not None:
+        return reason
     if not getattr(batches, "on_device", False):
         return "the data stream from host memory (data.in_memory=no or a split too large for the device)"
     if batches.per_rank < batches.batch_size:
@@ -65,6 +58,27 @@ def unsupported(mode: str, trainer: Trainer, batches: Batches) -> str | None:
         if not optimizer.defaults.get("fused"):
             return (f"{type(optimizer).__name__} is not fused: its guard against non-finite steps reads a flag on "
                     "the host")
+    return None
+
+
+def whole_batches(mode: str, device: torch.device, distributed: bool) -> bool:
+    """Whether the device-side epoch will be tried for this setting, so that the data should come in
+    whole batches only (its static shapes): the caller drops the last partial batch."""
+    return _setting_excludes(mode, device, distributed) is None
+
+
+def _setting_excludes(mode: str, device: torch.device, distributed: bool) -> str | None:
+    """Why train.capture, the device and DDP alone rule the device-side epoch out (None: they do not)."""
+    if mode not in CAPTURE_MODES:
+        raise ValueError(f"capture={mode!r}: expected one of {', '.join(CAPTURE_MODES)}")
+    if mode == "off":
+        return "train.capture=off"
+    if mode == "auto" and device.type != "cuda":
+        return f"train.capture=auto captures on CUDA only (this run trains on {device.type})"
+    if device.type not in ("cuda", "cpu"):
+        return f"the device-side epoch runs on CUDA and the CPU, not {device.type}"
+    if distributed:
+        return "distributed training (DDP) all-reduces gradients through hooks that are not captured"
     return None
 
 
