@@ -143,7 +143,7 @@ def test_optimize_says_when_the_seed_is_not_written_back_or_not_beaten(run_main,
         written_back.append(first == canonical([seed])[0])
         said = [line for line in err.splitlines() if "not to itself" in line]
         assert len(said) == (0 if written_back[-1] else 1), err
-        assert not said or said[0].startswith(f"the seed decodes to {rows[1][3] or 'an empty string'} (")
+        assert not said or said[0].startswith(f"warning: the seed decodes to {rows[1][3] or 'an empty string'} (")
         seed_value = float(rows[0][2])
         decoded = [float(row[2]) for row in rows[1:] if row[2] != "invalid"]
         best_line = next(line for line in err.splitlines() if line.startswith(f"seed {seed}: "))
