@@ -27,6 +27,10 @@ VAEKIT_CONTENDERS = {
     "vaekit-b128": [],
     "vaekit-b256-lr2e-3": ["train.batch_size=256", "train.lr=2e-3"],
     "vaekit-b512-lr3e-3": ["train.batch_size=512", "train.lr=3e-3"],
+    # Adam 2e-3 annealed to zero over 8 epochs (cosine): the best schedule found on the 2026-12 sweep
+    "vaekit-b128-lr2e-3-cosine8": ["train.lr=2e-3", "train.schedule=cosine", "train.epochs=8"],
+    "vaekit-b256-lr3e-3-cosine9": ["train.batch_size=256", "train.lr=3e-3", "train.schedule=cosine",
+                                   "train.epochs=9"],
 }
 
 
