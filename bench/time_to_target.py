@@ -54,7 +54,7 @@ def worker(name: str, threads: int, conn) -> None:
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train, torch.zeros(len(train))),
                                              batch_size=128, shuffle=True)
         sink = open(os.devnull, "w")  # noqa: SIM115
-        run_epoch = lambda: reference_epoch(model, optimizer, loader, sink)  # noqa: E731
+        run_epoch = lambda: reference_epoch(model, optimizer, loader, sink, "cpu")  # noqa: E731
         encode, decode_logits = model.encode, model.decode_logits
     else:
         vae = build_model(data.spec, config.model)

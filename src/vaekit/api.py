@@ -248,7 +248,7 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
         callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
     if train.early_stopping:
         callbacks.append(EarlyStopping(train.early_stopping))
-    if getattr(val, "tensors", None) is not None:  # before the writers
+    if val is not None and val.on_device:  # held out in memory (streamed: no tensors); before the writers
         conditional = config.model.condition != "none"
         callbacks.append(FiniteValidation(val.tensors, conditional, feature_names))
         if config.model.posterior != "deterministic":

@@ -20,8 +20,12 @@ from vaekit.errors import ConfigError
 MAX_WIDTH = 65_536
 Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 # YAML (config files and --set values) reads a bare on/off as a boolean: take it back as the word.
-Switch = Annotated[Literal["auto", "on", "off"],
-                   BeforeValidator(lambda value: ("on" if value else "off") if isinstance(value, bool) else value)]
+def _bool_as(true: str, false: str) -> BeforeValidator:
+    return BeforeValidator(lambda value: (true if value else false) if isinstance(value, bool) else value)
+
+
+Switch = Annotated[Literal["auto", "on", "off"], _bool_as("on", "off")]
+YesNo = Annotated[Literal["auto", "yes", "no"], _bool_as("yes", "no")]
 
 
 class _Section(BaseModel):
@@ -78,7 +82,7 @@ class DataConfig(_Section):
     classes: list[int | str] | None = None
     """Train (and validate) on these classes only, by index or name: a one-class model for anomaly
     detection; the test split keeps every class."""
-    in_memory: Literal["auto", "yes", "no"] = "auto"
+    in_memory: YesNo = "auto"
     """Hold the whole split as one tensor on the device (the fast path); auto: when it fits."""
     num_workers: int = Field(0, ge=0)
     """DataLoader workers on the streaming path."""

@@ -132,3 +132,18 @@ def test_a_busy_machine_is_said_once_with_the_remedy(threads: int, load: float, 
     assert (line is not None) == warned
     if warned:
         assert f"load average {load:.1f} on {cores} cores" in line and "train.threads=1" in line
+
+
+def test_a_streamed_run_with_a_validation_split_trains_and_in_memory_reads_yaml_words(tmp_path) -> None:
+    """`--set data.in_memory=no` (YAML reads `no` as false) streams the batches; the held-out split,
+    streamed too, is not handed to the callbacks that need it in memory (they once got a (N, 0)
+    placeholder and the first epoch ended in a shape error)."""
+    import vaekit
+
+    config = vaekit.resolve_config(overrides=["data.in_memory=no", "data.max_samples=200", "train.epochs=1",
+                                              "model.hidden=[16]", "model.latent_dim=2", "train.progress=false",
+                                              "eval.k=2", "eval.max_samples=20"])
+    assert config.data.in_memory == "no"
+    assert vaekit.resolve_config(overrides=["data.in_memory=yes"]).data.in_memory == "yes"
+    run = vaekit.train(config, tmp_path / "run")
+    assert len(run.history) == 1 and math.isfinite(run.history[0]["loss"])
