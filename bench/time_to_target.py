@@ -95,7 +95,7 @@ def main() -> None:
     pipes, procs = {}, []
     for name in names:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(name, args.threads, child))
+        proc = ctx.Process(target=worker, args=(name, args.threads, child), daemon=True)  # a crash ends them all
         proc.start()
         assert parent.recv() == "ready"
         pipes[name], procs = parent, procs + [proc]

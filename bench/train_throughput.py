@@ -348,7 +348,7 @@ def run_model(model_kind: str, contenders: list[str], epochs: int, threads: int,
     pipes, procs = {}, []
     for name in contenders:  # start one after another so set-ups never overlap
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(name, model_kind, threads, child, device))
+        proc = ctx.Process(target=worker, args=(name, model_kind, threads, child, device), daemon=True)
         proc.start()
         assert parent.recv() == "ready"
         pipes[name] = parent
