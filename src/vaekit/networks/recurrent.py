@@ -215,9 +215,12 @@ class _GRULoop(torch.autograd.Function):
         carried = state.new_zeros(rows, width) if grad_final is None else state.new_empty(rows, width).copy_(grad_final)
         pairs, singles = saved.new_empty(rows, 2, width), saved.new_empty(rows, width)  # scratch
         prefixes = {n: (carried[:n], pairs[:n], singles[:n]) for n in dict.fromkeys(live)}
-        # each step's h, packed as the inputs are (P, H)
+        # each step's h, packed as the inputs are (P, H), and a column of ones: one GEMM gives W_h's
+        # gradient and b_h's (a sum over P rows of the strided gradients is a slower pass of its own)
+        extended = state.new_empty(total, width + 1)
+        extended[:, width] = 1
         previous = torch.cat([state[: live[0]], *(outputs[offsets[t - 1] : offsets[t - 1] + live[t]]
-                                                   for t in range(1, len(live)))])
+                                                   for t in range(1, len(live)))], out=extended[:, :width])
         by_step = [column.split(live) for column in (
             saved[:, 0:2], saved[:, 1], saved[:, 3], saved[:, 0::2], previous, grads[:, 3], grads[:, 2],
             grads[:, 3:4], grads[:, 0:2], grads[:, 1:3], grads[:, 0:3].reshape(total, 3 * width))]
@@ -240,9 +243,9 @@ class _GRULoop(torch.autograd.Function):
         grad_inputs = grads[:, 1:4].reshape(total, 3 * width) if ctx.needs_input_grad[0] else None
         grad_state = carried if ctx.needs_input_grad[1] else None
         grad_weight = grad_bias = None
-        d_products = grads[:, 0:3].reshape(total, 3 * width)  # new, reset, update
-        if ctx.needs_input_grad[2]:
-            grad_weight = d_products.t().mm(previous).roll(-width, 0)  # reset, update, new
-        if ctx.needs_input_grad[3]:
-            grad_bias = d_products.sum(0).roll(-width, 0)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            d_products = grads[:, 0:3].reshape(total, 3 * width)  # rows new, reset, update
+            both = d_products.t().mm(extended if ctx.needs_input_grad[3] else previous)
+            grad_weight = both[:, :width].roll(-width, 0) if ctx.needs_input_grad[2] else None  # reset, update, new
+            grad_bias = both[:, width].roll(-width, 0) if ctx.needs_input_grad[3] else None
         return grad_inputs, grad_state, grad_weight, grad_bias, None
