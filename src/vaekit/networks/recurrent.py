@@ -16,6 +16,11 @@ per-sequence context added once per sequence), so the loop only does the recurre
 gates. The cell is ``nn.GRU``'s (Cho et al. 2014, as torch writes it), so the results agree with
 ``nn.GRU`` to float rounding (tests/unit/test_sequence_speed.py). On CUDA, cuDNN's fused GRU is
 used instead: a Python loop of small kernels would be bound by launches there.
+
+The loop is one autograd node (:class:`_GRULoop`): its forward runs unrecorded and its backward is
+backpropagation through time written out, so autograd neither records nor walks the ten or so nodes
+of each step. Where that cannot be used (autocast, tracing, torch.func, a second derivative) the
+same loop runs recorded op by op (:func:`_recorded`).
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ def _fusable(inputs: Tensor, state: Tensor, weight_hh: Tensor, bias_hh: Tensor, 
     transform (the function has no vmap or forward-mode rule)."""
     if not live or len({inputs.dtype, state.dtype, weight_hh.dtype, bias_hh.dtype}) > 1:
         return False
-    traced = torch.compiler.is_compiling() or torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+    traced = torch.compiler.is_compiling() or getattr(torch.fx._symbolic_trace, "_is_fx_tracing_flag", False)
     return not (traced or torch.is_autocast_enabled(inputs.device.type)
                 or torch._C._are_functorch_transforms_active())
 
@@ -176,6 +181,7 @@ class _GRULoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: Tensor, state: Tensor, weight_hh: Tensor, bias_hh: Tensor,
                 live: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        inputs = inputs.contiguous()
         total, width = inputs.shape[0], state.shape[1]
         offsets = [0]
         for n in live[:-1]:
