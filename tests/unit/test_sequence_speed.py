@@ -8,15 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vaekit.config import resolve_config
 from vaekit.data.spec import DataSpec
 from vaekit.data.tokens import BOS, EOS, PAD, SPECIALS, Vocabulary
 from vaekit.distributions.sequence import TokenFamily
 from vaekit.models import build_model, build_objective
+from vaekit.networks import recurrent
 from vaekit.networks.factory import SequenceEncoder
-from vaekit.networks.recurrent import Schedule
+from vaekit.networks.recurrent import Schedule, gru_by_length
 
 LENGTH = 12
 
@@ -106,3 +108,121 @@ def test_a_seq_vae_step_has_the_same_loss_and_gradients_as_through_nn_gru(monkey
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
     for grad, reference in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- the loop's own backward
+def _loop_case(lengths: list[int], width: int = 4, features: int = 3, dtype=torch.float64, seed: int = 0):
+    """A GRU (nn.GRU's weights), a ragged batch x (B, T, E) with these lengths, an initial state (B, H)
+    and fixed weights for the outputs and the final states, so that every gradient is checked."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    gru = nn.GRU(features, width, batch_first=True).to(dtype)
+    lengths = torch.tensor(lengths)
+    x = torch.randn(len(lengths), int(lengths.max()), features, dtype=dtype, generator=generator, requires_grad=True)
+    h0 = torch.randn(len(lengths), width, dtype=dtype, generator=generator, requires_grad=True)
+    out_weights = torch.randn(len(lengths), int(lengths.max()), width, dtype=dtype, generator=generator)
+    state_weights = torch.randn(len(lengths), width, dtype=dtype, generator=generator)
+    return gru, lengths, x, h0, out_weights, state_weights
+
+
+def _by_length(gru: nn.GRU, lengths, x, h0, loop=gru_by_length):
+    """gru_by_length (or ``loop``) on the case: its outputs (B, T, H) zero past each length and its
+    final states (B, H), both in the batch's order."""
+    schedule = Schedule.of(lengths)
+    time, row = schedule.positions()
+    inputs = F.linear(x[row, time], gru.weight_ih_l0, gru.bias_ih_l0)
+    outputs, final = loop(inputs, h0[schedule.order], gru.weight_hh_l0, gru.bias_hh_l0, schedule.live)
+    padded = outputs.new_zeros(*x.shape[:2], outputs.shape[1]).index_put((row, time), outputs)
+    return padded, final[schedule.order.argsort()]
+
+
+def _through_nn_gru(gru: nn.GRU, lengths, x, h0):
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    outputs, final = gru(packed, h0[None])
+    padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])
+    return padded, final[0]
+
+
+def _loss_and_grads(case, run):
+    gru, lengths, x, h0, out_weights, state_weights = case
+    outputs, final = run(gru, lengths, x, h0)
+    loss = (outputs * out_weights).sum() + (final * state_weights).sum()
+    return (outputs, final), torch.autograd.grad(loss, [x, h0, *gru.parameters()])
+
+
+def _raw_arguments(lengths: list[int], width: int = 3, dtype=torch.float64):
+    schedule = Schedule.of(torch.tensor(lengths))
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(sum(schedule.live), 3 * width), (len(lengths), width), (3 * width, width), (3 * width,)]
+    return [torch.randn(*shape, dtype=dtype, generator=generator, requires_grad=True) for shape in shapes], schedule
+
+
+@pytest.mark.parametrize("lengths", [[5, 3, 3, 1], [4, 4, 4], [6]])  # ragged, all equal, B = 1
+def test_the_loops_backward_passes_gradcheck(lengths: list[int]) -> None:
+    arguments, schedule = _raw_arguments(lengths)
+
+    def loop(*arguments):
+        outputs, final = gru_by_length(*arguments, schedule.live)
+        assert type(outputs.grad_fn).__name__ == "_GRULoopBackward"  # the Function, not the recorded loop
+        return outputs, final
+
+    assert torch.autograd.gradcheck(loop, arguments)
+    # and each result alone: the other's gradient arrives as None
+    assert torch.autograd.gradcheck(lambda *arguments: loop(*arguments)[0], arguments)
+    assert torch.autograd.gradcheck(lambda *arguments: loop(*arguments)[1], arguments)
+
+
+@pytest.mark.parametrize("lengths", [[5, 3, 3, 1], [7, 2, 5, 5, 1, 3], [4, 4, 4], [6]])
+def test_the_loop_matches_the_recorded_loop_and_nn_gru(lengths: list[int]) -> None:
+    case = _loop_case(lengths, width=16, features=8, dtype=torch.float32)
+    results, grads = _loss_and_grads(case, _by_length)
+    for reference, rtol, atol in ((lambda *a: _by_length(*a, loop=recurrent._recorded), 1e-6, 1e-6),
+                                  (_through_nn_gru, 1e-5, 1e-5)):
+        expected_results, expected_grads = _loss_and_grads(case, reference)
+        for value, expected in zip((*results, *grads), (*expected_results, *expected_grads), strict=True):
+            torch.testing.assert_close(value, expected, rtol=rtol, atol=atol)
+
+
+def test_the_loop_gives_only_the_gradients_asked_for() -> None:
+    arguments, schedule = _raw_arguments([5, 3, 3, 1], dtype=torch.float32)
+    inputs, state, weight, bias = arguments
+    state.requires_grad_(False)
+    bias.requires_grad_(False)
+    outputs, final = gru_by_length(inputs, state, weight, bias, schedule.live)
+    got = torch.autograd.grad(outputs.sum() + final.sum(), [inputs, weight])
+    expected_outputs, expected_final = recurrent._recorded(inputs, state, weight, bias, schedule.live)
+    expected = torch.autograd.grad(expected_outputs.sum() + expected_final.sum(), [inputs, weight])
+    for value, reference in zip(got, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=1e-6, atol=1e-6)
+
+
+def test_autocast_tracing_and_double_backward_take_the_recorded_loop(monkeypatch) -> None:
+    arguments, schedule = _raw_arguments([5, 3, 3, 1], dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, final = gru_by_length(*arguments, schedule.live)
+        expected_outputs, expected_final = recurrent._recorded(*arguments, schedule.live)
+    assert type(outputs.grad_fn).__name__ != "_GRULoopBackward"
+    # autocast ran the recurrent product in bfloat16 (the Function's own ops would have skipped it)
+    assert not torch.allclose(outputs, gru_by_length(*arguments, schedule.live)[0], rtol=0, atol=1e-4)
+    torch.testing.assert_close(outputs, expected_outputs, rtol=0, atol=0)
+    torch.testing.assert_close(final, expected_final, rtol=0, atol=0)
+    grads = torch.autograd.grad(outputs.float().sum() + final.float().sum(), arguments)
+    expected = torch.autograd.grad(expected_outputs.float().sum() + expected_final.float().sum(), arguments)
+    for value, reference in zip(grads, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=0, atol=0)
+
+    # mixed dtypes: the recorded loop, which says what is wrong
+    inputs, state, weight, bias = arguments
+    recorded, calls = recurrent._recorded, []
+    monkeypatch.setattr(recurrent, "_recorded", lambda *a: calls.append(a) or recorded(*a))
+    with pytest.raises(RuntimeError, match="dtype"):
+        gru_by_length(inputs, state, weight.double(), bias, schedule.live)
+    assert len(calls) == 1
+    # twice=True: a gradient of the gradient
+    outputs, _ = gru_by_length(*arguments, schedule.live, twice=True)
+    (grad,) = torch.autograd.grad(outputs.square().sum(), [inputs], create_graph=True)
+    assert grad.requires_grad and torch.autograd.grad(grad.sum(), [weight])[0].abs().sum() > 0
+    # torch.compile's tracing (as dynamo reports it)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    outputs, _ = gru_by_length(*arguments, schedule.live)
+    assert type(outputs.grad_fn).__name__ != "_GRULoopBackward"
