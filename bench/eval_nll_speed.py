@@ -53,7 +53,7 @@ TEST_ITEMS = 10_000  # Fashion-MNIST's test split: what the projection is to
 def as_before() -> Iterator[None]:
     """The Bernoulli log-likelihood as it was computed without gradients: per value, by BCE-with-logits."""
     log_prob = likelihoods.Bernoulli.log_prob
-    likelihoods.Bernoulli.log_prob = likelihoods._EventDistribution.log_prob
+    likelihoods.Bernoulli.log_prob = likelihoods.EventDistribution.log_prob
     try:
         yield
     finally:

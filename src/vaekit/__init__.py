@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from vaekit.api import Run, load, resume, train  # noqa: E402
-from vaekit.config import RunConfig, resolve_config  # noqa: E402
-from vaekit.models import PRESETS, VAE, build_model  # noqa: E402
-from vaekit.training.trainer import Trainer  # noqa: E402
+from vaekit.api import Run, load, resume, train
+from vaekit.config import RunConfig, resolve_config
+from vaekit.models import PRESETS, VAE, build_model
+from vaekit.training.trainer import Trainer
+from vaekit.version import __version__
 
 __all__ = ["PRESETS", "VAE", "Run", "RunConfig", "Trainer", "build_model", "load", "resolve_config",
            "resume", "train", "__version__"]

@@ -76,7 +76,7 @@ class Run:
     def to_model_space(self, x: np.ndarray | Tensor, name: str = "input") -> Tensor:
         return self.spec.transform(x, name=name, check_range=True).to(self.device)
 
-    def _condition(self, n: int, condition: Tensor | int | None) -> Tensor | int | None:
+    def condition_for(self, n: int, condition: Tensor | int | None) -> Tensor | int | None:
         """For generation: a conditional model given no condition cycles through its classes."""
         if condition is None and self.model.condition_dim:
             return torch.arange(n, device=self.device) % self.model.condition_dim
@@ -88,7 +88,7 @@ class Run:
         or "all"). A table's columns are matched to the model's by name; an unconditional run's
         inputs may lack the label column."""
         from vaekit.data.sources import load_source
-        from vaekit.data.sources.tabular import NoLabelColumn
+        from vaekit.data.sources.labels import NoLabelColumn
 
         if split not in ("train", "test", "all"):
             raise ConfigError(f"split {split!r}: expected train, test or all")
@@ -168,7 +168,7 @@ class Run:
         if mode not in ("mean", "sample"):
             raise ConfigError(f"Run.decode: mode {mode!r}: expected mean or sample")
         z = self._codes(z, "decode")
-        px = self.model.decode(z, self._condition(len(z), condition))
+        px = self.model.decode(z, self.condition_for(len(z), condition))
         return self.spec.inverse(px.mean if mode == "mean" else px.sample())
 
     @torch.no_grad()
@@ -177,7 +177,7 @@ class Run:
         """Data (the likelihood mean) for codes z (N, L) drawn from some prior-like sampler; unlike
         :meth:`decode`, a hierarchical model draws its lower layers from their priors."""
         z = self._codes(z, "generate")
-        px = self.model.generate(z, self._condition(len(z), condition), generator, temperature)
+        px = self.model.generate(z, self.condition_for(len(z), condition), generator, temperature)
         return self.spec.inverse(px.mean)
 
     @torch.no_grad()
@@ -197,7 +197,8 @@ class Run:
             raise ConfigError(f"Run.sample: temperature must be a finite number >= 0 (got {temperature!r})")
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        px = self.model.sample(n, generator=generator, temperature=temperature, condition=self._condition(n, condition))
+        condition = self.condition_for(n, condition)
+        px = self.model.sample(n, generator=generator, temperature=temperature, condition=condition)
         return self.spec.inverse(px.mean)
 
 

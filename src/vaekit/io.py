@@ -21,19 +21,19 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-import vaekit
 from vaekit.config import RunConfig, config_from_dict
 from vaekit.data.spec import DataSpec
 from vaekit.errors import RunFolderError
 from vaekit.files import atomic_save_tensors, atomic_write_json
 from vaekit.models import VAE, build_model
+from vaekit.version import __version__
 
 CONFIG, SPEC, WEIGHTS = "config.json", "data_spec.json", "model.safetensors"
 METRICS, HISTORY = "metrics.json", "history.csv"
 
 
 def versions() -> dict[str, str]:
-    return {"vaekit": vaekit.__version__, "torch": torch.__version__}
+    return {"vaekit": __version__, "torch": torch.__version__}
 
 
 def write_header(folder: Path, config: RunConfig, spec: DataSpec) -> None:

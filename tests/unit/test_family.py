@@ -354,7 +354,7 @@ def test_each_loss_updates_only_its_own_network(objective_name: str) -> None:
     trainer = Trainer(model, objective, torch.optim.SGD(model_params, lr=1.0), aux_module=disc,
                       aux_optimizer=torch.optim.SGD(disc_params, lr=1.0), cpu_tuning=False)
     torch.manual_seed(3)  # the same noise as above
-    trainer._step(batch)
+    trainer.step(batch)
     for param, old, grad in zip(disc_params, before_disc, disc_grads, strict=True):
         torch.testing.assert_close(param.detach(), old - grad)
     for param, old, grad in zip(model_params, before_model, model_grads, strict=True):
@@ -419,7 +419,7 @@ def test_gradient_clipping_bounds_the_discriminator_too() -> None:
 
     trainer = Trainer(model, objective, torch.optim.SGD(model.parameters(), lr=0.0), aux_module=disc,
                       aux_optimizer=Recording(disc_params, lr=0.0), grad_clip=1e-4, cpu_tuning=False)
-    trainer._step({"x": table_x(16)})
+    trainer.step({"x": table_x(16)})
     assert norms and 0 < norms[0] <= 1e-4 * (1 + 1e-5)
 
 

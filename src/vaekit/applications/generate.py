@@ -130,7 +130,7 @@ def sample_sequences(run: Run, n: int, seed: int = 0, temperature: float = 1.0, 
     if run.spec.vocabulary is None:
         raise ConfigError(f"decoding text: this run's data are {run.spec.kind} data, not text or molecules")
     generator = torch.Generator(device=run.device).manual_seed(seed)
-    condition = run._condition(n if z is None else len(z), condition)
+    condition = run.condition_for(n if z is None else len(z), condition)
     if z is None:
         z = prior_draws(run.model.prior_distribution(condition, n), n, generator, temperature)
     z = torch.as_tensor(z, dtype=torch.float32, device=run.device)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.applications.restore import Average, Mask, _chain, _prior_fill, importance_draws
+from vaekit.applications.restore import Average, Mask, importance_draws, markov_chain, prior_fill
 from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise, content_keys
 from vaekit.errors import ConfigError
 
@@ -42,7 +42,7 @@ def _guard(model, y: Tensor, mask: Mask, values: Tensor, condition: Tensor | Non
     rows = int(bad.reshape(-1, *y.shape[1:]).flatten(1).any(1).sum())
     log.warning("%d rows lie too far outside the training data for the model to infer their missing values; "
                 "those get the model's average", rows)
-    return torch.where(bad, _prior_fill(model, condition, len(y)), values)
+    return torch.where(bad, prior_fill(model, condition, len(y)), values)
 
 
 def _start(run, y: Tensor, mask: Mask, condition: Tensor | None) -> Tensor:
@@ -50,7 +50,7 @@ def _start(run, y: Tensor, mask: Mask, condition: Tensor | None) -> Tensor:
     with the model's average image in them."""
     if run.spec.columns is not None:
         return y
-    return mask.initial_guess(y, _prior_fill(run.model, condition, len(y)))
+    return mask.initial_guess(y, prior_fill(run.model, condition, len(y)))
 
 
 @torch.no_grad()
@@ -82,7 +82,7 @@ def impute_model_space(run, x: Tensor, method: str = "importance", k: int = 100,
             raise ConfigError("imputation samples the posterior; this model's code is deterministic")
         noise = KeyedNoise(content_keys(y), seed)  # a row's draws depend on the row alone, not its batch
         if method == "pseudo-gibbs":
-            estimate = _guard(model, y, mask, _chain(model, y, mask, start, steps, noise, c, metropolis=False), c)
+            estimate = _guard(model, y, mask, markov_chain(model, y, mask, start, steps, noise, c, metropolis=False), c)
             parts.append(mask.finalize(y, estimate).cpu())
             continue
         average, log_ws, codes = Average(), [], []

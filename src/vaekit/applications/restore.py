@@ -218,7 +218,7 @@ def parse_mask(text: str, shape: tuple[int, ...], n: int, seed: int = 0) -> Mask
     return Mask(observed)
 
 
-def _prior_fill(model: VAE, condition: Tensor | None, n: int) -> Tensor:
+def prior_fill(model: VAE, condition: Tensor | None, n: int) -> Tensor:
     """E[x | z = 0]: the model's 'average' input, the first guess for what is not observed."""
     weight = next(model.parameters())
     z = torch.zeros(n, model.latent_dim, device=weight.device, dtype=weight.dtype)
@@ -263,7 +263,7 @@ class Average:
         return out
 
 
-def _chain(model: VAE, y: Tensor, mask: Mask, start: Tensor, steps: int, generator: torch.Generator,
+def markov_chain(model: VAE, y: Tensor, mask: Mask, start: Tensor, steps: int, generator: torch.Generator,
            condition: Tensor | None, metropolis: bool) -> Tensor:
     """Pseudo-Gibbs (or, with ``metropolis``, Metropolis-within-Gibbs) over (z, x_miss); returns
     the average of E[x | z_t] over the chain's second half."""
@@ -360,7 +360,7 @@ def restore(model: VAE, y: Tensor, operator: Operator, method: str = "auto", *, 
     if method != "optimize":
         first = None if condition is None else condition[:1].to(device)
         with torch.no_grad():
-            stochastic = isinstance(model.encode(_prior_fill(model, first, 1), first), DiagonalGaussian)
+            stochastic = isinstance(model.encode(prior_fill(model, first, 1), first), DiagonalGaussian)
         if not stochastic:
             raise ConfigError(f"method {method!r} samples the posterior; this model's code is deterministic: "
                               "use optimize")
@@ -371,17 +371,17 @@ def restore(model: VAE, y: Tensor, operator: Operator, method: str = "auto", *, 
         batch, op = y[part].to(device), operator.take(part)
         c = None if condition is None else condition[part].to(device)
         with torch.no_grad():
-            guess = op.initial_guess(batch, _prior_fill(model, c, len(batch)))
+            guess = op.initial_guess(batch, prior_fill(model, c, len(batch)))
         if method == "optimize":
             with torch.enable_grad():
                 estimate = _optimize(model, batch, op, guess, steps, lr, c)
         else:
             with torch.no_grad():
                 if method == "importance":
-                    refined = op.finalize(batch, _chain(model, batch, op, guess, steps, generator, c, False))
+                    refined = op.finalize(batch, markov_chain(model, batch, op, guess, steps, generator, c, False))
                     estimate = _importance(model, batch, op, refined, k, generator, c)
                 else:
-                    estimate = _chain(model, batch, op, guess, steps, generator, c, method == "mwg")
+                    estimate = markov_chain(model, batch, op, guess, steps, generator, c, method == "mwg")
         parts.append(op.finalize(batch, estimate.detach()).cpu())
     return torch.cat(parts)
 

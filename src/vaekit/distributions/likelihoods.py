@@ -40,7 +40,7 @@ def _sum_event(values: Tensor, event_ndim: int) -> Tensor:
     return values.flatten(-event_ndim).sum(-1) if event_ndim else values
 
 
-class _EventDistribution(Distribution):
+class EventDistribution(Distribution):
     """Shared plumbing: batch/event shapes from a parameter tensor, no argument validation."""
 
     arg_constraints: ClassVar[dict] = {}
@@ -69,7 +69,7 @@ class _EventDistribution(Distribution):
         raise NotImplementedError
 
 
-class Bernoulli(_EventDistribution):
+class Bernoulli(EventDistribution):
     """Independent Bernoulli per value, from logits; accepts targets in [0, 1] (the usual BCE)."""
 
     def __init__(self, logits: Tensor, event_ndim: int) -> None:
@@ -104,7 +104,7 @@ class Bernoulli(_EventDistribution):
         return torch.bernoulli(probs, generator=generator)
 
 
-class ContinuousBernoulli(_EventDistribution):
+class ContinuousBernoulli(EventDistribution):
     """The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): a normalised density on [0, 1]."""
 
     def __init__(self, logits: Tensor, event_ndim: int) -> None:
@@ -131,7 +131,7 @@ def _open_uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | 
     return u.clamp_min(torch.finfo(like.dtype).tiny)
 
 
-class _LocationScale(_EventDistribution):
+class _LocationScale(EventDistribution):
     """Independent loc + scale * noise per value; log-scale is a tensor (learned) or one fixed float.
 
     A fixed scale stays a Python float, so -log p is the plain error (squared, absolute) times a
@@ -241,7 +241,7 @@ class DiscretizedLogistic(_LocationScale):
         return (super().sample(sample_shape, generator) * top).round().clamp(0, top) / top
 
 
-class Categorical(_EventDistribution):
+class Categorical(EventDistribution):
     """A categorical over K levels per value.
 
     With ``unit_levels`` the data are K evenly spaced values in [0, 1] (8-bit pixels scaled by 255,

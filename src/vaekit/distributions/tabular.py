@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily, _EventDistribution
+from vaekit.distributions.likelihoods import LIKELIHOODS, EventDistribution, LikelihoodFamily
 from vaekit.distributions.posteriors import randn
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _group_categories(categorical: list[tuple[int, int]]) -> list[CategoryGroup]
     return groups
 
 
-class MixedTable(_EventDistribution):
+class MixedTable(EventDistribution):
     """p(x|z) for table rows (*batch, D); NaN values of x are missing and skipped by ``log_prob``."""
 
     def __init__(self, raw: Tensor, layout: TableLayout) -> None:

@@ -1,7 +1,7 @@
 """The device-side epoch: every step of an epoch runs on the device with no per-step host work; on
 CUDA the step is captured once as a CUDA graph and replayed.
 
-What a step does stays :meth:`Trainer._step` (the eager reference): this module only feeds it. The
+What a step does stays :meth:`Trainer.step` (the eager reference): this module only feeds it. The
 epoch's sample order (a function of (seed, epoch), as on the eager path, so both train on the same
 batches and a resumed run draws the same order) is copied to the device once per epoch; each step
 gathers its batch from it with a step counter that lives on the device, runs the step, adds its
@@ -48,7 +48,7 @@ def unsupported(mode: str, trainer: Trainer, batches: Batches) -> str | None:
     reason = _setting_excludes(mode, trainer.device, trainer.dist.enabled)
     if reason is not None:
         return reason
-    if not getattr(batches, "on_device", False):
+    if not batches.on_device:
         return "the data stream from host memory (data.in_memory=no or a split too large for the device)"
     if batches.per_rank < batches.batch_size:
         return f"the training split ({batches.per_rank} samples) is smaller than one batch ({batches.batch_size})"
@@ -139,8 +139,8 @@ class DeviceEpoch:
         step = self.cursor % self.steps  # always in range: an index past the end would be a device assert
         index = self.order.index_select(0, step * len(self.positions) + self.positions)  # (B,)
         batch = {key: value.index_select(0, index) for key, value in self.batches.tensors.items()}
-        values, finite = self.trainer._step(batch)
-        self.trainer._accumulate(values, finite, len(self.positions))
+        values, finite = self.trainer.step(batch)
+        self.trainer.accumulate(values, finite, len(self.positions))
         self.cursor.add_(1)
 
     def iterate(self, epoch: int, start: int) -> Iterator[None]:
@@ -148,7 +148,7 @@ class DeviceEpoch:
         self.order.copy_(self.batches.order(epoch)[: len(self.order)])
         self.cursor.fill_(start)
         for _ in range(start, self.steps):
-            for callback in self.trainer._batch_hooks:
+            for callback in self.trainer.batch_hooks:
                 callback.on_batch_begin(self.trainer)
             if self.use_graph:
                 self._replay()

@@ -78,7 +78,7 @@ class Checkpointer(Callback):
         callbacks = {}
         for callback in trainer.callbacks:
             callbacks[type(callback).__name__] = callback.state_dict()
-            for key, value in getattr(callback, "tensors", dict)().items():
+            for key, value in callback.tensors().items():
                 tensors[f"cb.{type(callback).__name__}.{key}"] = value
         state = {
             "train_state": vars(trainer.state),
@@ -125,7 +125,7 @@ class Checkpointer(Callback):
             callback.load_state_dict(state["callbacks"].get(name, {}))
             prefix = f"cb.{name}."
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            if own and hasattr(callback, "load_tensors"):
+            if own:
                 callback.load_tensors(own)
 
     def recover_from_divergence(self, trainer: Trainer) -> bool:

@@ -43,6 +43,7 @@ class StepOutput(Protocol):
 class Batches(Protocol):
     batch_size: int
     per_rank: int  # samples per rank and epoch
+    on_device: bool  # whether the whole split is held as tensors on the device (the trainer may gather batches)
 
     def __len__(self) -> int: ...
 
@@ -57,7 +58,7 @@ class Callback:
     """Hooks called by :class:`Trainer`; override the ones you need.
 
     A callback with state that must survive ``--resume`` implements ``state_dict`` /
-    ``load_state_dict`` with JSON-serialisable values.
+    ``load_state_dict`` with JSON-serialisable values, and ``tensors`` / ``load_tensors`` for tensors.
     """
 
     def on_fit_begin(self, trainer: Trainer) -> None: ...
@@ -72,6 +73,16 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Tensors saved with the checkpoint (under ``cb.<class name>.``)."""
+        return {}
+
+    def load_tensors(self, tensors: dict[str, Tensor]) -> None: ...
+
+    def recover_from_divergence(self, trainer: Trainer) -> bool:
+        """Called when too many steps in a row were not finite: True if this callback repaired the run."""
+        return False
 
 
 @dataclass
@@ -147,8 +158,10 @@ class Trainer:
         self.state = TrainState()
         self.stop_training = False
         self._signal: int | None = None
-        self._batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
+        self.batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
         self.metric_names: list[str] = []  # the loss output's metrics, fixed at the first step
+        self._sums: Tensor | None = None  # the epoch's accumulators, written in place (a captured step holds them)
+        self._count, self._bad_run, self._epoch_bad = (torch.zeros((), device=self.device) for _ in range(3))
         self.reset_accumulators()
         self.cpu_tuning = cpu_tuning and self.device.type == "cpu"  # see training/cpu.py
 
@@ -166,7 +179,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype):
             return self._loss(self.model, batch)
 
-    def _step(self, batch: Batch) -> tuple[Tensor, Tensor]:
+    def step(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
         out = self._forward(batch)
         aux_loss = getattr(out, "aux_loss", None)
@@ -203,7 +216,7 @@ class Trainer:
         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones((), device=grads[0].device))
         return found == 0
 
-    def _accumulate(self, values: Tensor, finite: Tensor, n: int) -> None:
+    def accumulate(self, values: Tensor, finite: Tensor, n: int) -> None:
         """Add a step's metrics (weighted by its ``n`` samples) to the epoch's device sums, in place."""
         # A skipped step adds nothing (NaN * 0 would still be NaN, hence the where).
         contribution = torch.where(finite, values * n, torch.zeros_like(values))
@@ -303,10 +316,10 @@ class Trainer:
 
     def _eager_steps(self, train: Batches) -> Iterator[None]:
         for batch in train.iterate(self.state.epoch, self.state.step):
-            for callback in self._batch_hooks:
+            for callback in self.batch_hooks:
                 callback.on_batch_begin(self)
-            values, finite = self._step(batch)
-            self._accumulate(values, finite, next(iter(batch.values())).shape[0])
+            values, finite = self.step(batch)
+            self.accumulate(values, finite, next(iter(batch.values())).shape[0])
             yield
 
     def _finish_epoch(self, val: Batches | None) -> dict[str, float]:
@@ -348,11 +361,6 @@ class Trainer:
     # ------------------------------------------------------------------ epoch accumulators
     # Allocated once and then written in place, so that a captured step can hold them.
     def reset_accumulators(self) -> None:
-        if not hasattr(self, "_count"):
-            self._sums: Tensor | None = None
-            self._count = torch.zeros((), device=self.device)
-            self._bad_run = torch.zeros((), device=self.device)
-            self._epoch_bad = torch.zeros((), device=self.device)
         for tensor in (self._sums, self._count, self._bad_run, self._epoch_bad):
             if tensor is not None:
                 tensor.zero_()
@@ -386,8 +394,7 @@ class Trainer:
     def _check_bad_steps(self) -> None:
         if float(self._bad_run) >= self.max_bad_steps:
             for callback in self.callbacks:
-                recover = getattr(callback, "recover_from_divergence", None)
-                if recover is not None and recover(self):
+                if callback.recover_from_divergence(self):
                     self._bad_run.zero_()
                     if self._device_epoch is not None:  # the optimizer's state tensors were replaced
                         self._device_epoch.invalidate()

@@ -16,13 +16,14 @@ import csv
 import itertools
 import logging
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
+from vaekit.data.sources.labels import NoLabelColumn, encode_labels, find_label_column, is_number
+from vaekit.data.sources.text import texts_from_rows
 from vaekit.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -49,31 +50,6 @@ def _delimiter(path: Path) -> str:
     if best != ",":
         log.info("CSV file '%s': columns separated by %r", path, best)
     return best
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return not cell.strip()
-    return True
-
-
-def encode_labels(values: Sequence[str], what: str) -> tuple[np.ndarray, list[str]]:
-    """Map label values to 0..K-1 by sorted value (numerically when every value is a number).
-
-    Returns
-    -------
-    tuple
-        ``(y, class_names)``: (N,) int64 codes and the K distinct values as strings.
-    """
-    distinct = set(values)
-    if not distinct:
-        raise DataError(f"{what}: no labels")
-    ordered = sorted(distinct, key=float) if all(_is_number(value) for value in distinct) else sorted(distinct)
-    code = {value: k for k, value in enumerate(ordered)}
-    y = np.fromiter((code[value] for value in values), dtype=np.int64, count=len(values))
-    return y, [str(value) for value in ordered]
 
 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
@@ -103,7 +79,7 @@ def _header_and_body(path: Path) -> tuple[list[str] | None, list[tuple[int, list
     what = f"CSV file '{path}'"
     rows = _read_rows(path)
     first = rows[0][1]
-    has_header = not all(_is_number(cell) for cell in first)
+    has_header = not all(is_number(cell) for cell in first)
     names = [cell.strip() for cell in first] if has_header else None
     body = rows[1:] if has_header else rows
     if not body:
@@ -146,14 +122,12 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
     names, body = _header_and_body(path)
     width = len(body[0][1])
     if config.text_column is not None:  # one column of text: sequences, not a table
-        from vaekit.data.sources.text import texts_from_rows
-
         return Splits(train=texts_from_rows(names, [row for _, row in body], config, what))
-    label_index = _label_index(names, config.label_column, what)
+    label_index = find_label_column(names, config.label_column, what)
     features = [j for j in range(width) if j != label_index]
     if not features:
         raise DataError(f"{what}: no feature columns besides the label column")
-    text = [j for j in features if not all(_is_number(row[j]) for _, row in body)]
+    text = [j for j in features if not all(is_number(row[j]) for _, row in body)]
     if text:  # a column with words is categorical: the table stays raw (object) until the spec codes it
         x = np.empty((len(body), len(features)), dtype=object)  # (N, D)
         for i, (_, row) in enumerate(body):
@@ -174,26 +148,6 @@ def load_csv(path: Path, config: DataConfig) -> Splits:
     return Splits(
         train=RawData(x=x, y=y, kind="table", class_names=class_names, feature_names=feature_names)
     )
-
-
-class NoLabelColumn(DataError):
-    """The file has no column of that name (or no header), or rows with no label in it: a trained
-    model's new inputs may lack labels it does not need (:meth:`vaekit.Run.inputs` reads them
-    without)."""
-
-
-def _label_index(names: list[str] | None, label_column: str | None, what: str) -> int | None:
-    if label_column is None:
-        return None
-    if names is None:
-        raise NoLabelColumn(
-            f"{what}: data.label_column={label_column!r} needs a header row, and the file has none"
-        )
-    if label_column not in names:
-        raise NoLabelColumn(
-            f"{what}: no column {label_column!r} for data.label_column; columns: {', '.join(names)}"
-        )
-    return names.index(label_column)
 
 
 def load_parquet(path: Path, config: DataConfig) -> Splits:
@@ -220,7 +174,7 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
     if table.num_rows == 0:
         raise DataError(f"{what}: no rows")
     names = list(table.column_names)
-    label_index = _label_index(names, config.label_column, what)
+    label_index = find_label_column(names, config.label_column, what)
     features = [name for j, name in enumerate(names) if j != label_index]
     if not features:
         raise DataError(f"{what}: no feature columns besides the label column")
@@ -256,7 +210,7 @@ def from_frame(frame, label_column: str | None = None) -> RawData:
     other column (text, pandas categoricals) as text, ``label_column`` as labels."""
     what = "DataFrame"
     names = [str(name) for name in frame.columns]
-    label_index = _label_index(names, label_column, what)
+    label_index = find_label_column(names, label_column, what)
     features = [name for j, name in enumerate(frame.columns) if j != label_index]
     if not features or len(frame) == 0:
         raise DataError(f"{what}: expected at least one feature column and one row")

@@ -21,6 +21,7 @@ import numpy as np
 
 from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Source, Splits, register_source
+from vaekit.data.sources.labels import encode_labels, find_label_column
 from vaekit.errors import DataError
 
 log = logging.getLogger("vaekit")
@@ -53,8 +54,6 @@ def load_lines(path: Path, config: DataConfig) -> Splits:
 
 def texts_from_rows(names: list[str] | None, body: list[list[str]], config: DataConfig, what: str) -> RawData:
     """A CSV's ``data.text_column`` as sequences (``data.label_column`` as labels, if given)."""
-    from vaekit.data.sources.tabular import _label_index, encode_labels
-
     if names is None:
         raise DataError(f"{what}: data.text_column={config.text_column!r} needs a header row, and the file has none")
     if config.text_column not in names:
@@ -66,7 +65,7 @@ def texts_from_rows(names: list[str] | None, body: list[list[str]], config: Data
         log.warning("%s: %d rows with an empty %r left out", what, len(texts) - len(keep), config.text_column)
     if not keep:
         raise DataError(f"{what}: column {config.text_column!r} is empty")
-    label = _label_index(names, config.label_column, what)
+    label = find_label_column(names, config.label_column, what)
     y = class_names = None
     if label is not None:
         y, class_names = encode_labels([body[i][label].strip() for i in keep], what)
