@@ -30,7 +30,7 @@ demo: install
 	@echo "demo run folder: runs/demo (figures in runs/demo/figures, everything in runs/demo/report.html)"
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
