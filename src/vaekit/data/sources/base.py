@@ -10,14 +10,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from vaekit.config import DataConfig
 from vaekit.registry import Registry
-
-Kind = Literal["image", "table", "sequence"]
 
 
 @dataclass
@@ -32,7 +29,7 @@ class RawData:
 
     x: np.ndarray
     y: np.ndarray | None = None
-    kind: Kind = "table"
+    kind: str = "table"  # a name in vaekit.data.kinds.KINDS: "image", "table" or "sequence"
     max_level: float | None = None  # the format's full-scale value (255 for 8-bit images)
     class_names: list[str] | None = None
     feature_names: list[str] | None = None

@@ -1,0 +1,106 @@
+"""Tables (N, D): one typed column per feature (:mod:`vaekit.data.columns`), matched by name.
+
+A spec without columns (run folders from before typed columns existed) scales its table as one
+array, as the :class:`~vaekit.data.kinds.base.DataKind` defaults do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaekit.data.columns import decode, encode, infer_columns
+from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_mismatch
+from vaekit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from vaekit.config import DataConfig
+    from vaekit.data.sources.base import RawData
+    from vaekit.data.spec import DataSpec
+
+log = logging.getLogger("vaekit")
+
+
+class TableKind(DataKind):
+    name = "table"
+
+    def fit(self, raw: RawData, config: DataConfig, others: list[RawData], make: type[DataSpec]) -> DataSpec:
+        """A :class:`~vaekit.data.columns.Column` per column; continuous columns are standardised
+        (``data.scale`` auto or standardize), min-max scaled (unit) or left (none)."""
+        x = raw.x if raw.x.dtype == object or np.issubdtype(raw.x.dtype, np.number) else raw.x.astype(object)
+        scale = "standardize" if config.scale == "auto" else config.scale
+        columns = infer_columns(x, raw.feature_names, config.column_types, f"data {config.source!r}",
+                                [o.x for o in others], scale)
+        spec = make(kind="table", shape=[x.shape[1]], scale="none", class_names=class_names_of(raw),
+                    feature_names=[c.name for c in columns], columns=columns)
+        scaled = spec.transform(x, name=config.source)
+        missing = torch.isnan(scaled)
+        spec.has_missing = bool(missing.any())
+        finite = scaled[~missing]
+        spec.value_range = [float(finite.min()), float(finite.max())] if finite.numel() else [0.0, 0.0]
+        return spec
+
+    def transform(self, spec: DataSpec, x: np.ndarray | Tensor, name: str = "input", allow_nan: bool = False,
+                  check_range: bool = False) -> Tensor:
+        """Each column coded (NaN where a value is missing: the model masks it)."""
+        if spec.columns is None:
+            return super().transform(spec, x, name, allow_nan, check_range)
+        array = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+        if array.ndim != 2:
+            raise DataError(f"{name}: samples have shape {tuple(array.shape[1:])}, the model expects "
+                            f"({len(spec.columns)},): one value per column")
+        return encode(spec.columns, array, name)
+
+    def inverse(self, spec: DataSpec, x: Tensor) -> Tensor:
+        """Continuous columns back to their units; categories stay codes (:meth:`to_values` names them)."""
+        if spec.columns is None:
+            return super().inverse(spec, x)
+        loc = torch.tensor([c.loc if c.kind == "continuous" else 0.0 for c in spec.columns], device=x.device)
+        std = torch.tensor([c.std if c.kind == "continuous" else 1.0 for c in spec.columns], device=x.device)
+        return x * std.to(x.dtype) + loc.to(x.dtype)
+
+    def to_values(self, spec: DataSpec, x: Tensor, model_space: bool = True) -> np.ndarray:
+        if spec.columns is None:
+            return super().to_values(spec, x, model_space)
+        return decode(spec.columns, x, model_space)
+
+    def align(self, spec: DataSpec, raw: RawData, what: str = "input", label_column: str | None = None) -> RawData:
+        """Columns matched by name: a missing column is an error naming it, extra columns are left out
+        with a warning (``label_column``, read as a column when its labels were not needed, without
+        one). Rows without names (headerless files) are left as they are."""
+        names, given = spec.feature_names, raw.feature_names
+        if not names or not given or list(given) == list(names):
+            return raw
+        missing = [name for name in names if name not in given]
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise DataError(f"{what}: missing column{'s' if len(missing) > 1 else ''} {shown}; the model was "
+                            f"trained on {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}")
+        extra = [name for name in given if name not in names and name != label_column]
+        if extra:
+            log.warning("%s: columns %s are not the model's and are left out of it", what, ", ".join(extra[:10]))
+        order = [list(given).index(name) for name in names]
+        return dataclasses.replace(raw, x=raw.x[:, order], feature_names=list(names))
+
+    def default_likelihood(self, spec: DataSpec) -> str:
+        """The per-column likelihood for a table with columns."""
+        return "table" if spec.columns is not None else super().default_likelihood(spec)
+
+    def check_likelihood(self, spec: DataSpec, name: str, support: str) -> None:
+        """Categorical columns and holes: only the table likelihood handles them."""
+        if spec.columns is None:
+            return super().check_likelihood(spec, name, support)
+        if support == "tokens":
+            refuse_mismatch(spec, name)
+        if support != "table":
+            text = [c.name for c in spec.columns if c.kind == "categorical"]
+            if text or spec.has_missing:
+                why = f"categorical columns ({', '.join(text[:5])})" if text else "missing values"
+                raise ConfigError(f"likelihood {name!r}: this table has {why}; only the per-column table "
+                                  "likelihood handles them: use model.likelihood=auto")
+        check_support(spec, name, support)
