@@ -19,7 +19,7 @@ from vaekit.data.spec import DataSpec
 from vaekit.data.tokens import BOS, EOS, PAD, SPECIALS, Vocabulary
 from vaekit.distributions.sequence import TokenFamily
 from vaekit.errors import ConfigError
-from vaekit.networks.factory import SequenceEncoder
+from vaekit.networks.sequence import SequenceEncoder
 
 VOCAB, LENGTH, CONTEXT = 12, 9, 16
 

@@ -17,8 +17,8 @@ from vaekit.data.tokens import BOS, EOS, PAD, SPECIALS, Vocabulary
 from vaekit.distributions.sequence import TokenFamily
 from vaekit.models import build_model, build_objective
 from vaekit.networks import recurrent
-from vaekit.networks.factory import SequenceEncoder
 from vaekit.networks.recurrent import Schedule, gru_by_length
+from vaekit.networks.sequence import SequenceEncoder
 
 LENGTH = 12
 

@@ -20,9 +20,10 @@ from vaekit.data.columns import Column
 from vaekit.data.sources.base import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.likelihoods import LIKELIHOODS
-from vaekit.distributions.tabular import MixedTable, TableFamily, TableInput, TableLayout
+from vaekit.distributions.tabular import MixedTable, TableFamily
 from vaekit.errors import DataError
-from vaekit.networks.factory import TableEncoder, build_networks
+from vaekit.networks.factory import build_networks
+from vaekit.networks.table import TableEncoder, TableInput, TableLayout
 
 # Kinds interleaved, so a value put in the wrong column shows.
 COLUMNS = [

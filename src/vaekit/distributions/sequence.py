@@ -1,13 +1,14 @@
 """p(x|z) for token sequences: an autoregressive language model conditioned on z (Bowman et al. 2016).
 
-On the VAE's five axes the autoregression belongs to the likelihood: p(x|z) = prod_t p(x_t | x_<t, z).
-So :class:`TokenFamily` is the likelihood family *and* an ``nn.Module`` that owns the autoregressive
-network; the VAE's decoder maps z to a context vector, and the family turns that context into a
-:class:`TokenSequence` distribution. Its ``log_prob`` runs the network with teacher forcing (the data's
-own previous token at each step, some replaced by ``<unk>`` under word dropout while training); its
-``mean``, ``sample`` and :meth:`TokenSequence.generate` decode step by step (greedy, temperature,
-top-k or beam search). The context enters at every step (and the GRU's initial state), so the
-decoder cannot forget z along the way.
+On the VAE's five axes the autoregression belongs to the likelihood:
+p(x|z) = prod_t p(x_t | x_<t, z). So :class:`TokenFamily` is the likelihood family *and* an ``nn.Module`` that owns the
+autoregressive network (:class:`~vaekit.networks.sequence.TokenDecoder`, which it inherits); the
+VAE's decoder maps z to a context vector, and the family turns that context into a
+:class:`TokenSequence` distribution. Its ``log_prob`` runs the network with teacher forcing (the
+data's own previous token at each step, some replaced by ``<unk>`` under word dropout while
+training); its ``mean``, ``sample`` and :meth:`TokenSequence.generate` decode step by step (greedy,
+temperature, top-k or beam search). The context enters at every step (and the GRU's initial state),
+so the decoder cannot forget z along the way.
 
 The network is a GRU (the default) or, with ``model.seq_decoder=transformer``, a causal Transformer
 (pre-norm, learned positions, ``rnn_hidden`` wide). Both are the same family because only the
@@ -26,26 +27,23 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Distribution
 
 from vaekit.data.tokens import BOS, EOS, PAD, UNK
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.errors import ConfigError
 from vaekit.networks import recurrent
+from vaekit.networks.sequence import TokenDecoder
 
 STRATEGIES = ("greedy", "sample", "top-k", "beam")
-DECODERS = ("gru", "transformer")
 
 
-class TokenFamily(nn.Module, LikelihoodFamily):
-    """The ``tokens`` likelihood (the default for sequence data): an embedding, an autoregressive
-    network whose input at each step is the previous token's embedding and the context, and a linear
-    map to the vocabulary. ``decoder="gru"``: a GRU of width ``hidden`` (weights ``embed``, ``initial``,
-    ``rnn``, ``out``); ``"transformer"``: ``layers`` causal pre-norm Transformer layers of width
-    ``hidden`` with ``heads`` heads over learned positions (``embed``, ``project``, ``position``,
-    ``transformer``, ``out``). A module, unlike the other families, because the autoregressive network
-    is part of p(x|z)."""
+class TokenFamily(TokenDecoder, LikelihoodFamily):
+    """The ``tokens`` likelihood (the default for sequence data): the autoregressive network of
+    :class:`~vaekit.networks.sequence.TokenDecoder` (inherited, so its weights are this module's own)
+    and the distribution it gives over sequences. A module, unlike the other families, because the
+    autoregressive network is part of p(x|z)."""
 
     support = "tokens"
     discrete = True
@@ -53,33 +51,13 @@ class TokenFamily(nn.Module, LikelihoodFamily):
     def __init__(self, vocab_size: int, length: int, context_dim: int, embed_dim: int = 128, hidden: int = 256,
                  word_dropout: float = 0.0, decoder: str = "gru", layers: int = 2, heads: int = 4,
                  dropout: float = 0.0) -> None:
-        nn.Module.__init__(self)
-        if decoder not in DECODERS:
-            raise ConfigError(f"sequence decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
-        if decoder == "transformer" and hidden % heads:
-            raise ConfigError(f"model.seq_heads={heads} must divide model.rnn_hidden={hidden} "
-                              "(the Transformer decoder's width)")
+        TokenDecoder.__init__(self, vocab_size, length, context_dim, embed_dim, hidden, decoder, layers, heads,
+                              dropout)
         self.event_ndim = 1
-        self.vocab_size, self.length, self.context_dim = vocab_size, length, context_dim
-        self.word_dropout, self.decoder = word_dropout, decoder
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        if decoder == "gru":
-            self.initial = nn.Linear(context_dim, hidden)
-            self.rnn = nn.GRU(embed_dim + context_dim, hidden, batch_first=True)
-        else:
-            self.project = nn.Linear(embed_dim + context_dim, hidden)  # the GRU's step input, projected
-            self.position = nn.Embedding(length, hidden)
-            nn.init.normal_(self.position.weight, std=0.02)
-            layer = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu",
-                                               batch_first=True, norm_first=True)
-            self.transformer = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(hidden),
-                                                     enable_nested_tensor=False)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.word_dropout = word_dropout
 
     @classmethod
     def from_spec(cls, spec, config) -> TokenFamily:
-        if spec.vocabulary is None:
-            raise ConfigError("likelihood 'tokens' is for text and molecules (data with a vocabulary)")
         return cls(len(spec.vocabulary), spec.vocabulary.length, config.rnn_hidden, config.embed_dim,
                    config.rnn_hidden, config.word_dropout, decoder=config.seq_decoder, layers=config.seq_layers,
                    heads=config.seq_heads)
@@ -89,54 +67,6 @@ class TokenFamily(nn.Module, LikelihoodFamily):
 
     def __call__(self, raw: Tensor) -> TokenSequence:  # not nn.Module's __call__: this builds a distribution
         return TokenSequence(raw.squeeze(-2), self)  # (*batch, 1, C) -> (*batch, C)
-
-    def start(self, context: Tensor) -> Tensor:
-        """The GRU's first state for contexts (N, C): (1, N, H)."""
-        return torch.tanh(self.initial(context)).unsqueeze(0)
-
-    def logits(self, context: Tensor, inputs: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Next-token logits (N, S, V) for input tokens (N, S) long under contexts (N, C), and the
-        state to go on from. The GRU's state is its hidden state (1, N, H), from :meth:`start` unless
-        ``state`` is given; the Transformer's is the prefix read so far (N, P) long, which ``inputs``
-        extend (the whole prefix is recomputed, the logits returned are those of ``inputs``)."""
-        if self.decoder == "gru":
-            output, state = self.rnn(self._steps(context, inputs), self.start(context) if state is None else state)
-            return self.out(output), state
-        prefix = inputs if state is None else torch.cat([state, inputs], 1)
-        n = prefix.shape[1]
-        hidden = self.project(self._steps(context, prefix)) + self.position.weight[:n]
-        causal = torch.ones(n, n, dtype=torch.bool, device=prefix.device).triu(1)  # True: not attended
-        hidden = self.transformer(hidden, mask=causal, is_causal=True)
-        return self.out(hidden[:, n - inputs.shape[1] :]), prefix
-
-    def teacher_forced(self, context: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
-        """log p(target_t | inputs_<=t, context) (N, S), 0 where the target is ``<pad>``: what
-        :meth:`logits` and a cross-entropy give, computed on the CPU with less arithmetic (GRU only;
-        see networks/recurrent.py). Each row runs to its last target that is not ``<pad>``, only those
-        positions reach the output layer, and the GRU's input projection is split as
-        W_ih [e; c] = W_e e + W_c c, so the context's share is computed once per sequence."""
-        span = torch.arange(1, targets.shape[1] + 1, device=targets.device)
-        lengths = ((targets != PAD) * span).amax(1).clamp_min(1)  # (N,): steps up to the last real target
-        schedule = recurrent.Schedule.of(lengths)
-        time, row = schedule.positions()  # (P,) each
-        rnn, embed_dim = self.rnn, self.embed.embedding_dim
-        weight = rnn.weight_ih_l0  # (3H, E + C): the token's embedding, then the context
-        per_sequence = F.linear(context, weight[:, embed_dim:], rnn.bias_ih_l0)  # (N, 3H)
-        steps = recurrent.projected_inputs(self.embed, inputs[row, time], weight[:, :embed_dim], None)  # (P, 3H)
-        outputs, _ = recurrent.gru_by_length(steps + per_sequence[row], self.start(context[schedule.order])[0],
-                                             rnn.weight_hh_l0, rnn.bias_hh_l0, schedule.live)  # (P, H)
-        target = targets[row, time]  # (P,)
-        values = -F.cross_entropy(self.out(outputs), target, reduction="none")  # (P,)
-        values = torch.where(target != PAD, values, values.new_zeros(()))
-        return values.new_zeros(targets.shape).index_put((row, time), values)  # (N, S)
-
-    def _steps(self, context: Tensor, ids: Tensor) -> Tensor:
-        """The network's input at each position: the token's embedding and the context (N, S, E + C)."""
-        return torch.cat([self.embed(ids), context.unsqueeze(1).expand(-1, ids.shape[1], -1)], -1)
-
-    def reorder(self, state: Tensor, index: Tensor) -> Tensor:
-        """The decoding state of the sequences ``index`` (beam search keeps the best continuations)."""
-        return state[:, index] if self.decoder == "gru" else state[index]
 
 
 class TokenSequence(Distribution):

@@ -1,12 +1,24 @@
-"""Small building blocks shared by the MLP and convolutional networks."""
+"""Small building blocks shared by the networks, and the NETWORKS registry."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from vaekit.registry import Registry
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.spec import DataSpec
+
+# A network builder: (spec, config, n_params, decoder_input, out_shape) -> (encoder, decoder). The
+# encoder maps x to features (``.out_features`` wide), the decoder ``decoder_input`` values to
+# (B, n_params, *out_shape). A data kind names its entry (DataKind.network).
+NetworkBuilder = Callable[["DataSpec", "ModelConfig", int, int, "list[int]"], "tuple[nn.Module, nn.Module]"]
+NETWORKS: Registry[NetworkBuilder] = Registry("network")
 
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("activation")
 ACTIVATIONS.add("relu", nn.ReLU)

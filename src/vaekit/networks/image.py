@@ -4,16 +4,21 @@ Each encoder stage halves the spatial size with a stride-2 3x3 convolution (ceil
 records those sizes and mirrors them with transposed convolutions whose ``output_padding`` restores
 odd sizes exactly, so 8x8, 28x28, 27x31 and 64x64 all round-trip to their own shape.
 
-:func:`~vaekit.networks.factory.build_networks` starts them from He initialisation.
+:func:`conv_networks` (the ``conv`` entry of NETWORKS) starts them from He initialisation.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from vaekit.networks.blocks import activation, norm_2d
+from vaekit.networks.blocks import NETWORKS, activation, he_init, norm_2d
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.spec import DataSpec
 
 
 def stage_sizes(height: int, width: int, n_channels: int, min_size: int = 4) -> list[tuple[int, int]]:
@@ -75,3 +80,15 @@ class ConvDecoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         h = self.fc(z).view(-1, *self.start)  # (B, C_last, h, w)
         return self.out(self.deconvs(h)).view(-1, *self.out_shape)  # (B, P, C, H, W)
+
+
+@NETWORKS.register("conv")
+def conv_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+                  out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
+    """Images (C, H, W): the conv encoder and its mirror, from He init (see
+    :func:`~vaekit.networks.blocks.he_init`: the conv VAE collapsed without it)."""
+    act, norm = config.activation, config.norm
+    feature_dim = config.hidden[-1] if config.hidden else 256
+    encoder = ConvEncoder(spec.shape, config.conv_channels, feature_dim, act, norm)
+    decoder = ConvDecoder(decoder_input, encoder, n_params, act, norm)
+    return he_init(encoder, act), he_init(decoder, act, output=decoder.out)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from vaekit.networks.blocks import activation, norm_1d
+from vaekit.networks.blocks import NETWORKS, activation, he_init, norm_1d
+
+if TYPE_CHECKING:
+    from vaekit.config import ModelConfig
+    from vaekit.data.spec import DataSpec
 
 
 def _stack(widths: list[int], act: str, norm: str) -> nn.Sequential:
@@ -41,3 +46,14 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.out(self.net(z)).view(-1, *self.out_shape)  # (B, P, *shape)
+
+
+@NETWORKS.register("mlp")
+def mlp_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+                 out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
+    """Fully connected encoder and decoder for samples of any shape, from He init (images: see
+    :func:`~vaekit.networks.blocks.he_init`)."""
+    act, norm = config.activation, config.norm
+    encoder = MLPEncoder(spec.shape, config.hidden, act, norm)
+    decoder = MLPDecoder(decoder_input, out_shape, config.hidden, n_params, act, norm)
+    return he_init(encoder, act), he_init(decoder, act, output=decoder.out)

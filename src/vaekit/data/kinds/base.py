@@ -31,7 +31,8 @@ class DataKind(ABC):
 
     A new kind is one file in ``vaekit/data/kinds/`` holding a subclass, and one ``KINDS.add`` line in
     ``vaekit/data/kinds/__init__.py``. It must set :attr:`name`; every method has a default for
-    numeric arrays (N, *shape): override those the kind does differently.
+    numeric arrays (N, *shape): override those the kind does differently (:meth:`network` names the
+    ``vaekit.networks.NETWORKS`` entry that reads it; a new network is one module there).
     A kind names networks and likelihoods (registry keys) and never imports them: it lives at the
     data layer, below both. It imports ``DataSpec`` only for type checking: :meth:`fit` builds
     the record with the class it is given (``make``).
@@ -174,6 +175,14 @@ class DataKind(ABC):
             refuse_mismatch(spec, name)
         check_support(spec, name, support)
 
+    # ---------------------------------------------------------------- networks (NETWORKS names)
+    def network(self, spec: DataSpec, requested: str) -> str:
+        """The ``vaekit.networks.NETWORKS`` entry for ``model.network=requested`` (auto, mlp or conv):
+        an MLP over the flattened sample; conv is for images."""
+        if requested == "conv":
+            refuse_conv(f"this data has shape {spec.shape}")
+        return requested if requested != "auto" else "mlp"
+
 
 def class_names_of(raw: RawData) -> list[str] | None:
     """The split's class names, or "0".."K-1" for unnamed labels."""
@@ -181,6 +190,10 @@ def class_names_of(raw: RawData) -> list[str] | None:
     if class_names is None and raw.y is not None and len(raw.y):  # unnamed labels 0..K-1
         class_names = [str(i) for i in range(int(np.max(raw.y)) + 1)]
     return class_names
+
+
+def refuse_conv(what: str) -> None:
+    raise ConfigError(f"model.network='conv' needs images (C, H, W); {what}")
 
 
 def refuse_table_likelihood(spec: DataSpec, name: str) -> None:

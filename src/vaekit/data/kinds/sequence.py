@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.data.kinds.base import DataKind, refuse_mismatch, refuse_table_likelihood
+from vaekit.data.kinds.base import DataKind, refuse_conv, refuse_mismatch, refuse_table_likelihood
 from vaekit.data.tokens import Vocabulary
 from vaekit.errors import ConfigError, DataError
 
@@ -82,3 +82,9 @@ class SequenceKind(DataKind):
             refuse_table_likelihood(spec, name)
         if support != "tokens":
             refuse_mismatch(spec, name)
+
+    def network(self, spec: DataSpec, requested: str) -> str:
+        """A GRU reads the tokens (model.network=auto or mlp alike)."""
+        if requested == "conv":
+            refuse_conv("this data is token sequences")
+        return "sequence"

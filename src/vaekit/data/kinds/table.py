@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from vaekit.data.columns import decode, encode, infer_columns
-from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_mismatch
+from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_conv, refuse_mismatch
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -104,3 +104,11 @@ class TableKind(DataKind):
                 raise ConfigError(f"likelihood {name!r}: this table has {why}; only the per-column table "
                                   "likelihood handles them: use model.likelihood=auto")
         check_support(spec, name, support)
+
+    def network(self, spec: DataSpec, requested: str) -> str:
+        """The table encoder (its input layer reads the columns' codes and holes)."""
+        if spec.columns is None:
+            return super().network(spec, requested)
+        if requested == "conv":
+            refuse_conv(f"this data has shape {spec.shape}")
+        return "table"
