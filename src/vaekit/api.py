@@ -385,7 +385,7 @@ def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawDat
                            seed=config.train.seed, drop_last=config.model.norm == "batch" or static, **shard)
     val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
                         name="validation split", **shard) if data.val is not None else None)
-    table_columns = data.spec.feature_names if data.spec.columns is not None else None
+    table_columns = data.spec.data_kind.column_names(data.spec)
     optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
                                config.train.weight_decay, config.train.momentum)
     autocast = torch.bfloat16 if (config.train.precision == "bf16" or

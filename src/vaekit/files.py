@@ -1,18 +1,25 @@
 """Atomic file writes: every artefact goes to a temporary name in its folder, then is renamed.
 
 A reader (or a crash) therefore sees either the old file or the complete new one, never half.
+:func:`save_array` writes an array that way, as .npy or .csv.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
+
+from vaekit.errors import DataError
 
 
 def _read_umask() -> int:
@@ -130,3 +137,31 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def save_array(values: Tensor | np.ndarray, path: str | Path, header: list[str] | None = None) -> Path:
+    """Write .npy (no pickle) or .csv, atomically."""
+    path = Path(path)
+    array = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+    buffer = io.BytesIO()
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(buffer, array, allow_pickle=False)
+    elif suffix == ".csv" and array.dtype == object:  # a table with text (category) columns
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header or [f"v{i}" for i in range(array.shape[1])])
+        writer.writerows([["" if _blank(v) else (f"{v:.7g}" if isinstance(v, float) else v) for v in row]
+                          for row in array])
+        buffer.write(text.getvalue().encode())
+    elif suffix == ".csv":
+        flat = array.reshape(len(array), -1)
+        names = header or [f"v{i}" for i in range(flat.shape[1])]
+        np.savetxt(buffer, flat, delimiter=",", header=",".join(names), comments="", fmt="%.7g")
+    else:
+        raise DataError(f"output {str(path)!r}: expected a .npy or .csv file")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -14,10 +14,11 @@ from sklearn.datasets import load_breast_cancer
 
 import vaekit
 from vaekit.config import resolve_config
+from vaekit.data.kinds.sequence import sequence_warning
 from vaekit.data.loaders import prepare_data, to_tensors
 from vaekit.data.tokens import BOS, EOS, PAD, UNK
 from vaekit.estimators import VAETransformer
-from vaekit.evaluation.diagnostics import end_of_training_warnings, non_finite_warning, sequence_warning
+from vaekit.evaluation.diagnostics import end_of_training_warnings, non_finite_warning
 
 TINY = ["data.source=digits", "data.max_samples=300", "model.hidden=[32]", "model.latent_dim=4", "train.epochs=2",
         "train.batch_size=64", "train.progress=false", "train.device=cpu", "eval.k=10"]

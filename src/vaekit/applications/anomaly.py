@@ -68,7 +68,7 @@ def score_samples(model: VAE, x: Tensor, score: str = "nll", k: int = 100, seed:
         so a score depends on the sample alone, not on its position or its batch).
     """
     check_score(score, k)
-    if score == "recon" and getattr(model.likelihood, "support", None) == "tokens":
+    if score == "recon" and not model.likelihood.comparable_values:
         raise ConfigError("score 'recon' compares values, and token ids are not quantities: use elbo or nll "
                           "for text and molecules")
     model.eval()
@@ -118,12 +118,7 @@ def likelihood_caveat(run, score: str) -> str | None:
     by fit (one-class Fashion-MNIST: AUROC near 0.5, BENCHMARKS.md)."""
     from vaekit.models import likelihood_name
 
-    name = likelihood_name(run.spec, run.config.model)
-    binary = run.spec.binarize or run.spec.n_levels == 2
-    if score == "recon" or name not in ("bernoulli", "continuous_bernoulli") or binary or run.spec.kind != "image":
-        return None
-    return (f"the {score} score under this run's {name} likelihood on grey-level data favours dark, plain "
-            "inputs; prefer --score recon, or train with model.likelihood=gaussian for likelihood scores")
+    return run.spec.data_kind.score_caveat(run.spec, likelihood_name(run.spec, run.config.model), score)
 
 
 @dataclass
@@ -238,8 +233,9 @@ def save_extremes(spec, x: np.ndarray | Tensor, scores: np.ndarray, path: str | 
 
     from vaekit.applications.visualize import to_unit
 
-    if spec.kind != "image":
-        raise DataError(f"{str(path)!r}: these data are tables, not images; no figure of extremes")
+    refused = spec.data_kind.unsupported(spec, "extremes")
+    if refused:
+        raise DataError(f"{str(path)!r}: {refused}")
     order = np.argsort(-np.asarray(scores), kind="stable")
     n = min(n, len(order) // 2) or 1
     rows = {"most anomalous": order[:n], "least anomalous": order[::-1][:n]}

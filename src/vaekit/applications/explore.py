@@ -1,7 +1,7 @@
 """Looking inside a trained model: interpolation, latent traversals, attribute vectors, analogies and
 class swaps. Each function takes a :class:`~vaekit.Run` and raw inputs in the data's units, does the
 code arithmetic with :mod:`vaekit.applications.latent_ops`, and returns decoded data (N, *shape) in
-the data's units, ready for :func:`~vaekit.applications.visualize.save_images`.
+the data's units, ready for :meth:`DataKind.write <vaekit.data.kinds.base.DataKind.write>`.
 
 A conditional run encodes each input under its label and decodes under the label given (by default
 the input's own), so the codes carry the style and the label the content. Attribute vectors and
@@ -48,11 +48,7 @@ def interpolate(run: Run, a: np.ndarray | Tensor, b: np.ndarray | Tensor, steps:
     (*shape) or (1, *shape)): (steps, *shape), both ends included. ``path`` is "linear" or
     "spherical" (slerp; White 2016). A conditional run takes the two labels and decodes under
     ``a``'s."""
-    if run.spec.vocabulary is not None:  # two strings
-        x = np.array([str(np.asarray(a).reshape(-1)[0]), str(np.asarray(b).reshape(-1)[0])], dtype=object)
-    else:
-        x = torch.stack([torch.as_tensor(np.asarray(a)).reshape(run.spec.shape),
-                         torch.as_tensor(np.asarray(b)).reshape(run.spec.shape)])  # (2, *shape)
+    x = run.spec.data_kind.as_batch(run.spec, [a, b])  # (2, *shape), or two strings
     condition = _labels(run, labels, 2, "interpolate")
     z = run.encode(x, condition=condition).mean  # (2, L)
     codes = latent_ops.interpolation_path(z[0], z[1], steps, path)  # (steps, L)

@@ -95,8 +95,9 @@ def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, 
     from vaekit.evaluation.features import default_feature_network, load_feature_network
     from vaekit.evaluation.quality import sample_quality
 
-    if run.spec.kind != "image":
-        raise DataError("sample quality (FID/KID) is defined for images; this model's data are tables")
+    refused = run.spec.data_kind.unsupported(run.spec, "fid")
+    if refused:
+        raise DataError(refused)
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"sampler {sampler!r}: expected prior or gmm")
 
@@ -127,8 +128,9 @@ def sample_sequences(run: Run, n: int, seed: int = 0, temperature: float = 1.0, 
     """``n`` sentences or molecules from a sequence run: codes z ~ p(z) at ``temperature`` (or the
     codes ``z`` given), each decoded by ``decoding`` (greedy, sample, top-k or beam; see
     :meth:`vaekit.distributions.sequence.TokenSequence.generate`), as strings."""
-    if run.spec.vocabulary is None:
-        raise ConfigError(f"decoding text: this run's data are {run.spec.kind} data, not text or molecules")
+    refused = run.spec.data_kind.unsupported(run.spec, "decoding")
+    if refused:
+        raise ConfigError(f"decoding text: {refused}")
     generator = torch.Generator(device=run.device).manual_seed(seed)
     condition = run.condition_for(n if z is None else len(z), condition)
     if z is None:

@@ -48,7 +48,7 @@ def _guard(model, y: Tensor, mask: Mask, values: Tensor, condition: Tensor | Non
 def _start(run, y: Tensor, mask: Mask, condition: Tensor | None) -> Tensor:
     """What the encoder first sees: a table with its holes (its input layer masks them), an image
     with the model's average image in them."""
-    if run.spec.columns is not None:
+    if run.spec.data_kind.encoder_masks_holes(run.spec):
         return y
     return mask.initial_guess(y, prior_fill(run.model, condition, len(y)))
 
@@ -116,17 +116,14 @@ def impute(run, x_raw: np.ndarray, method: str = "importance", k: int = 100, ste
            multiple: int = 0, condition: Tensor | None = None, name: str = "input") -> np.ndarray:
     """Raw inputs with missing values (NaN, empty cells) -> the same inputs completed, in the data's
     own units and categories: (N, D), or (M, N, D) for ``multiple`` = M imputations."""
-    if run.spec.columns is not None:
-        x = run.spec.transform(x_raw, name=name)  # holes stay NaN
-    else:
-        x = run.spec.transform(x_raw, name=name, allow_nan=True)
-        if torch.isinf(x).any():
-            raise ConfigError(f"{name}: infinite values are not missing values")
+    x = run.spec.transform(x_raw, name=name, allow_nan=True)  # holes stay NaN
+    if torch.isinf(x).any():  # a table's columns refuse them already
+        raise ConfigError(f"{name}: infinite values are not missing values")
     filled = impute_model_space(run, x, method, k, steps, seed, multiple, condition)
     missing = torch.isnan(x).numpy()
 
     def complete(values: Tensor) -> np.ndarray:  # the observed values exactly as given, not via float32
-        table = run.spec.inverse(values).numpy() if run.spec.columns is None else run.spec.to_table(values)
+        table = run.spec.to_table(values)
         raw = np.asarray(x_raw)
         if table.dtype != object:  # missing markers in an object array ("?", "NA", None) are not numbers
             raw = np.where(missing, np.nan, raw).astype(table.dtype)

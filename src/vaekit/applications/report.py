@@ -174,7 +174,7 @@ def _figures(run: Run, inputs: RawData, seed: int, map_points: int) -> dict[str,
     def shown(indices) -> str:  # which held-out inputs a figure shows: a seeded choice, as files are often sorted
         return describe_items(indices, len(inputs), inputs.y, names)
     makers: dict[str, Callable[[], tuple[str, str]]] = {}
-    if run.spec.kind == "image":
+    if run.spec.data_kind.unsupported(run.spec, "figures") is None:  # image figures
         makers["Samples"] = lambda: (_image_tag(_grid(run, run.sample(64, seed=seed), 8), "samples"),
                                      f"64 draws z ~ p(z), decoded to the likelihood mean (seed {seed}).")
 

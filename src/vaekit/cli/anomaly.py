@@ -117,7 +117,7 @@ def anomaly(
         typer.echo(f"AUROC {metrics['auroc']:.4f}  AUPRC {metrics['auprc']:.4f}  "
                    f"(anomalies: {metrics['anomaly_rate']:.1%} of the inputs, normal classes "
                    f"{','.join(str(c) for c in normal_classes)})")
-    if run.spec.kind == "image":
+    if run.spec.data_kind.unsupported(run.spec, "extremes") is None:
         figure = figure or out.with_suffix(".png")
         save_extremes(run.spec, inputs.x, scores, figure, score_name=f"{score} score")
         log.info("wrote %s", figure)

@@ -145,27 +145,19 @@ def figure_path(run, out: Path | None, name: str) -> Path:
 
 def write_output(run, values, out: Path | None, nrow: int | None = None,
                  row_captions: list[str] | None = None) -> None:
-    """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row, each row
-    captioned by ``row_captions`` when given), .gif (one frame per item), .npy or .csv; a text or
-    molecule run's strings to .txt/.smi, or printed."""
-    from vaekit.applications.visualize import save_array, save_gif, save_images
-
-    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+    """Data-unit values to ``out`` by its suffix, as the data's kind writes them: .png (an image
+    grid, ``nrow`` per row, each row captioned by ``row_captions`` when given), .gif (one frame per
+    item), .npy or .csv; a text or molecule run's strings to .txt/.smi, or printed."""
+    if prints_lines(run, out):
         write_texts(run.spec.to_text(values), out)  # text or molecules: one a line (printed without --out)
         return
-    suffix = out.suffix.lower()
-    if suffix == ".csv" and run.spec.columns is not None:  # a table: its column names and categories
-        save_array(run.spec.to_table(values, model_space=False), out, header=run.spec.feature_names)
-    elif suffix == ".png":
-        save_images(run.spec, values, out, nrow=nrow, row_captions=row_captions)
-    elif suffix == ".gif":
-        save_gif(run.spec, values, out)
-    else:
-        save_array(values, out)
+    run.spec.data_kind.write(run.spec, values, out, nrow=nrow, row_captions=row_captions)
     log.info("wrote %s", out)
 
 
-TEXT_SUFFIXES = (".txt", ".smi", ".npy")
+def prints_lines(run, out: Path | None) -> bool:
+    """Whether values go out as lines of text (a text or molecule run, unless ``out`` is .npy)."""
+    return run.spec.data_kind.prints(run.spec) and (out is None or out.suffix.lower() != ".npy")
 
 
 def write_texts(texts, out: Path | None) -> None:
@@ -183,9 +175,9 @@ def write_texts(texts, out: Path | None) -> None:
 def output_for(run, out: Path | None, name: str, allowed: tuple[str, ...]) -> Path | None:
     """Where a command writes: ``out`` checked against ``allowed`` (text and molecule runs: .txt, .smi
     or .npy instead), or the default figure RUN/figures/NAME.png; a text run prints instead."""
-    if run.spec.vocabulary is not None:
+    if run.spec.data_kind.prints(run.spec):
         if out is not None:
-            check_suffix(out, TEXT_SUFFIXES)
+            check_suffix(out, run.spec.data_kind.output_suffixes(run.spec, allowed))
         return out
     out = figure_path(run, out, f"{name}.png")
     check_suffix(out, allowed)

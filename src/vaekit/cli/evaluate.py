@@ -46,8 +46,9 @@ def evaluate(
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
     run = load_run(run_dir, device=str(select_device(device.value)))
-    if molecules and (run.spec.vocabulary is None or run.spec.vocabulary.kind not in ("smiles", "selfies")):
-        raise ConfigError("--molecules: this run was not trained on molecules (SMILES or SELFIES tokens)")
+    refused = run.spec.data_kind.unsupported(run.spec, "molecules") if molecules else None
+    if refused:
+        raise ConfigError(f"--molecules: {refused}")
     inputs = load_inputs(run, data, "test")
     x = run.to_model_space(inputs.x, name=data or "test split")
     labels = labels_of(run, inputs, data or "test split")

@@ -80,7 +80,7 @@ def interpolate(
     labels = labels_of(run, inputs, data or "test split")
     decoded = run_interpolate(run, inputs.x[a], inputs.x[b], steps, path,
                               labels=None if labels is None else labels[[a, b]])
-    if run.spec.vocabulary is not None:  # the two inputs framing the path, so it can be read against them
+    if run.spec.data_kind.prints(run.spec):  # the two inputs framing the path, so it can be read against them
         typer.echo(f"a: {inputs.x[a]}")
         write_output(run, decoded, out)
         typer.echo(f"b: {inputs.x[b]}")

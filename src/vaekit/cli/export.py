@@ -25,8 +25,8 @@ def export(
     if not onnx:
         raise ConfigError("choose a format: --onnx")
     run = load_run(run_dir)
-    if run.spec.vocabulary is not None:
-        raise ConfigError(f"--onnx: run {str(run_dir)!r} is a sequence model (text or molecules), whose autoregressive "
-                          "decoder has no ONNX export; use the run folder with vaekit itself")
+    refused = run.spec.data_kind.unsupported(run.spec, "onnx")
+    if refused:
+        raise ConfigError(f"--onnx: run {str(run_dir)!r} {refused}")
     for path in export_onnx(run.model, run.spec, out or run_dir / "export"):
         log.info("wrote %s", path)

@@ -15,6 +15,7 @@ from vaekit.cli.common import (
     load_inputs,
     load_run,
     output_for,
+    prints_lines,
     write_output,
     write_texts,
 )
@@ -50,7 +51,7 @@ def sample(
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
     cond = condition_for(run, n, label, condition)
-    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+    if prints_lines(run, out):
         import torch
 
         from vaekit.applications.generate import sample_sequences
@@ -94,7 +95,7 @@ def decode(
     from vaekit.errors import DataError
 
     run = load_run(run_dir)
-    check_suffix(out, (".txt", ".smi", ".npy") if run.spec.vocabulary is not None else (".png", ".npy", ".csv"))
+    check_suffix(out, run.spec.data_kind.output_suffixes(run.spec, (".png", ".npy", ".csv")))
     check_suffix(latents, (".npy",), "--latents", role="inputs")
     if not latents.is_file():
         raise DataError(f"latents file {str(latents)!r} does not exist")

@@ -15,6 +15,7 @@ from vaekit.cli.common import (
     load_inputs,
     load_run,
     output_for,
+    prints_lines,
     say_items,
     write_output,
     write_texts,
@@ -41,14 +42,15 @@ def reconstruct(
 
     run = load_run(run_dir)
     out = output_for(run, out, "reconstructions", (".png", ".npy", ".csv"))
-    if out is not None and out.suffix.lower() == ".png" and run.spec.kind != "image":
-        raise DataError(f"--out {str(out)!r}: this model's data are tables, not images; write .csv or .npy")
+    refused = out is not None and out.suffix.lower() == ".png" and run.spec.data_kind.unsupported(run.spec, "png")
+    if refused:  # before any work
+        raise DataError(f"--out {str(out)!r}: {refused}")
     inputs = load_inputs(run, data, "test")
     chosen = choose_items(inputs, n, 16, seed, indices)
     x = inputs.x[chosen]
     labels = labels_of(run, inputs, data or "test split")
     recon = run.reconstruct(x, name=data or "test split", condition=None if labels is None else labels[chosen])
-    if run.spec.vocabulary is not None and (out is None or out.suffix.lower() != ".npy"):
+    if prints_lines(run, out):
         pairs = zip(x, run.spec.to_text(recon), strict=True)  # text or molecules: "input -> reconstruction"
         write_texts([f"{original}\t{decoded}" for original, decoded in pairs], out)
     elif out.suffix.lower() == ".png":

@@ -285,6 +285,12 @@ class LikelihoodFamily:
     n_params: int = 1
     support: Support = "real"
     discrete: bool = False  # a pmf: -log p is a code length, so bits/dim are reported
+    comparable_values: bool = True  # values are quantities (a squared error means something); token ids are not
+
+    @property
+    def values_per_item(self) -> int:
+        """Numbers the likelihood holds per data value (its parameters; a token model: a logit per word)."""
+        return self.n_params
 
     def __init__(self, event_ndim: int) -> None:
         self.event_ndim = event_ndim

@@ -47,6 +47,11 @@ class TokenFamily(TokenDecoder, LikelihoodFamily):
 
     support = "tokens"
     discrete = True
+    comparable_values = False  # token ids: per-token bounds, no reconstruction error
+
+    @property
+    def values_per_item(self) -> int:
+        return self.vocab_size
 
     def __init__(self, vocab_size: int, length: int, context_dim: int, embed_dim: int = 128, hidden: int = 256,
                  word_dropout: float = 0.0, decoder: str = "gru", layers: int = 2, heads: int = 4,

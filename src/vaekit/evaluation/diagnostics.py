@@ -5,8 +5,10 @@ both end in :func:`vaekit.api.train`); each check reads what training already me
 hundred held-out items, and returns a line that names what it saw and the remedy:
 
 - posterior collapse: fewer than half of the latent dimensions active (or none);
-- a sequence model that has not learnt to reconstruct: its greedy decodings of held-out items get
-  few tokens right, are mostly ``<unk>``, or are mostly one and the same string;
+- what only the data's kind shows (:meth:`DataKind.held_out_warnings
+  <vaekit.data.kinds.base.DataKind.held_out_warnings>`): a sequence model that has not learnt to
+  reconstruct, whose greedy decodings of held-out items get few tokens right, are mostly ``<unk>``,
+  or are mostly one and the same string;
 - training steps that gave NaN/Inf and were skipped;
 - a metric that ended NaN or infinite.
 """
@@ -14,22 +16,18 @@ hundred held-out items, and returns a line that names what it saw and the remedy
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from vaekit.config import RunConfig
-from vaekit.data.tokens import BOS, EOS, PAD, UNK
+from vaekit.data.kinds.base import either
 from vaekit.evaluation.latent import ACTIVE_THRESHOLD, latent_summary
 from vaekit.models.vae import VAE
 from vaekit.networks.factory import network_kind
 
 HELD_ITEMS = 2000  # held-out items whose posteriors are looked at, as LatentMonitor does
-DECODED_ITEMS = 200  # held-out sequences decoded greedily (step by step, so kept few)
-LOW_ACCURACY = 0.3  # share of tokens a sequence model's reconstructions get right, below which it warns
-MOSTLY = 0.5  # share of <unk> tokens, or of one repeated string, that counts as "mostly"
 
 
 def collapse_warning(active: int, latent_dim: int, data_values: int, config: RunConfig,
@@ -54,39 +52,7 @@ def collapse_warning(active: int, latent_dim: int, data_values: int, config: Run
         what, advice = ("the others carry nothing about the data (a code wider than the data needs looks like "
                         "this too)"), "if more were expected, try"
     return (f"only {active} of {latent_dim} latent dimensions are active (their posterior mean varies across "
-            f"items with variance > {ACTIVE_THRESHOLD}): {what}; {advice} {_either(remedies)}")
-
-
-def sequence_warning(inputs: Tensor, decoded: Tensor, texts: list[str], config: RunConfig) -> str | None:
-    """A line when greedy reconstructions ``decoded`` (N, T) of token ids ``inputs`` (N, T), shown
-    as ``texts``, get less than ``LOW_ACCURACY`` of the tokens right, are mostly ``<unk>`` or
-    mostly one string: what was seen, and the remedy."""
-    targets = inputs[:, 1:]  # (N, T-1) <bos> is given, never predicted
-    known = targets != PAD
-    accuracy = float((decoded[:, 1:] == targets)[known].double().mean())
-    words = decoded[:, 1:][(decoded[:, 1:] != PAD) & (decoded[:, 1:] != EOS) & (decoded[:, 1:] != BOS)]
-    unknown = float((words == UNK).double().mean()) if words.numel() else 0.0
-    common, count = Counter(texts).most_common(1)[0]
-    repeated = count / len(texts)
-    if accuracy >= LOW_ACCURACY and unknown < MOSTLY and repeated < MOSTLY:
-        return None
-    seen = [f"{accuracy:.0%} of tokens right"]
-    if unknown >= MOSTLY:
-        seen.append(f"{unknown:.0%} of the decoded tokens <unk>")
-    if repeated >= MOSTLY:
-        seen.append(f"{repeated:.0%} of them the same string {common[:40]!r}")
-    remedies = [f"more train.epochs (now {config.train.epochs})"]
-    if unknown >= MOSTLY:
-        remedies.append(f"a smaller data.min_freq (now {config.data.min_freq}) so fewer words become <unk>")
-    if repeated >= MOSTLY:  # the decoder ignores z
-        remedies += ["train.kl_warmup=linear"] * (config.train.kl_warmup == "none")
-        remedies += ["model.word_dropout=0.3"] * (config.model.word_dropout == 0)
-    return (f"the sequence model looks undertrained: greedy reconstructions of {len(texts)} held-out items get "
-            f"{', '.join(seen)}; try {_either(remedies)}")
-
-
-def _either(options: list[str]) -> str:
-    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
+            f"items with variance > {ACTIVE_THRESHOLD}): {what}; {advice} {either(remedies)}")
 
 
 def non_finite_warning(metrics: dict[str, Any]) -> str | None:
@@ -113,7 +79,7 @@ def skipped_steps_warning(history: list[dict[str, float]]) -> str | None:
     if not epochs:
         return None
     total = sum(skipped.values())
-    where = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {_either([str(e) for e in epochs[:8]])}"
+    where = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {either([str(e) for e in epochs[:8]])}"
     return (f"{total} training step{'s' if total > 1 else ''} gave NaN/Inf and {'were' if total > 1 else 'was'} "
             f"skipped ({where}; history.csv counts them); if this recurs, lower train.lr or set train.grad_clip")
 
@@ -147,10 +113,8 @@ def end_of_training_warnings(model: VAE, config: RunConfig, held: dict[str, Tens
         if active is not None:
             conv = spec is not None and network_kind(spec, config.model) == "conv"
             lines.append(collapse_warning(active, model.latent_dim, x[0].numel(), config, conv))
-        if spec is not None and spec.vocabulary is not None:
-            x, condition = x[:DECODED_ITEMS], None if condition is None else condition[:DECODED_ITEMS]
-            decoded = model.reconstruct(x, condition).mean.long()  # (N, T) greedy
-            lines.append(sequence_warning(x.long(), decoded, spec.to_text(decoded), config))
+        if spec is not None:  # what only this kind of data shows (sequences: undertrained decodings)
+            lines += spec.data_kind.held_out_warnings(spec, model, x, condition, config)
     if metrics is not None:
         lines.append(non_finite_warning(metrics))
     return [line for line in lines if line is not None]

@@ -27,7 +27,7 @@ def log_weights(model: VAE, x: Tensor, k: int, generator: torch.Generator | Keye
     ``chunk`` draws per forward pass (default: as many as fit in ``CHUNK_ELEMENTS``)."""
     if chunk is None:
         # values the likelihood holds per data value: its parameters, or a token model's logit per word
-        width = getattr(model.likelihood, "vocab_size", model.likelihood.n_params)
+        width = model.likelihood.values_per_item
         per_draw = max(1, x[0].numel() * x.shape[0] * width)
         chunk = max(1, min(k, CHUNK_ELEMENTS // per_draw))
     parts = []

@@ -153,7 +153,7 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     if stochastic:
         metrics["elbo"] = -metrics["neg_elbo"]
         metrics["k"] = plan.k
-        if getattr(model.likelihood, "support", None) == "tokens":  # text, molecules: per token, not per position
+        if not model.likelihood.comparable_values:  # token ids (text, molecules): per token, not per position
             tokens = float((x[evaluated, 1:] != PAD).sum())  # every predicted token, <eos> included
             metrics["tokens_per_sample"] = tokens / n
             metrics["nll_per_token"] = metrics["nll"] * n / tokens

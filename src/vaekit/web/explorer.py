@@ -2,14 +2,15 @@
 returns JSON-ready dicts. :mod:`vaekit.web.app` puts HTTP in front of it; this module knows nothing
 of HTTP, and does no math of its own (that is :mod:`vaekit.applications`).
 
-Items (inputs, samples, decodings) travel as ``{"png": "data:image/png;base64,..."}`` for image
-runs and ``{"row": {column: value}}`` for tables. Model calls are serialised by one lock: on a CPU
-two at once only share the same cores, and a model is not re-entrant on every device.
+Items (inputs, samples, decodings) travel as the data's kind makes them
+(:meth:`DataKind.items <vaekit.data.kinds.base.DataKind.items>`): ``{"png": "data:image/png;base64,..."}``
+for image runs, ``{"row": {column: value}}`` for tables, ``{"text": ..., "svg": ...}`` for text and
+molecules. Model calls are serialised by one lock: on a CPU two at once only share the same cores,
+and a model is not re-entrant on every device.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import threading
@@ -23,7 +24,6 @@ from vaekit.api import Run
 from vaekit.applications import explore, latent_ops
 from vaekit.applications.anomaly import Threshold, fit_threshold, preferred_threshold, score_samples
 from vaekit.applications.maps import LatentMap, fit_map
-from vaekit.applications.visualize import molecule_svg, png_bytes
 from vaekit.data.loaders import class_index
 from vaekit.data.sources import RawData
 from vaekit.errors import ConfigError, DataError
@@ -105,9 +105,7 @@ class Explorer:
         return None if self.run.path is None else preferred_threshold(self.run.path)
 
     def _held_out_threshold(self) -> Threshold:
-        # Sequences have no reconstruction error to speak of (token ids are not quantities): their
-        # score is the -ELBO, 8 draws.
-        score, k = ("elbo", 8) if self.run.spec.vocabulary is not None else ("recon", 1)
+        score, k = self.run.spec.data_kind.anomaly_score(self.run.spec)  # sequences: -ELBO, 8 draws
         scores = self._scores(self.run.to_model_space(self.inputs.x), self._condition_of(None), score, k, 0)
         return fit_threshold(scores, quantile=0.99, score=score, k=k, seed=0,
                              source="explore: held-out split, not saved")
@@ -142,37 +140,12 @@ class Explorer:
         return index
 
     def render(self, values: torch.Tensor) -> list[dict[str, Any]]:
-        """Data-unit values (N, *shape) -> items for the page."""
-        if self.run.spec.kind == "image":
-            return [{"png": "data:image/png;base64," + base64.b64encode(data).decode()}
-                    for data in png_bytes(self.run.spec, values)]
-        if self.run.spec.vocabulary is not None:
-            return self._texts(self.run.spec.to_text(values))
-        names = self.run.spec.feature_names or [f"v{j}" for j in range(values.shape[-1])]
-        table = self.run.spec.to_table(values.detach().cpu(), model_space=False)
-        return [{"row": {name: _plain(value) for name, value in zip(names, row, strict=True)}} for row in table]
+        """Data-unit values (N, *shape) -> items for the page, as the data's kind shows them."""
+        return self.run.spec.data_kind.items(self.run.spec, values)
 
     def render_inputs(self, indices: list[int]) -> list[dict[str, Any]]:
         """Held-out inputs as items: a table's rows as given, images as the spec reads them."""
-        if self.run.spec.kind == "image":
-            return self.render(self.run.spec.inverse(self.run.to_model_space(self.inputs.x[indices])))
-        if self.run.spec.vocabulary is not None:
-            return self._texts([str(self.inputs.x[i]) for i in indices])
-        names = self.run.spec.feature_names or [f"v{j}" for j in range(self.inputs.x.shape[1])]
-        return [{"row": {name: _plain(value) for name, value in zip(names, self.inputs.x[i], strict=True)}}
-                for i in indices]
-
-    def _texts(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Sentences as text; molecules (SMILES or SELFIES tokens) also drawn as SVG when RDKit is
-        installed and the string is a valid molecule."""
-        if self.run.spec.vocabulary.kind not in ("smiles", "selfies"):
-            return [{"text": text} for text in texts]
-        items = []
-        for text in texts:
-            svg = molecule_svg(text)
-            items.append({"text": text} if svg is None else
-                         {"text": text, "svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()})
-        return items
+        return self.run.spec.data_kind.input_items(self.run.spec, self.inputs.x[indices])
 
     # ---------------------------------------------------------------- what the API serves
     def info(self) -> dict[str, Any]:
@@ -232,8 +205,9 @@ class Explorer:
 
     def _uploads_refused(self) -> str | None:
         """Why this run takes no uploads, or None."""
-        if self.run.spec.kind != "image":
-            return f"this run's data are {self.run.spec.kind}s; uploads are images"
+        refused = self.run.spec.data_kind.unsupported(self.run.spec, "upload")
+        if refused:
+            return refused
         if self.conditional:
             return "this run is conditional; analyse a held-out item instead"
         if not self.run.spec.max_level:
@@ -335,12 +309,3 @@ def _in_run_classes(inputs: RawData, names: list[str] | None, n_classes: int) ->
     mapping = np.array([list(names).index(name) for name in own])
     return dataclasses.replace(inputs, y=mapping[inputs.y], class_names=list(names))
 
-
-def _plain(value: Any) -> Any:
-    """A table cell as JSON: numbers as floats (NaN as null), text as text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    number = float(value)
-    return None if number != number else float(f"{number:.7g}")  # float32 noise left out

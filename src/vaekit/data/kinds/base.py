@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,11 +19,23 @@ from torch import Tensor
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from vaekit.config import DataConfig
+    from vaekit.config import DataConfig, RunConfig
     from vaekit.data.sources.base import RawData
     from vaekit.data.spec import DataSpec
 
 log = logging.getLogger("vaekit")
+
+# What a kind cannot do (DataKind.unsupported), as the line that says so; the caller adds what it was
+# asked for (an option, a file). "{kind}" is the spec's kind.
+REFUSALS = {
+    "figures": "this model's data are tables, not images; write .npy or .csv",  # an image grid or GIF
+    "png": "this model's data are tables, not images; write .csv or .npy",  # --out FILE.png
+    "extremes": "these data are tables, not images; no figure of extremes",
+    "fid": "sample quality (FID/KID) is defined for images; this model's data are tables",
+    "upload": "this run's data are {kind}s; uploads are images",
+    "decoding": "this run's data are {kind} data, not text or molecules",  # decoding strategies
+    "molecules": "this run was not trained on molecules (SMILES or SELFIES tokens)",
+}
 
 
 class DataKind(ABC):
@@ -39,6 +52,7 @@ class DataKind(ABC):
     """
 
     name: ClassVar[str]
+    supports: ClassVar[frozenset[str]] = frozenset({"onnx"})  # what of REFUSALS (and "onnx") it can do
     stat_axes: ClassVar[tuple[int, ...]] = (0,)  # the axes "standardize" averages over (images: all but C)
     auto_scale: ClassVar[str] = "none"  # data.scale=auto
 
@@ -183,6 +197,76 @@ class DataKind(ABC):
             refuse_conv(f"this data has shape {spec.shape}")
         return requested if requested != "auto" else "mlp"
 
+    def encoder_masks_holes(self, spec: DataSpec) -> bool:
+        """Whether the encoder reads missing values (NaN) as holes; if not, imputation fills them
+        with a first guess before encoding."""
+        return False
+
+    def column_names(self, spec: DataSpec) -> list[str] | None:
+        """The names an error message may point at a feature by (a table's columns), or None."""
+        return None
+
+    # ---------------------------------------------------------------- what this data cannot do
+    def unsupported(self, spec: DataSpec, what: str) -> str | None:
+        """Why this data cannot do ``what`` (a key of ``REFUSALS``, or "onnx"), as the line that
+        says so; None when it can."""
+        if what in self.supports:
+            return None
+        return REFUSALS[what].format(kind=spec.kind)
+
+    # ---------------------------------------------------------------- files and pages
+    def prints(self, spec: DataSpec) -> bool:
+        """Whether the command line prints values as lines of text (without --out) rather than
+        writing a figure or an array."""
+        return False
+
+    def output_suffixes(self, spec: DataSpec, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """The files a command that writes ``allowed`` files for arrays may write for this data."""
+        return allowed
+
+    def write(self, spec: DataSpec, values: Tensor, out: Path, nrow: int | None = None,
+              row_captions: list[str] | None = None) -> Path:
+        """Data-unit values to ``out`` by its suffix: .png (an image grid, ``nrow`` per row, each row
+        captioned by ``row_captions`` when given), .gif (one frame per item), .npy or .csv."""
+        from vaekit.data.kinds.pictures import save_gif, save_images
+        from vaekit.files import save_array
+
+        suffix = out.suffix.lower()
+        if suffix == ".png":
+            return save_images(spec, values, out, nrow=nrow, row_captions=row_captions)  # images only
+        if suffix == ".gif":
+            return save_gif(spec, values, out)
+        return save_array(values, out)
+
+    def items(self, spec: DataSpec, values: Tensor) -> list[dict[str, Any]]:
+        """Data-unit values (N, *shape) as the explorer's items: ``{"row": {column: value}}``."""
+        names = spec.feature_names or [f"v{j}" for j in range(values.shape[-1])]
+        return rows(names, spec.to_table(values.detach().cpu(), model_space=False))
+
+    def input_items(self, spec: DataSpec, raw: np.ndarray) -> list[dict[str, Any]]:
+        """Raw samples (a source's x) as the explorer's items, as given."""
+        names = spec.feature_names or [f"v{j}" for j in range(raw.shape[1])]
+        return rows(names, raw)
+
+    def as_batch(self, spec: DataSpec, items: list[Any]) -> np.ndarray | Tensor:
+        """Single raw samples (each (*shape) or (1, *shape)) as one batch of raw samples."""
+        return torch.stack([torch.as_tensor(np.asarray(item)).reshape(spec.shape) for item in items])
+
+    # ---------------------------------------------------------------- evaluation
+    def held_out_warnings(self, spec: DataSpec, model: Any, x: Tensor, condition: Tensor | None,
+                          config: RunConfig) -> list[str]:
+        """Lines on a trained ``model`` that only this kind of data can show, from held-out
+        model-space inputs ``x``."""
+        return []
+
+    def anomaly_score(self, spec: DataSpec) -> tuple[str, int]:
+        """The anomaly score (and its importance samples) for a threshold fitted on the fly."""
+        return "recon", 1
+
+    def score_caveat(self, spec: DataSpec, likelihood: str, score: str) -> str | None:
+        """A warning when ``score`` under the ``likelihood`` misjudges this data, or None."""
+        return None
+
 
 def class_names_of(raw: RawData) -> list[str] | None:
     """The split's class names, or "0".."K-1" for unnamed labels."""
@@ -190,6 +274,25 @@ def class_names_of(raw: RawData) -> list[str] | None:
     if class_names is None and raw.y is not None and len(raw.y):  # unnamed labels 0..K-1
         class_names = [str(i) for i in range(int(np.max(raw.y)) + 1)]
     return class_names
+
+
+def rows(names: list[str], table: np.ndarray) -> list[dict[str, Any]]:
+    return [{"row": {name: plain(value) for name, value in zip(names, row, strict=True)}} for row in table]
+
+
+def plain(value: Any) -> Any:
+    """A table cell as JSON: numbers as floats (NaN as null), text as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return None if number != number else float(f"{number:.7g}")  # float32 noise left out
+
+
+def either(options: list[str]) -> str:
+    """"a", "a or b", "a, b or c": remedies offered in a message."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
 
 
 def refuse_conv(what: str) -> None:

@@ -6,24 +6,35 @@ RDKit properties for a property head.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import base64
+from collections import Counter
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.data.kinds.base import DataKind, refuse_conv, refuse_mismatch, refuse_table_likelihood
-from vaekit.data.tokens import Vocabulary
+from vaekit.data.kinds.base import DataKind, either, refuse_conv, refuse_mismatch, refuse_table_likelihood
+from vaekit.data.tokens import BOS, EOS, PAD, UNK, Vocabulary
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from vaekit.config import DataConfig
+    from vaekit.config import DataConfig, RunConfig
     from vaekit.data.sources.base import RawData
     from vaekit.data.spec import DataSpec
+
+SUFFIXES = (".txt", ".smi", ".npy")  # lines of text, or token ids
+MOLECULES = ("smiles", "selfies")  # the tokenisers of molecules
+ONNX = ("is a sequence model (text or molecules), whose autoregressive decoder has no ONNX export; use the run "
+        "folder with vaekit itself")
+DECODED_ITEMS = 200  # held-out sequences decoded greedily (step by step, so kept few)
+LOW_ACCURACY = 0.3  # share of tokens a sequence model's reconstructions get right, below which it warns
+MOSTLY = 0.5  # share of <unk> tokens, or of one repeated string, that counts as "mostly"
 
 
 class SequenceKind(DataKind):
     name = "sequence"
+    supports: ClassVar[frozenset[str]] = frozenset({"decoding"})
 
     def fit(self, raw: RawData, config: DataConfig, others: list[RawData], make: type[DataSpec]) -> DataSpec:
         """The vocabulary of the training split (``data.tokens``; by default SMILES tokens for
@@ -37,7 +48,7 @@ class SequenceKind(DataKind):
         if config.properties:
             from vaekit.data import properties
 
-            if kind not in ("smiles", "selfies"):
+            if kind not in MOLECULES:
                 raise ConfigError(f"data.properties are properties of molecules; they need data.tokens=smiles or "
                                   f"selfies (got {kind})")
             names = properties.check_names(config.properties)
@@ -88,3 +99,98 @@ class SequenceKind(DataKind):
         if requested == "conv":
             refuse_conv("this data is token sequences")
         return "sequence"
+
+    def unsupported(self, spec: DataSpec, what: str) -> str | None:
+        if what == "onnx":
+            return ONNX
+        if what == "molecules" and spec.vocabulary.kind in MOLECULES:
+            return None
+        return super().unsupported(spec, what)
+
+    # ---------------------------------------------------------------- files and pages
+    def prints(self, spec: DataSpec) -> bool:
+        return True  # one string a line, printed without --out
+
+    def output_suffixes(self, spec: DataSpec, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        return SUFFIXES
+
+    def items(self, spec: DataSpec, values: Tensor) -> list[dict[str, Any]]:
+        return self._texts(spec, spec.to_text(values))
+
+    def input_items(self, spec: DataSpec, raw: np.ndarray) -> list[dict[str, Any]]:
+        return self._texts(spec, [str(text) for text in raw])
+
+    def _texts(self, spec: DataSpec, texts: list[str]) -> list[dict[str, Any]]:
+        """Sentences as text; molecules (SMILES or SELFIES tokens) also drawn as SVG when RDKit is
+        installed and the string is a valid molecule."""
+        if spec.vocabulary.kind not in MOLECULES:
+            return [{"text": text} for text in texts]
+        items = []
+        for text in texts:
+            svg = molecule_svg(text)
+            items.append({"text": text} if svg is None else
+                         {"text": text, "svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()})
+        return items
+
+    def as_batch(self, spec: DataSpec, items: list[Any]) -> np.ndarray | Tensor:
+        """Strings, as an object array."""
+        return np.array([str(np.asarray(item).reshape(-1)[0]) for item in items], dtype=object)
+
+    # ---------------------------------------------------------------- evaluation
+    def held_out_warnings(self, spec: DataSpec, model: Any, x: Tensor, condition: Tensor | None,
+                          config: RunConfig) -> list[str]:
+        """:func:`sequence_warning` on greedy reconstructions of ``DECODED_ITEMS`` held-out items."""
+        x, condition = x[:DECODED_ITEMS], None if condition is None else condition[:DECODED_ITEMS]
+        decoded = model.reconstruct(x, condition).mean.long()  # (N, T) greedy
+        warning = sequence_warning(x.long(), decoded, spec.to_text(decoded), config)
+        return [] if warning is None else [warning]
+
+    def anomaly_score(self, spec: DataSpec) -> tuple[str, int]:
+        """Token ids are not quantities, so no reconstruction error: the -ELBO, 8 draws."""
+        return "elbo", 8
+
+
+def sequence_warning(inputs: Tensor, decoded: Tensor, texts: list[str], config: RunConfig) -> str | None:
+    """A line when greedy reconstructions ``decoded`` (N, T) of token ids ``inputs`` (N, T), shown
+    as ``texts``, get less than ``LOW_ACCURACY`` of the tokens right, are mostly ``<unk>`` or
+    mostly one string: what was seen, and the remedy."""
+    targets = inputs[:, 1:]  # (N, T-1) <bos> is given, never predicted
+    known = targets != PAD
+    accuracy = float((decoded[:, 1:] == targets)[known].double().mean())
+    words = decoded[:, 1:][(decoded[:, 1:] != PAD) & (decoded[:, 1:] != EOS) & (decoded[:, 1:] != BOS)]
+    unknown = float((words == UNK).double().mean()) if words.numel() else 0.0
+    common, count = Counter(texts).most_common(1)[0]
+    repeated = count / len(texts)
+    if accuracy >= LOW_ACCURACY and unknown < MOSTLY and repeated < MOSTLY:
+        return None
+    seen = [f"{accuracy:.0%} of tokens right"]
+    if unknown >= MOSTLY:
+        seen.append(f"{unknown:.0%} of the decoded tokens <unk>")
+    if repeated >= MOSTLY:
+        seen.append(f"{repeated:.0%} of them the same string {common[:40]!r}")
+    remedies = [f"more train.epochs (now {config.train.epochs})"]
+    if unknown >= MOSTLY:
+        remedies.append(f"a smaller data.min_freq (now {config.data.min_freq}) so fewer words become <unk>")
+    if repeated >= MOSTLY:  # the decoder ignores z
+        remedies += ["train.kl_warmup=linear"] * (config.train.kl_warmup == "none")
+        remedies += ["model.word_dropout=0.3"] * (config.model.word_dropout == 0)
+    return (f"the sequence model looks undertrained: greedy reconstructions of {len(texts)} held-out items get "
+            f"{', '.join(seen)}; try {either(remedies)}")
+
+
+def molecule_svg(smiles: str, size: int = 180) -> str | None:
+    """A molecule drawn as SVG text by RDKit (the chem extra), or None when RDKit is not installed
+    or the string is not a valid molecule."""
+    try:
+        from rdkit import Chem, RDLogger
+        from rdkit.Chem.Draw import rdMolDraw2D
+    except ImportError:
+        return None
+    RDLogger.DisableLog("rdApp.*")  # an invalid sample is expected, not worth a log line
+    molecule = Chem.MolFromSmiles(smiles) if smiles else None
+    if molecule is None:
+        return None
+    drawer = rdMolDraw2D.MolDraw2DSVG(size, size)
+    drawer.DrawMolecule(molecule)
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,3 +113,18 @@ class TableKind(DataKind):
         if requested == "conv":
             refuse_conv(f"this data has shape {spec.shape}")
         return "table"
+
+    def encoder_masks_holes(self, spec: DataSpec) -> bool:
+        return spec.columns is not None  # the table encoder's input layer masks them
+
+    def column_names(self, spec: DataSpec) -> list[str] | None:
+        return spec.feature_names if spec.columns is not None else None
+
+    def write(self, spec: DataSpec, values: Tensor, out: Path, nrow: int | None = None,
+              row_captions: list[str] | None = None) -> Path:
+        """.csv: the table's column names and categories by name."""
+        if out.suffix.lower() == ".csv" and spec.columns is not None:
+            from vaekit.files import save_array
+
+            return save_array(spec.to_table(values, model_space=False), out, header=spec.feature_names)
+        return super().write(spec, values, out, nrow, row_captions)
