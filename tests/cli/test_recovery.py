@@ -1,5 +1,6 @@
 """Issue 17: NaN/Inf training steps are skipped, counted in history.csv and said at the end, and a
-run that recovers from them trains on to the end, through the command line as a user runs it.
+run that recovers from them trains on to the end, through the command line as a user runs it. A
+folder whose run failed before it trained can be trained into again.
 
 The faults are injected: the objective's loss is made NaN or infinite on chosen training steps
 (a run that diverges on its own for a while and then recovers depends on the CPU's rounding)."""
@@ -66,3 +67,13 @@ def test_non_finite_steps_are_skipped_counted_and_training_carries_on(run_main, 
     assert len(warning) == 1 and "3 training steps" in warning[0] and "epoch 2" in warning[0], err
     run = vaekit.load(out)
     assert all(torch.isfinite(p).all() for p in run.model.parameters()), "a skipped step changed no weight"
+
+
+def test_a_folder_whose_run_failed_early_can_be_trained_into(tmp_path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")  # written at the start, then the run died
+    config = vaekit.resolve_config(overrides=["model.hidden=[8]", "model.latent_dim=2", "train.progress=false",
+                                              "eval.enabled=false"], flags={"train.epochs": 1})
+    run = vaekit.train(config, out=folder)
+    assert (folder / "model.safetensors").is_file() and len(run.history) == 1

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import vaekit
-from vaekit.config import resolve_config
+from vaekit.config import ModelConfig, resolve_config
 from vaekit.data.loaders import prepare_data, to_tensors
+from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import KeyedNoise
 from vaekit.evaluation import likelihood
 from vaekit.evaluation.likelihood import bounds, log_weights
@@ -214,6 +215,15 @@ def test_deterministic_code_reports_reconstruction_only() -> None:
     metrics = evaluate(run.model, x, k=5)
     assert set(metrics) == {"recon", "n_samples", "n_available", "latent_dim"}
     assert math.isfinite(metrics["recon"]) and metrics["n_samples"] == 32
+
+
+@pytest.mark.parametrize("likelihood, has_bpd", [("bernoulli", True), ("gaussian", False)])
+def test_bits_per_dim_only_for_discrete_likelihoods(likelihood: str, has_bpd: bool) -> None:
+    spec = DataSpec(kind="table", shape=[6], scale="none", value_range=[0.0, 1.0])
+    config = ModelConfig(network="mlp", latent_dim=2, hidden=[16], likelihood=likelihood)
+    x = torch.rand(32, 6, generator=torch.Generator().manual_seed(0))
+    metrics = evaluate(build_model(spec, config), x, k=4)
+    assert ("bits_per_dim" in metrics) is has_bpd
 
 
 def test_active_dims_keeps_the_units_whose_means_vary() -> None:

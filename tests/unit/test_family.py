@@ -261,6 +261,21 @@ def test_infovae_keeps_the_kl() -> None:
     torch.testing.assert_close(out.per_sample, out.recon + out.kl)
 
 
+def test_iwae_with_one_sample_is_per_input() -> None:
+    model, objective = table_model(objective="iwae", k=1)
+    out = objective(model, {"x": table_x(8)})
+    assert out.per_sample.shape == (8,) and torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("options, has_elbo", [({}, True), ({"posterior": "deterministic", "objective": "ae"}, False)])
+def test_the_elbo_is_logged_only_for_objectives_that_bound_the_likelihood(options: dict, has_elbo: bool) -> None:
+    model, objective = table_model(**options)
+    metrics = objective(model, {"x": table_x(8)}).metrics()
+    assert ("elbo" in metrics) is has_elbo
+    if has_elbo:
+        assert float(metrics["elbo"]) == pytest.approx(-float(metrics["loss"]))
+
+
 # ------------------------------------------------------------------------------------ total correlation
 
 

@@ -90,16 +90,28 @@ def download(url: str, dest: Path, sha256: str, *, timeout: float = 30) -> Path:
             f"could not reach {url!r} ({reason}); to supply {dest.name} by hand, {_BY_HAND}"
         ) from None
     else:
-        with response:
-            resumed = offset > 0 and response.status == 206
-            try:
-                with open(part, "ab" if resumed else "wb") as handle:
-                    shutil.copyfileobj(response, handle, _CHUNK)
-            except (OSError, http.client.HTTPException) as error:
-                raise DownloadError(
-                    f"download of {url!r} into '{part}' stopped ({error.__class__.__name__}); "
-                    "run again to resume"
-                ) from None
+        _save(response, part, offset, url)
+    _verify(part, sha256, dest, url)
+    os.replace(part, dest)
+    return dest
+
+
+def _save(response, part: Path, offset: int, url: str) -> None:
+    """Write the response's body to ``part``, after its first ``offset`` bytes if the server resumed."""
+    with response:
+        resumed = offset > 0 and response.status == 206
+        try:
+            with open(part, "ab" if resumed else "wb") as handle:
+                shutil.copyfileobj(response, handle, _CHUNK)
+        except (OSError, http.client.HTTPException) as error:
+            raise DownloadError(
+                f"download of {url!r} into '{part}' stopped ({error.__class__.__name__}); "
+                "run again to resume"
+            ) from None
+
+
+def _verify(part: Path, sha256: str, dest: Path, url: str) -> None:
+    """Check ``part`` against its expected SHA-256; delete it when it does not match."""
     actual = sha256_of(part)
     if actual != sha256.lower():
         part.unlink(missing_ok=True)
@@ -107,8 +119,6 @@ def download(url: str, dest: Path, sha256: str, *, timeout: float = 30) -> Path:
             f"downloaded file '{dest}' from {url!r}: SHA-256 {actual}, expected {sha256.lower()} "
             "(the partial file was deleted; run again)"
         )
-    os.replace(part, dest)
-    return dest
 
 
 def _candidate_dirs(name: str, config: DataConfig, extra_dirs: Sequence[Path]) -> list[Path]:

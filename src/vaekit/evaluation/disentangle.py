@@ -19,7 +19,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from vaekit.errors import DataError
+from vaekit.evaluation.metric_checks import (
+    MetricInputError,
+    check_choice,
+    check_codes_factors,
+    check_dataset,
+    check_positive,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +33,6 @@ Represent = Callable[[np.ndarray], np.ndarray]  # observations (n, ...) -> codes
 SapClassifier = Literal["linear_svm", "tree"]
 DciClassifier = Literal["gradient_boosting", "random_forest"]
 N_TRAIN, N_TEST = 10_000, 5_000  # points per metric in disentanglement_lib's unsupervised study
-
-
-class MetricInputError(DataError, ValueError):
-    """Codes, factors or a simulator that a disentanglement metric cannot use."""
 
 
 class GroundTruth(Protocol):
@@ -66,8 +68,8 @@ def mig(codes: np.ndarray, factors: np.ndarray, n_bins: int = 20) -> dict[str, f
     -------
     ``{"mig": mean over factors, "per_factor": [gap_k / H(v_k) for each factor]}``, each in [0, 1].
     """
-    codes, labels, sizes = _check_codes_factors(codes, factors)
-    _check_positive(n_bins=n_bins)
+    codes, labels, sizes = check_codes_factors(codes, factors)
+    check_positive(n_bins=n_bins)
     binned = _discretise(codes, n_bins)  # (N, D)
     gaps = []
     for k, size in enumerate(sizes):
@@ -110,8 +112,8 @@ def sap(
     -------
     ``{"sap": mean over factors, "per_factor": [top-two accuracy gap of each factor]}``.
     """
-    codes, labels, sizes = _check_codes_factors(codes, factors)
-    _check_choice("classifier", classifier, ("linear_svm", "tree"))
+    codes, labels, sizes = check_codes_factors(codes, factors)
+    check_choice("classifier", classifier, ("linear_svm", "tree"))
     train, test = _split(len(codes), rng, test_fraction)
     seed = _seed(rng)
     accuracy = np.zeros((codes.shape[1], len(sizes)))  # (D, K)
@@ -165,10 +167,10 @@ def dci(
     -------
     ``{"disentanglement", "completeness", "informativeness"}``, each in [0, 1].
     """
-    codes, labels, sizes = _check_codes_factors(codes, factors)
+    codes, labels, sizes = check_codes_factors(codes, factors)
     if len(sizes) < 2:
         raise MetricInputError("dci needs at least 2 factors: disentanglement is an entropy over factors")
-    _check_choice("classifier", classifier, ("gradient_boosting", "random_forest"))
+    check_choice("classifier", classifier, ("gradient_boosting", "random_forest"))
     train, test = _split(len(codes), rng, test_fraction)
     seed = _seed(rng)
     importance = np.zeros((codes.shape[1], len(sizes)))  # (D, K)
@@ -212,8 +214,8 @@ def factor_vae_score(
     warning, when every dimension is collapsed); chance is about ``1 / K``. The defaults are
     disentanglement_lib's (10,000 / 5,000 votes of 64 rows: about a million encoder calls).
     """
-    _check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size, n_variance_samples=n_variance_samples)
-    sizes = _check_dataset(dataset)
+    check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size, n_variance_samples=n_variance_samples)
+    sizes = check_dataset(dataset)
     scale = _encode(represent, dataset, dataset.sample_factors(n_variance_samples, rng), chunk_size).std(0, ddof=1)
     active = scale >= prune_threshold  # (D,)
     if not active.any():
@@ -256,8 +258,8 @@ def beta_vae_score(
     learns ``k`` from ``n_train`` points and is scored on ``n_eval`` more (10,000 / 5,000 points of 64 pairs:
     about two million encoder calls). Returns that accuracy; chance is about ``1 / K``.
     """
-    _check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size)
-    sizes = _check_dataset(dataset)
+    check_positive(n_train=n_train, n_eval=n_eval, batch_size=batch_size)
+    sizes = check_dataset(dataset)
 
     def points(n: int) -> tuple[np.ndarray, np.ndarray]:
         fixed = rng.integers(len(sizes), size=n)  # (n,)
@@ -298,8 +300,8 @@ def evaluate_all(
     Returns a flat dict: ``mig``, ``sap``, ``dci_disentanglement``, ``dci_completeness``,
     ``dci_informativeness``, ``factor_vae`` and ``beta_vae``.
     """
-    _check_positive(n_train=n_train, n_test=n_test)
-    _check_dataset(dataset)
+    check_positive(n_train=n_train, n_test=n_test)
+    check_dataset(dataset)
     factors = dataset.sample_factors(n_train + n_test, rng)  # (N, K)
     codes = _encode(represent, dataset, factors, chunk_size)  # (N, D)
     held_out = n_test / (n_train + n_test)
@@ -315,50 +317,9 @@ def evaluate_all(
     return scores
 
 
-def _check_codes_factors(codes: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Codes as float64 (N, D) and factors relabelled to ``0..size-1`` per column, with each column's size."""
-    codes, factors = np.asarray(codes), np.asarray(factors)
-    if codes.ndim != 2 or codes.shape[1] < 2:
-        raise MetricInputError(f"codes must be a 2-D array (N, D) with D >= 2, got shape {codes.shape}")
-    if factors.ndim != 2:
-        raise MetricInputError(f"factors must be a 2-D array (N, K), got shape {factors.shape}")
-    if len(codes) != len(factors):
-        raise MetricInputError(f"codes and factors must have the same rows, got {len(codes)} and {len(factors)}")
-    if not np.issubdtype(factors.dtype, np.integer):
-        raise MetricInputError(f"factors must be integers (discrete values), got dtype {factors.dtype}")
-    if not np.issubdtype(codes.dtype, np.number) or not np.isfinite(codes).all():
-        raise MetricInputError("codes must be finite numbers")
-    labels = np.empty(factors.shape, dtype=np.int64)
-    sizes = []
-    for k in range(factors.shape[1]):
-        values, labels[:, k] = np.unique(factors[:, k], return_inverse=True)
-        if len(values) < 2:
-            raise MetricInputError(f"factor column {k} takes a single value; drop constant factors")
-        sizes.append(len(values))
-    return codes.astype(np.float64), labels, sizes
-
-
-def _check_dataset(dataset: GroundTruth) -> tuple[int, ...]:
-    sizes = tuple(int(size) for size in dataset.factor_sizes)
-    if len(sizes) < 2 or min(sizes) < 2:
-        raise MetricInputError(f"the simulator needs >= 2 factors of >= 2 values each, got sizes {sizes}")
-    return sizes
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise MetricInputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if int(value) != value or value < 1:
-            raise MetricInputError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _encode(represent: Represent, dataset: GroundTruth, factors: np.ndarray, chunk_size: int) -> np.ndarray:
     """Render and represent ``factors`` ``chunk_size`` rows at a time, so observations never pile up."""
-    _check_positive(chunk_size=chunk_size)
+    check_positive(chunk_size=chunk_size)
     chunks = []
     for start in range(0, len(factors), chunk_size):
         rows = factors[start : start + chunk_size]

@@ -178,6 +178,35 @@ def _one_line(errors: list[dict[str, Any]]) -> str:
     return f"{where}: {first.get('msg', 'invalid')}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
 
 
+class _ModelCalls:
+    """How a request reaches the model without stalling the event loop.
+
+    The event loop never waits for model work (that would stall every other request, static files
+    included). Long calls (items, whose score may draw thousands of samples; uploads) go to a worker
+    thread, one at a time (a model call only shares the cores with another); uploads are decoded at
+    most two at a time (a 2 MiB PNG may inflate tens of MB); maps are fitted beside them (a t-SNE
+    takes seconds). Short calls (sample, decode, interpolate, map/decode: at most 64 codes) run
+    right on the loop when the model is free, and go to the worker when it is not: the thread hop
+    costs more than decoding a code (50 clients x 20 decodes of 28x28 images: 903 requests/s against
+    623 always in a thread, same session; BENCHMARKS.md).
+    """
+
+    def __init__(self, explorer: Explorer) -> None:
+        self.explorer = explorer
+        self.model_slot, self.upload_slots = anyio.CapacityLimiter(1), anyio.CapacityLimiter(2)
+
+    async def in_model(self, function, *args):
+        return await anyio.to_thread.run_sync(partial(function, *args), limiter=self.model_slot)
+
+    async def quick(self, function, *args):
+        if self.model_slot.borrowed_tokens == 0 and self.explorer.lock.acquire(blocking=False):  # free: no waiting
+            try:
+                return function(*args)
+            finally:
+                self.explorer.lock.release()
+        return await self.in_model(function, *args)
+
+
 def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     """The FastAPI application over ``explorer``; ``api_only`` leaves out the page."""
     app = FastAPI(title="vaekit latent explorer", version="1", docs_url=None, redoc_url=None,
@@ -187,28 +216,24 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     app.state.explorer = explorer
     # A PNG's text chunks may inflate to 64 MB under Pillow's defaults; an explorer needs none of them.
     PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
-    # The event loop never waits for model work (that would stall every other request, static files
-    # included). Long calls (items, whose score may draw thousands of samples; uploads) go to a worker
-    # thread, one at a time (a model call only shares the cores with another); uploads are decoded at
-    # most two at a time (a 2 MiB PNG may inflate tens of MB); maps are fitted beside them (a t-SNE
-    # takes seconds). Short calls (sample, decode, interpolate, map/decode: at most 64 codes) run
-    # right on the loop when the model is free, and go to the worker when it is not: the thread hop
-    # costs more than decoding a code (50 clients x 20 decodes of 28x28 images: 903 requests/s against
-    # 623 always in a thread, same session; BENCHMARKS.md).
-    model_slot, upload_slots = anyio.CapacityLimiter(1), anyio.CapacityLimiter(2)
-
-    async def in_model(function, *args):
-        return await anyio.to_thread.run_sync(partial(function, *args), limiter=model_slot)
-
-    async def quick(function, *args):
-        if model_slot.borrowed_tokens == 0 and explorer.lock.acquire(blocking=False):  # free: no waiting
-            try:
-                return function(*args)
-            finally:
-                explorer.lock.release()
-        return await in_model(function, *args)
-
+    calls = _ModelCalls(explorer)
     app.add_middleware(BodyLimit, max_bytes=explorer.limits.max_body_bytes)
+    _errors(app)
+    _code_routes(app, explorer, calls)
+    _item_routes(app, explorer, calls)
+    _map_routes(app, explorer, calls)
+    if not api_only:
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def page() -> FileResponse:
+            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    """The security headers on every answer, and errors as one-line JSON (a 500 without a traceback)."""
 
     @app.middleware("http")
     async def _headers(request, call_next):
@@ -235,6 +260,10 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     async def _http(_request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
+
+def _code_routes(app: FastAPI, explorer: Explorer, calls: _ModelCalls) -> None:
+    """The run itself, and codes: info, samples from the prior, decodings."""
+
     @app.get("/api/info", summary="The run: data kind, latent size, classes, most informative dimensions, "
                                   "anomaly threshold, request limits")
     def info() -> dict[str, Any]:
@@ -242,16 +271,20 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
 
     @app.post("/api/sample", summary="New samples z ~ p(z) (scaled by temperature), decoded")
     async def sample(request: SampleRequest) -> dict[str, Any]:
-        return await quick(explorer.sample, request.n, request.temperature, request.seed, request.label)
+        return await calls.quick(explorer.sample, request.n, request.temperature, request.seed, request.label)
 
     @app.post("/api/decode", summary="Decode codes z (one row each)")
     async def decode(request: DecodeRequest) -> dict[str, Any]:
-        return await quick(explorer.decode, request.z, request.label)
+        return await calls.quick(explorer.decode, request.z, request.label)
+
+
+def _item_routes(app: FastAPI, explorer: Explorer, calls: _ModelCalls) -> None:
+    """Inputs: held-out items, uploads, and the path between two of them."""
 
     @app.get("/api/item/{index}", summary="A held-out input: its code, reconstruction, anomaly score and "
                                           "nearest neighbours in latent space")
     async def item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
-        return await in_model(explorer.item, index)
+        return await calls.in_model(explorer.item, index)
 
     @app.get("/api/input/{index}", summary="A held-out input alone, with its label (for hovering over the map)")
     async def input_item(index: Annotated[int, PathParam(ge=0)]) -> dict[str, Any]:
@@ -264,13 +297,17 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
         if (file.content_type or "").split(";")[0].strip().lower() not in IMAGE_TYPES:
             raise HTTPException(415, f"file: expected an image ({', '.join(IMAGE_TYPES)}), got {file.content_type!r}")
         data = await file.read()
-        async with upload_slots:
-            return await in_model(explorer.upload, data)
+        async with calls.upload_slots:
+            return await calls.in_model(explorer.upload, data)
 
     @app.post("/api/interpolate", summary="Decoded points on the path between two inputs or codes")
     async def interpolate(request: InterpolateRequest) -> dict[str, Any]:
         a, b = request.a.model_dump(), request.b.model_dump()
-        return await quick(explorer.interpolate, a, b, request.steps, request.path, request.label)
+        return await calls.quick(explorer.interpolate, a, b, request.steps, request.path, request.label)
+
+
+def _map_routes(app: FastAPI, explorer: Explorer, calls: _ModelCalls) -> None:
+    """The 2-D latent map and decoding a point of it."""
 
     @app.get("/api/map", summary="2-D map (PCA or t-SNE) of the held-out inputs' codes, with their labels")
     async def latent_map(method: Annotated[Literal["pca", "tsne"], Query()] = "pca") -> dict[str, Any]:
@@ -279,13 +316,4 @@ def create_app(explorer: Explorer, api_only: bool = False) -> FastAPI:
     @app.post("/api/map/decode", summary="Decode the code at a point of the map")
     async def map_decode(request: MapDecodeRequest) -> dict[str, Any]:
         await anyio.to_thread.run_sync(explorer.latent_map, request.method)  # fitted beside, not in, the model slot
-        return await quick(explorer.map_decode, request.method, request.x, request.y, request.label)
-
-    if not api_only:
-        app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-        @app.get("/", include_in_schema=False)
-        def page() -> FileResponse:
-            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-    return app
+        return await calls.quick(explorer.map_decode, request.method, request.x, request.y, request.label)
