@@ -238,8 +238,7 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Any, step
     ``feature_names`` (a table's columns) name the column behind a non-finite validation loss."""
     train = config.train
     callbacks: list[Callback] = [
-        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma,
-                   aux_lr=config.model.disc_lr)
+        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
     ]
     if train.kl_warmup != "none":
         fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
@@ -392,13 +391,8 @@ def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawDat
                                   (config.train.precision == "auto" and device.type == "cuda")) else None
     evaluating = folder is not None and config.eval.enabled and data.test is not None
     eval_seconds = evaluation_budget(config) if evaluating else None  # kept out of train.max_minutes
-    aux_module = aux_optimizer = None
-    if objective.aux_module is not None:  # a discriminator: Adam with the GAN-usual betas
-        aux_module = objective.aux_module = context.wrap(objective.aux_module, device)
-        aux_optimizer = torch.optim.Adam(aux_module.parameters(), lr=config.model.disc_lr, betas=(0.5, 0.9),
-                                         fused=device.type in ("cpu", "cuda"))
     trainer = Trainer(
-        context.wrap(model, device), objective, optimizer, aux_module=aux_module, aux_optimizer=aux_optimizer,
+        model, objective, optimizer, players=objective.players(device),
         callbacks=training_callbacks(config, folder, objective, len(batches), val, table_columns),
         grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
         capture=config.train.capture, log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps,

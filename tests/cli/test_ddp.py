@@ -62,6 +62,29 @@ def test_only_rank_zero_reports(ddp_run: Launched) -> None:
     assert len(reports) == 1, f"the end-of-training report came from {len(reports)} ranks:\n{output}"
 
 
+def test_two_process_training_of_a_discriminator_objective(tmp_path: Path, data_store: Path) -> None:
+    """FactorVAE under torchrun: DDP wraps the trainer's step (the model and the discriminator as one
+    module), the objective reaches the raw networks, and the checkpoint keeps the discriminator's
+    weights and optimizer under aux.*"""
+    from safetensors import safe_open
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "vaekit", *TRAIN_TINY, "--epochs", "1", "--preset", "factor-vae",
+               "--set", "model.disc_hidden=[8]", "--out", str(out)]
+    result = subprocess.run(command, cwd=tmp_path, env=cli_env(data_store), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, f"torchrun exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    rows = read_history(out / "history.csv")
+    assert len(rows) == 1 and float(rows[0]["disc_loss"]) > 0 and float(rows[0]["loss"]) > 0
+    with safe_open(str(out / "checkpoint" / "last.safetensors"), framework="pt") as handle:
+        keys = list(handle.keys())
+    assert any(k.startswith("aux.") for k in keys) and any(k.startswith("aux_optim.") for k in keys)
+    assert all(not k.startswith(("model.module.", "model.networks.")) for k in keys)  # raw modules' names
+    run = vaekit.load(out)
+    assert torch.isfinite(run.sample(4, seed=0)).all()
+
+
 # One gloo rank in a fresh interpreter, as torchrun starts it: vaekit imported, the group joined, a
 # DDP step taken (DDP's first use imports torch.distributed.nn.functional), the group left. Then no
 # gloo thread may be left: one alive when the interpreter exits can end the rank in std::terminate

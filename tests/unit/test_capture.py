@@ -8,6 +8,7 @@ import logging
 import math
 import signal
 import sys
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from vaekit.models import build_model, build_objective
 from vaekit.training.callbacks import LRSchedule, ScheduledValue, warmup_weight
 from vaekit.training.capture import DeviceEpoch, HostReads
 from vaekit.training.checkpoint import Checkpointer
+from vaekit.training.players import Player
 from vaekit.training.trainer import Callback, Trainer, TrainingInterrupted, make_optimizer
 
 SPEC = DataSpec(kind="table", shape=[6], scale="none", value_range=[0.0, 1.0])
@@ -41,12 +43,11 @@ def setup(objective: str = "elbo", network: str = "mlp", seed: int = 0, capture:
     model, loss = build_model(spec, config).to(device), build_objective(config, spec=spec).to(device)
     x = torch.rand(48, *spec.shape, generator=torch.Generator().manual_seed(1)).to(device)
     batches = TensorBatches({"x": x}, 8, seed=2, drop_last=True)
-    aux = {}
-    if loss.aux_module is not None:
-        aux = {"aux_module": loss.aux_module,
-               "aux_optimizer": torch.optim.Adam(loss.aux_module.parameters(), lr=1e-3, fused=True)}
+    players = [Player("discriminator", module, torch.optim.Adam(module.parameters(), lr=1e-3, fused=True),
+                      attrgetter("aux_loss"), key="aux") for module in loss.networks().values()]
     trainer = Trainer(model, loss, make_optimizer(model.parameters(), optimizer, 1e-2), capture=capture,
-                      callbacks=[cb(loss) if callable(cb) else cb for cb in callbacks], **aux, **trainer_options)
+                      players=players, callbacks=[cb(loss) if callable(cb) else cb for cb in callbacks],
+                      **trainer_options)
     return trainer, batches
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from vaekit.models.objectives.elbo import ELBO
 from vaekit.models.objectives.mmd import kernel_matrix, mmd
 from vaekit.models.objectives.tc import permute_dims
 from vaekit.models.outputs import VAEOutput
+from vaekit.training.players import Player
 from vaekit.training.trainer import Trainer
 
 SPEC = DataSpec(kind="table", shape=[6], scale="unit", value_range=[0.0, 1.0])
@@ -366,8 +368,9 @@ def test_each_loss_updates_only_its_own_network(objective_name: str) -> None:
 
     before_model = [p.detach().clone() for p in model_params]
     before_disc = [p.detach().clone() for p in disc_params]
-    trainer = Trainer(model, objective, torch.optim.SGD(model_params, lr=1.0), aux_module=disc,
-                      aux_optimizer=torch.optim.SGD(disc_params, lr=1.0), cpu_tuning=False)
+    trainer = Trainer(model, objective, torch.optim.SGD(model_params, lr=1.0), cpu_tuning=False,
+                      players=[Player("discriminator", disc, torch.optim.SGD(disc_params, lr=1.0),
+                                      attrgetter("aux_loss"), key="aux")])
     torch.manual_seed(3)  # the same noise as above
     trainer.step(batch)
     for param, old, grad in zip(disc_params, before_disc, disc_grads, strict=True):
@@ -432,8 +435,9 @@ def test_gradient_clipping_bounds_the_discriminator_too() -> None:
             norms.append(float(torch.nn.utils.get_total_norm([p.grad for p in disc_params])))
             return super().step(closure)
 
-    trainer = Trainer(model, objective, torch.optim.SGD(model.parameters(), lr=0.0), aux_module=disc,
-                      aux_optimizer=Recording(disc_params, lr=0.0), grad_clip=1e-4, cpu_tuning=False)
+    trainer = Trainer(model, objective, torch.optim.SGD(model.parameters(), lr=0.0), grad_clip=1e-4, cpu_tuning=False,
+                      players=[Player("discriminator", disc, Recording(disc_params, lr=0.0), attrgetter("aux_loss"),
+                                      key="aux")])
     trainer.step({"x": table_x(16)})
     assert norms and 0 < norms[0] <= 1e-4 * (1 + 1e-5)
 

@@ -103,9 +103,7 @@ class LatentMonitor(Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        from vaekit.training.checkpoint import unwrap
-
-        result = latent_summary(unwrap(trainer.model), self.x, self.y, self.batch_size)
+        result = latent_summary(trainer.model, self.x, self.y, self.batch_size)
         if result is not None:
             row["active_units"] = int(result["active_units"])
             row["kl_dim_min"] = float(result["kl_per_dim"].min())

@@ -239,11 +239,9 @@ class FiniteValidation(Callback):
         self.feature_names, self.batch_size = feature_names, batch_size
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        from vaekit.training.checkpoint import unwrap
-
         if math.isfinite(row.get("val_loss", 0.0)):
             return
-        model = unwrap(trainer.model)
+        model = trainer.model  # the raw model: under DDP the trainer wraps its step, not the model
         was_training = model.training
         model.eval()
         with torch.no_grad():

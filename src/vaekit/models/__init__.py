@@ -105,7 +105,7 @@ def parameter_count(spec: DataSpec, config: ModelConfig, dataset_size: int | Non
     with torch.device("meta"):
         model = build_model(spec, config)
         objective = build_objective(config, spec, dataset_size)
-    modules = [model] + ([objective.aux_module] if objective.aux_module is not None else [])
+    modules = [model, *objective.networks().values()]
     return sum(p.numel() for module in modules for p in module.parameters())
 
 

@@ -50,12 +50,12 @@ class ScheduledValue(Callback):
 class LRSchedule(Callback):
     """Per-epoch learning rate: linear warm-up, then constant, cosine, step decay or on plateau.
 
-    The same factor scales the auxiliary optimizer (a discriminator's) from its own ``aux_lr``.
+    The same factor scales every other player (a discriminator) that has a base rate of its own.
     """
 
     def __init__(self, base_lr: float, kind: str, epochs: int, warmup_epochs: int = 0,
-                 step_size: int = 10, gamma: float = 0.5, patience: int = 3, aux_lr: float | None = None) -> None:
-        self.base_lr, self.kind, self.epochs, self.aux_lr = base_lr, kind, epochs, aux_lr
+                 step_size: int = 10, gamma: float = 0.5, patience: int = 3) -> None:
+        self.base_lr, self.kind, self.epochs = base_lr, kind, epochs
         self.warmup, self.step_size, self.gamma, self.patience = warmup_epochs, step_size, gamma, patience
         self.plateau_scale, self.best, self.wait = 1.0, math.inf, 0
 
@@ -74,8 +74,7 @@ class LRSchedule(Callback):
     def on_epoch_begin(self, trainer: Trainer) -> None:
         scale = self.factor(trainer.state.epoch) * trainer.state.lr_scale
         pairs = [(trainer.optimizer, self.base_lr)]
-        if trainer.aux_optimizer is not None and self.aux_lr is not None:
-            pairs.append((trainer.aux_optimizer, self.aux_lr))
+        pairs += [(player.optimizer, player.lr) for player in trainer.players[1:] if player.lr is not None]
         for optimizer, base in pairs:
             for group in optimizer.param_groups:
                 group["lr"] = base * scale

@@ -243,8 +243,7 @@ class DeviceEpoch:
     def _mutable(self) -> list[Tensor]:
         """Every tensor a step writes: weights, buffers, optimizer state, accumulators, cursor."""
         trainer = self.trainer
-        modules = [m for m in (trainer.model, trainer.aux_module) if m is not None]
-        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+        tensors = [t for player in trainer.players for t in (*player.module.parameters(), *player.module.buffers())]
         for optimizer in trainer.optimizers():
             tensors += [v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor)]
         accumulators, _ = trainer.accumulators()

@@ -62,14 +62,12 @@ class Checkpointer(Callback):
             self.save(trainer)
 
     def save(self, trainer: Trainer) -> None:
-        tensors = {f"model.{k}": v for k, v in unwrap(trainer.model).state_dict().items()}
-        optim_tensors, optim_info = _optimizer_parts(trainer.optimizer)
-        tensors.update(optim_tensors)
-        aux_info = None
-        if trainer.aux_module is not None:
-            tensors.update({f"aux.{k}": v for k, v in unwrap(trainer.aux_module).state_dict().items()})
-            aux_tensors, aux_info = _optimizer_parts(trainer.aux_optimizer)
-            tensors.update({f"aux_{k}": v for k, v in aux_tensors.items()})
+        tensors: dict[str, Tensor] = {}
+        optimizers: dict[str, Any] = {"optimizer": None, "aux_optimizer": None}  # none: no discriminator
+        for player in trainer.players:  # model.* optim.*; a discriminator's aux.* aux_optim.*
+            tensors.update({f"{player.key}.{k}": v for k, v in unwrap(player.module).state_dict().items()})
+            optim_tensors, optimizers[player.optimizer_key] = _optimizer_parts(player.optimizer)
+            tensors.update({player.optimizer_prefix + k[len("optim."):]: v for k, v in optim_tensors.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available() and trainer.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
@@ -82,8 +80,7 @@ class Checkpointer(Callback):
                 tensors[f"cb.{type(callback).__name__}.{key}"] = value
         state = {
             "train_state": vars(trainer.state),
-            "optimizer": optim_info,
-            "aux_optimizer": aux_info,
+            **optimizers,
             "accumulators": accumulator_info,
             "callbacks": callbacks,
         }
@@ -103,14 +100,14 @@ class Checkpointer(Callback):
     def restore(self, trainer: Trainer, weights_only: bool = False) -> None:
         """Load weights and optimizer; unless ``weights_only``, also RNG, loop position, callbacks."""
         tensors, state = self.read()
-        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        unwrap(trainer.model).load_state_dict(model_state)
-        trainer.optimizer.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
-        if trainer.aux_module is not None and state.get("aux_optimizer") is not None:
-            unwrap(trainer.aux_module).load_state_dict(
-                {k[len("aux."):]: v for k, v in tensors.items() if k.startswith("aux.")})
-            aux_optim = {k[len("aux_"):]: v for k, v in tensors.items() if k.startswith("aux_optim.")}
-            trainer.aux_optimizer.load_state_dict(_optimizer_state(aux_optim, state["aux_optimizer"]))
+        for index, player in enumerate(trainer.players):
+            if index > 0 and state.get(player.optimizer_key) is None:
+                continue  # a checkpoint written without this player: it keeps its fresh weights
+            prefix, optim_prefix = f"{player.key}.", player.optimizer_prefix
+            weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            unwrap(player.module).load_state_dict(weights)
+            optim = {"optim." + k[len(optim_prefix):]: v for k, v in tensors.items() if k.startswith(optim_prefix)}
+            player.optimizer.load_state_dict(_optimizer_state(optim, state[player.optimizer_key]))
         if weights_only:
             return
         torch.set_rng_state(tensors["rng.torch"])
@@ -132,7 +129,7 @@ class Checkpointer(Callback):
         """Too many NaN/Inf steps: reload the last good weights and cut the learning rate 10x."""
         if not self.path.is_file():
             return False
-        optimizers = [o for o in (trainer.optimizer, trainer.aux_optimizer) if o is not None]
+        optimizers = trainer.optimizers()
         rates = [[group["lr"] for group in o.param_groups] for o in optimizers]  # the restore resets them
         self.restore(trainer, weights_only=True)
         trainer.state.lr_scale *= 0.1

@@ -8,7 +8,9 @@ reduces metrics, and only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as torch_dist
@@ -55,6 +57,20 @@ class DistContext:
             return model
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+class StepModule(nn.Module):
+    """Every player's network under one module whose forward is the step's loss on the raw model:
+    what DDP wraps. The objective inside then reaches the model's methods (``generate``, heads) and
+    its discriminator's weights directly; DDP syncs all their gradients in one reducer."""
+
+    def __init__(self, networks: dict[str, nn.Module], loss: Callable[[nn.Module, Any], Any]) -> None:
+        super().__init__()
+        self.networks = nn.ModuleDict(networks)
+        self.loss = loss
+
+    def forward(self, batch: dict[str, Tensor]) -> Any:
+        return self.loss(self.networks["model"], batch)
 
 
 def launched_by_torchrun() -> bool:

@@ -25,7 +25,8 @@ from vaekit.errors import DivergenceError
 from vaekit.registry import Registry
 from vaekit.training import capture as capturing
 from vaekit.training import cpu
-from vaekit.training.distributed import DistContext
+from vaekit.training.distributed import DistContext, StepModule
+from vaekit.training.players import Player, model_player
 
 log = logging.getLogger(__name__)
 # Gradient dtypes the one-kernel non-finite check takes (others: a total norm).
@@ -121,6 +122,7 @@ class Trainer:
         loss_fn: Callable[[nn.Module, Batch], StepOutput],
         optimizer: torch.optim.Optimizer,
         *,
+        players: Iterable[Player] = (),
         callbacks: Iterable[Callback] = (),
         grad_clip: float | None = None,
         autocast_dtype: torch.dtype | None = None,
@@ -129,12 +131,11 @@ class Trainer:
         max_bad_steps: int = 10,
         dist: DistContext | None = None,
         cpu_tuning: bool = True,
-        aux_module: nn.Module | None = None,
-        aux_optimizer: torch.optim.Optimizer | None = None,
         max_seconds: float | None = None,
         capture: str = "auto",
     ) -> None:
-        self.model, self.optimizer = model, optimizer
+        # The model first, then any network the objective trains beside it (a discriminator).
+        self.players = [model_player(model, optimizer), *players]
         # "auto": the device-side epoch with a captured step on CUDA, this eager loop elsewhere; "on":
         # the device-side epoch on any device; "off": eager. Where it cannot apply, eager (one log line).
         self.capture = capture
@@ -144,17 +145,17 @@ class Trainer:
         # is then closed as usual (validated, logged, checkpointed) and training ends.
         self.max_seconds = max_seconds
         self._deadline: float | None = None
-        # A second network trained on the step's ``aux_loss`` (a discriminator), by its own optimizer.
-        self.aux_module, self.aux_optimizer = aux_module, aux_optimizer
-        self.aux_params = [p for p in aux_module.parameters() if p.requires_grad] if aux_module else []
         self.callbacks = list(callbacks)
         self.grad_clip, self.log_every, self.max_bad_steps = grad_clip, log_every, max_bad_steps
         self.dist = dist or DistContext()
         self.device = next(model.parameters()).device
         self.autocast_dtype = autocast_dtype
-        self.params = [p for p in model.parameters() if p.requires_grad]
         self.compile = compile
         self._loss = torch.compile(loss_fn) if compile else loss_fn
+        # Under DDP one wrapper holds every player's network and runs the loss as its forward, so the
+        # objective sees raw modules only (models/ never unwraps) and all gradients sync in one reducer.
+        self._replicated = self.dist.wrap(StepModule({p.name: p.module for p in self.players}, self._loss),
+                                          self.device) if self.dist.enabled else None
         self.state = TrainState()
         self.stop_training = False
         self._signal: int | None = None
@@ -169,28 +170,47 @@ class Trainer:
     def is_main(self) -> bool:
         return self.dist.is_main
 
+    @property
+    def model(self) -> nn.Module:
+        return self.players[0].module
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return self.players[0].params
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.players[0].optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.players[0].optimizer = optimizer
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.optimizer] if self.aux_optimizer is None else [self.optimizer, self.aux_optimizer]
+        return [player.optimizer for player in self.players]
 
     # ------------------------------------------------------------------ one step
     def _forward(self, batch: Batch) -> StepOutput:
-        if self.autocast_dtype is None:
-            return self._loss(self.model, batch)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-            return self._loss(self.model, batch)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None \
+                else contextlib.nullcontext():
+            return self._loss(self.model, batch) if self._replicated is None else self._replicated(batch)
 
     def step(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Forward, backward, guarded update. Returns (metric values (M,), finite flag 0-d)."""
         out = self._forward(batch)
-        aux_loss = getattr(out, "aux_loss", None)
-        # One backward: an objective keeps each loss away from the other network's parameters.
-        (out.loss if aux_loss is None else out.loss + aux_loss).backward()
-        # The gradient norm is taken after DDP's all-reduce, so every rank makes the same decision,
-        # and it also catches a finite loss with infinite gradients.
-        finite = self._finite_gradients(self.params) & torch.isfinite(out.loss)
-        if aux_loss is not None:  # the clip bounds each network's gradient norm separately
-            finite = finite & self._finite_gradients(self.aux_params) & torch.isfinite(aux_loss)
-        for optimizer in self.optimizers() if aux_loss is not None else [self.optimizer]:
+        playing = [(player, loss) for player in self.players if (loss := player.loss_of(out)) is not None]
+        # One backward: an objective keeps each loss away from the other players' parameters.
+        total = playing[0][1]
+        for _, loss in playing[1:]:
+            total = total + loss
+        total.backward()
+        # The gradient check is made after DDP's all-reduce, so every rank makes the same decision,
+        # and it also catches a finite loss with infinite gradients. A clip bounds each player's norm.
+        finite = None
+        for player, loss in playing:
+            flag = self._finite_gradients(player.params) & torch.isfinite(loss)
+            finite = flag if finite is None else finite & flag
+        for optimizer in (player.optimizer for player, _ in playing):
             # Fused optimizers skip a step in-kernel when found_inf is set: the guard costs no sync.
             if optimizer.defaults.get("fused"):
                 optimizer.found_inf = (~finite).to(torch.float32)

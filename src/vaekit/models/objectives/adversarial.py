@@ -67,7 +67,7 @@ class VAEGAN(Objective):
         x_rec = out.px.mean
         prior_z = prior_draws(out.pz, len(x)).to(out.z.dtype)
         condition = batch.get("y") if self.conditional else None
-        x_gen = _generate(model, prior_z, condition)
+        x_gen = model.generate(prior_z, condition).mean  # a hierarchical model draws its lower layers too
         disc = frozen(self.aux_module)  # the encoder and decoder's view: gradients reach x~, not D
         _, feat_real = disc(x)
         logit_rec, feat_rec = disc(x_rec)
@@ -85,12 +85,6 @@ class VAEGAN(Objective):
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate,
                           extras={"feature_error": feature_error, "disc_loss": aux_loss.detach()},
                           aux_loss=aux_loss)
-
-
-def _generate(model: nn.Module, z: Tensor, condition: Tensor | None) -> Tensor:
-    """The image for a prior draw z (a hierarchical model draws its lower layers too)."""
-    inner = getattr(model, "module", model)  # under DDP the decoder is reached through .module
-    return inner.generate(z, condition).mean
 
 
 OBJECTIVES.add("vae-gan", VAEGAN)

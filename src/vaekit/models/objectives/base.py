@@ -11,6 +11,7 @@ from vaekit.config import ModelConfig
 from vaekit.errors import ConfigError
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.registry import Registry
+from vaekit.training.players import Player, discriminator
 
 Batch = dict[str, Tensor]
 
@@ -35,9 +36,10 @@ class Objective:
 
     ``kl_weight`` is a 0-d tensor that schedules (KL warm-up) change in place, so a compiled step
     never recompiles when it moves. ``needs_density`` says the posterior must have a density.
-    ``aux_module`` is an objective's own network (a discriminator) trained by its own optimizer on
-    ``LossOutput.aux_loss``; the trainer knows it only as parameters and a loss. The two losses must
-    not reach each other's parameters (see :func:`frozen`): the trainer backpropagates their sum once.
+    ``aux_module`` is an objective's own network (a discriminator), declared to the trainer by
+    :meth:`players` as a second player trained by its own optimizer on ``LossOutput.aux_loss``. The
+    two losses must not reach each other's parameters (see :func:`frozen`): the trainer
+    backpropagates their sum once.
     """
 
     needs_density = True
@@ -50,6 +52,7 @@ class Objective:
         self.kl_weight = torch.ones(())
         self.conditional = config.condition != "none"
         self.corruption = parse_corruption(config.corruption)
+        self.disc_lr = config.disc_lr
 
     @classmethod
     def from_config(cls, config: ModelConfig, **context) -> Objective:
@@ -62,6 +65,14 @@ class Objective:
         if self.aux_module is not None:
             self.aux_module.to(device)
         return self
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks this objective trains beside the model (their weights count as the run's)."""
+        return {} if self.aux_module is None else {"discriminator": self.aux_module}
+
+    def players(self, device: torch.device | str) -> list[Player]:
+        """What the trainer steps beside the model: the discriminator, by Adam at ``model.disc_lr``."""
+        return [discriminator(module, self.disc_lr, device) for module in self.networks().values()]
 
     def reduce(self, per_sample: Tensor) -> Tensor:
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
@@ -94,10 +105,9 @@ def frozen(module: nn.Module):
     """``module`` as a function of its input only: its parameters enter detached, so a loss computed
     through it trains what feeds it, never the module itself (the generator's view of a
     discriminator). Lets one backward pass serve both losses of an adversarial objective."""
-    inner = getattr(module, "module", module)  # under DDP, skip the wrapper (no gradient sync needed)
-    state = {name: p.detach() for name, p in inner.named_parameters()}
-    state.update(dict(inner.named_buffers()))
-    return lambda *args: torch.func.functional_call(inner, state, args)
+    state = {name: p.detach() for name, p in module.named_parameters()}
+    state.update(dict(module.named_buffers()))
+    return lambda *args: torch.func.functional_call(module, state, args)
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")

@@ -58,8 +58,7 @@ class PropertyObjective:
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
         out = self.inner(model, batch)
         passed = self.inner.__dict__.pop("last_output")  # not kept past the step
-        head = getattr(model, "module", model).property_head  # under DDP, the wrapped model's
-        error = squared_error(head(passed.qz.mean.float()), batch["t"])  # (B,)
+        error = squared_error(model.property_head(passed.qz.mean.float()), batch["t"])  # (B,)
         out.loss = out.loss + self.weight * self.inner.reduce(error)
         out.extras = {**out.extras, "property_mse": error}
         return out
