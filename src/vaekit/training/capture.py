@@ -246,7 +246,7 @@ class DeviceEpoch:
         tensors = [t for player in trainer.players for t in (*player.module.parameters(), *player.module.buffers())]
         for optimizer in trainer.optimizers():
             tensors += [v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor)]
-        accumulators, _ = trainer.accumulators()
+        accumulators, _ = trainer.epoch_sums.state()
         return [*tensors, *accumulators.values(), self.cursor]
 
     def _snapshot(self) -> dict[str, Any]:

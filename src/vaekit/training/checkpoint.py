@@ -71,7 +71,7 @@ class Checkpointer(Callback):
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available() and trainer.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
-        accumulators, accumulator_info = trainer.accumulators()
+        accumulators, accumulator_info = trainer.epoch_sums.state()
         tensors.update({f"acc.{k}": v for k, v in accumulators.items()})
         callbacks = {}
         for callback in trainer.callbacks:
@@ -116,7 +116,7 @@ class Checkpointer(Callback):
         trainer.state = TrainState(**state["train_state"])
         if trainer.state.step > 0:
             accumulators = {k[len("acc."):]: v for k, v in tensors.items() if k.startswith("acc.")}
-            trainer.restore_accumulators(accumulators, state["accumulators"])
+            trainer.epoch_sums.restore(accumulators, state["accumulators"])
         for callback in trainer.callbacks:
             name = type(callback).__name__
             callback.load_state_dict(state["callbacks"].get(name, {}))

@@ -10,13 +10,31 @@ optimizer in order. Keeping one player's loss off another's parameters is the ob
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from vaekit.registry import Registry
+
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.add("adam", lambda params, lr, wd, momentum, fused: torch.optim.Adam(
+    params, lr=lr, weight_decay=wd, fused=fused))
+OPTIMIZERS.add("adamw", lambda params, lr, wd, momentum, fused: torch.optim.AdamW(
+    params, lr=lr, weight_decay=wd, fused=fused))
+OPTIMIZERS.add("sgd", lambda params, lr, wd, momentum, fused: torch.optim.SGD(
+    params, lr=lr, momentum=momentum, weight_decay=wd, fused=fused))
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD, fused (one kernel per tensor) wherever torch supports it."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    return OPTIMIZERS.get(name)(params, lr, weight_decay, momentum, fused)
 
 
 @dataclass

@@ -22,11 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from vaekit.errors import DivergenceError
-from vaekit.registry import Registry
 from vaekit.training import capture as capturing
 from vaekit.training import cpu
+from vaekit.training.accumulators import EpochSums
 from vaekit.training.distributed import DistContext, StepModule
-from vaekit.training.players import Player, model_player
+from vaekit.training.players import OPTIMIZERS, Player, make_optimizer, model_player  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 # Gradient dtypes the one-kernel non-finite check takes (others: a total norm).
@@ -98,24 +98,20 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.add("adam", lambda params, lr, wd, momentum, fused: torch.optim.Adam(
-    params, lr=lr, weight_decay=wd, fused=fused))
-OPTIMIZERS.add("adamw", lambda params, lr, wd, momentum, fused: torch.optim.AdamW(
-    params, lr=lr, weight_decay=wd, fused=fused))
-OPTIMIZERS.add("sgd", lambda params, lr, wd, momentum, fused: torch.optim.SGD(
-    params, lr=lr, momentum=momentum, weight_decay=wd, fused=fused))
-
-
-def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
-                   momentum: float = 0.9) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD, fused (one kernel per tensor) wherever torch supports it."""
-    params = list(params)
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-    return OPTIMIZERS.get(name)(params, lr, weight_decay, momentum, fused)
-
-
 class Trainer:
+    """The training loop, generic: it knows players, callbacks and batches, never VAEs.
+
+    Each step: ``out = loss_fn(model, batch)`` (under autocast if asked); one backward of the sum of
+    the players' losses (the model's ``out.loss``, a discriminator's ``out.aux_loss``); a guard that
+    skips the update where a loss or gradient is not finite (on the device: a fused optimizer reads
+    the flag in its kernel); each player's optimizer steps; the metrics are added to the epoch's
+    device sums (training/accumulators.py). Everything else is a :class:`Callback`: schedules,
+    checkpoints (training/checkpoint.py), early stopping, progress, files. On CUDA the epoch runs as
+    replays of a captured step (training/capture.py); under torchrun one DDP wrapper holds every
+    player (training/distributed.py: StepModule). ``players`` are the networks trained beside
+    ``model``: an objective declares them (``Objective.players``).
+    """
+
     def __init__(
         self,
         model: nn.Module,
@@ -160,10 +156,8 @@ class Trainer:
         self.stop_training = False
         self._signal: int | None = None
         self.batch_hooks = [c for c in self.callbacks if type(c).on_batch_begin is not Callback.on_batch_begin]
-        self.metric_names: list[str] = []  # the loss output's metrics, fixed at the first step
-        self._sums: Tensor | None = None  # the epoch's accumulators, written in place (a captured step holds them)
-        self._count, self._bad_run, self._epoch_bad = (torch.zeros((), device=self.device) for _ in range(3))
-        self.reset_accumulators()
+        self.epoch_sums = EpochSums(self.device)
+        self.epoch_sums.reset()
         self.cpu_tuning = cpu_tuning and self.device.type == "cpu"  # see training/cpu.py
 
     @property
@@ -219,9 +213,9 @@ class Trainer:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         metrics = out.metrics()
-        if not self.metric_names:
-            self.metric_names = list(metrics)
-        return torch.stack([metrics[name].float() for name in self.metric_names]), finite
+        if not self.epoch_sums.names:
+            self.epoch_sums.names = list(metrics)
+        return torch.stack([metrics[name].float() for name in self.epoch_sums.names]), finite
 
     def _finite_gradients(self, params: list[torch.nn.Parameter]) -> Tensor:
         """0-d bool: every gradient of ``params`` is finite, after clipping them to train.grad_clip
@@ -238,13 +232,7 @@ class Trainer:
 
     def accumulate(self, values: Tensor, finite: Tensor, n: int) -> None:
         """Add a step's metrics (weighted by its ``n`` samples) to the epoch's device sums, in place."""
-        # A skipped step adds nothing (NaN * 0 would still be NaN, hence the where).
-        contribution = torch.where(finite, values * n, torch.zeros_like(values))
-        self._sums = contribution.clone() if self._sums is None else self._sums.add_(contribution)
-        self._count.add_(finite.to(values.dtype) * n)
-        bad = (~finite).to(torch.float32)
-        self._bad_run.add_(bad).mul_(bad)  # consecutive non-finite steps; resets on a good one
-        self._epoch_bad.add_(bad)
+        self.epoch_sums.add(values, finite, n)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, train: Batches, val: Batches | None, epochs: int) -> TrainState:
@@ -294,7 +282,7 @@ class Trainer:
         state = self.state
         self.model.train()
         if state.step == 0:  # a resumed mid-epoch run has restored its accumulators instead
-            self.reset_accumulators()
+            self.epoch_sums.reset()
         self._emit("on_epoch_begin")
         if self._device_epoch is not None and (reason := self._device_epoch.prepare()) is not None:
             log.warning("training eagerly: %s", reason)
@@ -308,11 +296,11 @@ class Trainer:
             state.global_step += 1
             if state.global_step % self.log_every == 0:
                 self._sync()
-                self._train_seconds += time.perf_counter() - started
+                self.epoch_sums.seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 self._check_bad_steps()
-                speed = float(self._count) / max(self._train_seconds, 1e-9)
-                self._emit("on_log", {**self._means(), "samples_per_s": speed})
+                speed = float(self.epoch_sums.count) / max(self.epoch_sums.seconds, 1e-9)
+                self._emit("on_log", {**self.epoch_sums.means(), "samples_per_s": speed})
             stop = self._stop_requested(state.global_step)
             if stop == "time":
                 log.warning("train.max_minutes reached at epoch %d, step %d of %d: training ends here",
@@ -320,12 +308,12 @@ class Trainer:
                 self.stop_training = True
                 break
             if stop == "signal":
-                self._train_seconds += time.perf_counter() - started
+                self.epoch_sums.seconds += time.perf_counter() - started
                 self._emit("on_checkpoint")
                 raise TrainingInterrupted(f"stopped by signal {self._signal} at epoch {state.epoch + 1}, "
                                           f"step {state.step}; checkpoint saved")
         self._sync()
-        self._train_seconds += time.perf_counter() - started
+        self.epoch_sums.seconds += time.perf_counter() - started
         self._check_bad_steps()
         row = self._finish_epoch(val)
         state.history.append(row)
@@ -343,16 +331,17 @@ class Trainer:
             yield
 
     def _finish_epoch(self, val: Batches | None) -> dict[str, float]:
-        sums = self._sums if self._sums is not None else torch.zeros(len(self.metric_names))
-        totals = self.dist.all_reduce(torch.cat([sums.to(self.device), self._count.view(1), self._epoch_bad.view(1)]))
+        acc = self.epoch_sums
+        sums = acc.sums if acc.sums is not None else torch.zeros(len(acc.names))
+        totals = self.dist.all_reduce(torch.cat([sums.to(self.device), acc.count.view(1), acc.epoch_bad.view(1)]))
         count, bad = float(totals[-2]), int(totals[-1])
         self.state.bad_steps += bad
-        names = self.metric_names
+        names = self.epoch_sums.names
         row: dict[str, float] = {"epoch": self.state.epoch + 1}
         row.update({name: float(v) / max(count, 1.0) for name, v in zip(names, totals[:-2].tolist(), strict=True)})
         row["skipped_steps"] = bad
-        row["train_seconds"] = round(self._train_seconds, 4)
-        row["samples_per_s"] = round(count / self._train_seconds, 1) if self._train_seconds > 0 else math.nan
+        row["train_seconds"] = round(self.epoch_sums.seconds, 4)
+        row["samples_per_s"] = round(count / self.epoch_sums.seconds, 1) if self.epoch_sums.seconds > 0 else math.nan
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         if val is not None:
             row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
@@ -378,49 +367,18 @@ class Trainer:
         totals = self.dist.all_reduce(torch.cat([sums, count.view(1)]))
         return {name: float(v) / float(totals[-1]) for name, v in zip(names, totals[:-1].tolist(), strict=True)}
 
-    # ------------------------------------------------------------------ epoch accumulators
-    # Allocated once and then written in place, so that a captured step can hold them.
-    def reset_accumulators(self) -> None:
-        for tensor in (self._sums, self._count, self._bad_run, self._epoch_bad):
-            if tensor is not None:
-                tensor.zero_()
-        self._train_seconds = 0.0
-
-    def accumulators(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """The unfinished epoch's running sums (tensors) and timing (JSON), for a mid-epoch checkpoint."""
-        tensors = {"count": self._count, "bad_run": self._bad_run, "epoch_bad": self._epoch_bad}
-        if self._sums is not None:
-            tensors["sums"] = self._sums
-        return tensors, {"train_seconds": self._train_seconds, "metric_names": self.metric_names}
-
-    def restore_accumulators(self, tensors: dict[str, Tensor], info: dict[str, Any]) -> None:
-        self.reset_accumulators()
-        self._count.copy_(tensors["count"])
-        self._bad_run.copy_(tensors["bad_run"])
-        self._epoch_bad.copy_(tensors["epoch_bad"])
-        if "sums" in tensors:
-            same = self._sums is not None and self._sums.shape == tensors["sums"].shape
-            self._sums = self._sums.copy_(tensors["sums"]) if same else tensors["sums"].to(self.device)
-            self.metric_names = list(info["metric_names"])
-        self._train_seconds = float(info["train_seconds"])
-
     # ------------------------------------------------------------------ helpers
-    def _means(self) -> dict[str, float]:
-        if self._sums is None:
-            return {}
-        count = max(float(self._count), 1.0)
-        return {name: float(v) / count for name, v in zip(self.metric_names, self._sums.tolist(), strict=True)}
-
     def _check_bad_steps(self) -> None:
-        if float(self._bad_run) >= self.max_bad_steps:
+        bad_run = self.epoch_sums.bad_run
+        if float(bad_run) >= self.max_bad_steps:
             for callback in self.callbacks:
                 if callback.recover_from_divergence(self):
-                    self._bad_run.zero_()
+                    bad_run.zero_()
                     if self._device_epoch is not None:  # the optimizer's state tensors were replaced
                         self._device_epoch.invalidate()
                     return
             raise DivergenceError(
-                f"training diverged: {int(self._bad_run)} steps in a row gave NaN/Inf and no checkpoint could be "
+                f"training diverged: {int(bad_run)} steps in a row gave NaN/Inf and no checkpoint could be "
                 "restored; lower train.lr or set train.grad_clip"
             )
 
