@@ -36,7 +36,7 @@ torch.cuda.get_device_name(), 'vaekit', vaekit.__version__)"
 
 smoke() {  # every family member's step on the GPU, each in its own process, and the CLI end to end
     rm -rf /tmp/smoke /tmp/smoke-run  # a machine still warm from an earlier call keeps them
-    python3 -c "from vaekit.models.presets import PRESETS; print(*sorted(PRESETS))" | tr ' ' '\n' | \
+    python3 -c "from vaekit.presets import PRESETS; print(*sorted(PRESETS))" | tr ' ' '\n' | \
         xargs -P 8 -I{} timeout 150 python3 bench/gpu_smoke.py {}
     python3 -m vaekit train --data digits --set train.epochs=2 --device cuda --out /tmp/smoke-run >/dev/null && \
         python3 -m vaekit sample /tmp/smoke-run --n 16 --out /tmp/smoke.png && echo "CLI ok"

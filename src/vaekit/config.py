@@ -7,6 +7,7 @@ fails at once with the name of the field (a :class:`~vaekit.errors.ConfigError`)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from vaekit.errors import ConfigError
+from vaekit.presets import PRESETS
 
 # Sizes are bounded so that a typo (1e9 latents, a 10-million-unit layer) is one clear error, not a
 # model that exhausts memory or crashes: far above any network that trains on one machine.
@@ -324,28 +326,30 @@ def resolve_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    values: Mapping[str, Mapping[str, Any]] | None = None,
     flags: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Build a validated :class:`RunConfig`.
 
     Layers, later ones winning: defaults, the preset's choices, the config file, ``--set``
-    overrides, then explicit flags (``{"train.epochs": 3}``; ``None`` values are ignored).
+    overrides, Python ``values`` by section (``{"model": {"beta": 4.0}}``: no YAML in between), then
+    explicit flags (``{"train.epochs": 3}``; ``None`` values are ignored).
     The preset is taken from the ``preset`` argument, else the file, else ``"vae"``.
     """
-    from vaekit.models.presets import PRESETS  # presets are data; imported late to avoid a cycle
-
     file_tree = read_config_file(config_file) if config_file is not None else {}
     name = preset or file_tree.get("preset") or "vae"
-    tree: dict[str, Any] = {}
-    for key, value in PRESETS.get(name).items():
-        _set_dotted(tree, key, value, f"preset {name!r}")
-    tree = _deep_merge(tree, file_tree)
+    tree = _deep_merge(PRESETS.get(name).partial(), file_tree)
     tree["preset"] = name
     for text in overrides:
         key, value = parse_override(text)
         if key == "preset":
             raise ConfigError(f"--set {text}: choose the preset with --preset {value} (it sets other options)")
         _set_dotted(tree, key, value, f"--set {text}")
+    for section, options in (values or {}).items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{section}={options!r}: expected a mapping of options, e.g. {section}={{...}}")
+        for key, value in options.items():
+            _set_dotted(tree, f"{section}.{key}", value, f"{section}[{key!r}]")
     for key, value in (flags or {}).items():
         if value is not None:
             _set_dotted(tree, key, value, f"--{key.split('.')[-1].replace('_', '-')}")

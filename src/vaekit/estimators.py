@@ -128,14 +128,14 @@ class _VAE(BaseEstimator):
         missing = np.isnan(X) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(X)
         if missing.all(axis=0).any():
             raise DataError("every value of a column is missing; nothing to learn it from")
-        hidden = list(self.hidden)
-        config = vaekit.resolve_config(preset=self.preset, overrides=[
-            f"model.latent_dim={int(self.n_components)}", f"model.hidden={hidden}", f"model.beta={self.beta}",
-            f"train.epochs={int(self.max_epochs)}", f"train.batch_size={int(self.batch_size)}",
-            f"train.lr={float(self.learning_rate)}", f"train.seed={self._seed()}", f"train.device={self.device}",
-            "train.progress=false", "eval.enabled=false", "data.val_fraction=0", "data.test_fraction=0",
-            "data.source=array", "train.log_every=1000000",
-        ])
+        config = vaekit.resolve_config(preset=self.preset, values={
+            "model": {"latent_dim": int(self.n_components), "hidden": list(self.hidden), "beta": self.beta},
+            "train": {"epochs": int(self.max_epochs), "batch_size": int(self.batch_size),
+                      "lr": float(self.learning_rate), "seed": self._seed(), "device": self.device,
+                      "progress": False, "log_every": 1_000_000},
+            "eval": {"enabled": False},
+            "data": {"val_fraction": 0, "test_fraction": 0, "source": "array"},
+        })
         names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
         with torch.random.fork_rng(devices=[]):
             self.run_ = vaekit.train(config, data=RawData(x=X, kind="table", feature_names=names))

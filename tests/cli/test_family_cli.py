@@ -23,7 +23,7 @@ from test_bad_input import assert_clean_error
 import vaekit
 from vaekit.data.loaders import prepare_data
 from vaekit.errors import ConfigError
-from vaekit.models.presets import PRESETS
+from vaekit.presets import PRESETS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHAPES = ("circle", "square", "triangle")  # class names that are not indices

@@ -18,9 +18,9 @@ from vaekit.data.loaders import prepare_data, to_tensors
 from vaekit.distributions.posteriors import PointMass
 from vaekit.evaluation.likelihood import bounds
 from vaekit.models import build_model, build_objective
-from vaekit.models.presets import PRESETS
 from vaekit.networks.image import ConvEncoder
 from vaekit.networks.mlp import MLPEncoder
+from vaekit.presets import PRESETS
 
 NETWORKS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")

@@ -8,7 +8,7 @@ import pytest
 
 from vaekit.config import RunConfig, config_from_dict, parse_override, resolve_config
 from vaekit.errors import ConfigError
-from vaekit.models.presets import PRESETS
+from vaekit.presets import PRESETS
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -66,6 +66,35 @@ def test_preset_argument_beats_the_file_preset_and_the_file_beats_the_preset(tmp
     assert config.model.beta == 4.0
     assert config.model.objective == "elbo"  # the file's preset was not applied
     assert config.model.k == 9  # but the file's own values were
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_partial_config(name: str) -> None:
+    """A preset is a partial run config: it validates on its own, over the defaults."""
+    config = RunConfig.model_validate(PRESETS.get(name).partial())
+    for key, value in PRESETS.get(name).items():
+        section, option = key.split(".")
+        assert getattr(getattr(config, section), option) == value
+
+
+def test_python_values_are_laid_over_overrides_and_under_flags() -> None:
+    config = resolve_config(preset="beta-vae", overrides=["model.latent_dim=3", "train.lr=0.1"],
+                            values={"model": {"beta": 2, "hidden": [32, 16]}, "train": {"lr": 0.01, "epochs": 7}},
+                            flags={"train.epochs": 9})
+    assert config.model.beta == 2.0 and config.model.hidden == [32, 16] and config.model.latent_dim == 3
+    assert config.train.lr == 0.01 and config.train.epochs == 9
+    assert config.preset == "beta-vae"
+
+
+@pytest.mark.parametrize(("values", "words"), [
+    ({"model": {"beta": -1}}, "model.beta"),
+    ({"model": {"nope": 1}}, "nope"),
+    ({"model": 4}, "expected a mapping of options"),
+])
+def test_bad_python_values_are_one_config_error_line(values: dict, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_config(values=values)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_overrides_are_read_as_yaml_values() -> None:

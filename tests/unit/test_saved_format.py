@@ -24,7 +24,7 @@ from vaekit.data.sources import RawData
 from vaekit.data.sources.text import sequences
 from vaekit.data.spec import DataSpec
 from vaekit.models import build_model, build_objective
-from vaekit.models.presets import PRESETS
+from vaekit.presets import PRESETS
 
 MANIFEST = Path(__file__).with_name("saved_format.json")
 SMALL = ["model.latent_dim=3", "model.hidden=[8]", "model.conv_channels=[4, 8]", "model.disc_hidden=[8]",

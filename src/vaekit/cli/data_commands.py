@@ -31,7 +31,7 @@ def _columns(rows: list[tuple[str, ...]]) -> None:
 @example("vaekit presets")
 def presets() -> None:
     """List the model presets (named variants) and the options each one sets."""
-    from vaekit.models.presets import PRESETS
+    from vaekit.presets import PRESETS
 
     rows = []
     for name in PRESETS:

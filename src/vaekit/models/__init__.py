@@ -14,9 +14,9 @@ from vaekit.errors import ConfigError
 from vaekit.models.hierarchical import HierarchicalVAE
 from vaekit.models.objectives import OBJECTIVES, Objective
 from vaekit.models.outputs import LossOutput, VAEOutput
-from vaekit.models.presets import PRESETS
 from vaekit.models.vae import VAE
 from vaekit.networks.factory import build_networks
+from vaekit.presets import PRESETS
 
 __all__ = ["VAE", "HierarchicalVAE", "LossOutput", "VAEOutput", "PRESETS", "build_model", "build_objective",
            "check_model_fits", "likelihood_name"]
