@@ -1,7 +1,7 @@
 """The VAE: encoder -> posterior head -> q(z|x) -> z -> decoder -> p(x|z), with a prior p(z).
 
 Every named variant (vae, beta-vae, cvae, ae, iwae, wae, vamp, …) is this one class with different
-parts on its five axes (see :mod:`vaekit.models.presets`); the objective lives outside the model.
+parts on its five axes (see :mod:`vaekit.presets`); the objective lives outside the model.
 Conditioning (the CVAE) is an input, not a subclass: a condition vector c is appended to the
 encoder's features and to z before the decoder. Integer labels become one-hot vectors.
 """
@@ -19,6 +19,22 @@ from vaekit.models.outputs import VAEOutput
 
 
 class VAE(nn.Module):
+    """The generative story and its bound, each line naming the file that holds it:
+
+        z ~ p(z)                 prior        distributions/priors.py (N(0, I), mixture, VampPrior, per class)
+        x ~ p(x | z)             likelihood   decoder(z) -> distributions/likelihoods.py (tabular.py, sequence.py)
+        q(z | x)                 posterior    posterior(encoder(x)) -> distributions/posteriors.py; networks/
+
+        -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || p(z))
+
+        out = model(x)                                   # forward below: encode, z = mu + sigma * eps, decode
+        loss = -out.px.log_prob(x) + beta * out.kl()     # models/objectives/elbo.py; kl: models/outputs.py
+
+    The networks come from networks/ (chosen by the data's kind), the objective (ELBO, IWAE, MMD,
+    total correlation, adversarial) from models/objectives/, and ``build_model`` (models/__init__.py)
+    assembles all five parts from a config. ``examples/minimal_vae.py`` builds one by hand.
+    """
+
     def __init__(self, encoder: nn.Module, posterior: nn.Module, decoder: nn.Module,
                  likelihood: LikelihoodFamily, prior: nn.Module, latent_dim: int, condition_dim: int = 0) -> None:
         super().__init__()
