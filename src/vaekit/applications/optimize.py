@@ -57,7 +57,7 @@ def optimize_property(run: Run, seed: str, prop: str, steps: int = 200, lr: floa
     ``SEED_STEP``, its measured value), then one :class:`Step` every ``every`` steps decoded by
     ``decoding`` (greedy or beam). Warns when the seed's code does not decode to the seed, when no
     decoded molecule beats the seed, and when the head's predictions part from RDKit's values."""
-    head = getattr(run.model, "property_head", None)
+    head = run.model.head("property_head")
     if head is None or not run.spec.properties:
         raise ConfigError("this run has no property head: train it on molecules with "
                           "--set 'data.properties=[qed,logp]'")

@@ -116,7 +116,7 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     stats = LatentStats(model.latent_dim, device)
     totals: dict[str, float] = {}
     kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
-    head = getattr(model, "property_head", None) if t is not None else None
+    head = model.head("property_head") if t is not None else None
     predicted: list[Tensor] = []
     n = 0
     bar = progress_bar(plan.n, "evaluation", unit="item") if progress else None

@@ -11,6 +11,7 @@ from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.distributions.posteriors import POSTERIORS
 from vaekit.distributions.priors import PRIORS
 from vaekit.errors import ConfigError
+from vaekit.models.heads import heads_for, mlp_head
 from vaekit.models.hierarchical import HierarchicalVAE
 from vaekit.models.objectives import OBJECTIVES, Objective
 from vaekit.models.outputs import LossOutput, VAEOutput
@@ -41,10 +42,6 @@ def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_s
         raise ConfigError(f"model.capacity_max and model.free_bits shape the ELBO's KL term; objective "
                           f"{config.objective!r} does not use them (use model.objective=elbo)")
     objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
-    if spec is not None and spec.properties and config.property_weight > 0:
-        from vaekit.models.objectives.properties import PropertyObjective
-
-        objective = PropertyObjective(objective, config.property_weight)
     if not objective.needs_density and config.stochastic_layers > 1:
         raise ConfigError(f"objective {config.objective!r} (beta = {config.beta}) has no KL term, and only the KL "
                           "term trains the lower layers of a hierarchical model; use model.stochastic_layers=1")
@@ -87,10 +84,8 @@ def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
                                           out_shape=likelihood.output_shape(spec.shape))
         posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
         model = VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)
-    if spec.properties and config.property_weight > 0:
-        from vaekit.models.objectives.properties import property_head
-
-        model.property_head = property_head(config.latent_dim, len(spec.properties))
+    for head in heads_for(spec, config):  # last: a model's other parameters keep their order
+        model.add_head(head, mlp_head(config.latent_dim, head.outputs, head.hidden))
     return model
 
 

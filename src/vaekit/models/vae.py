@@ -15,6 +15,7 @@ from torch.distributions import Distribution
 from vaekit.distributions.likelihoods import LikelihoodFamily
 from vaekit.distributions.priors import prior_draws
 from vaekit.errors import DataError
+from vaekit.models.heads import Head
 from vaekit.models.outputs import VAEOutput
 
 
@@ -41,9 +42,20 @@ class VAE(nn.Module):
         self.encoder, self.posterior, self.decoder, self.prior = encoder, posterior, decoder, prior
         self.likelihood = likelihood  # stateless: maps decoder output to a distribution
         self.latent_dim, self.condition_dim = latent_dim, condition_dim
-        # Molecules with data.properties: a small network z -> standardised properties, trained with
-        # the VAE (models/objectives/properties.py) and climbed by applications/optimize.py.
+        # Supervised heads on z (models/heads.py), e.g. molecules' property predictor, climbed by
+        # applications/optimize.py. The attribute exists on every model (None: no head) so that a head
+        # registered later by add_head keeps its place in the parameter order.
         self.property_head: nn.Module | None = None
+        self.heads: list[Head] = []
+
+    def add_head(self, head: Head, module: nn.Module) -> None:
+        """Attach a supervised head on z, trained by every objective beside its bound."""
+        setattr(self, head.name, module)
+        self.heads.append(head)
+
+    def head(self, name: str) -> nn.Module | None:
+        """The head module called ``name``, or None when this model has none."""
+        return next((getattr(self, h.name) for h in self.heads if h.name == name), None)
 
     def condition_vector(self, condition: Tensor | None, n: int) -> Tensor | None:
         """(n, C) float condition from labels (n,) or vectors (n, C); None for an unconditional model."""

@@ -16,7 +16,7 @@ from vaekit.config import ModelConfig
 from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
-from vaekit.models.outputs import LossOutput
+from vaekit.models.outputs import LossOutput, VAEOutput
 
 
 class FeatureDiscriminator(nn.Module):
@@ -60,9 +60,8 @@ class VAEGAN(Objective):
         trunk, _ = build_networks(spec, config, 1)
         return cls(config, trunk)
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         recon, rate = -out.px.log_prob(x), out.kl()
         x_rec = out.px.mean
         prior_z = prior_draws(out.pz, len(x)).to(out.z.dtype)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from vaekit.config import ModelConfig
 from vaekit.errors import ConfigError
+from vaekit.models.heads import squared_error
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.registry import Registry
 from vaekit.training.players import Player, discriminator
@@ -44,7 +45,7 @@ class Objective:
 
     needs_density = True
     aux_module: nn.Module | None = None
-    keep_output = False
+    n_samples = 1  # draws of z per input in the step's pass (IWAE: k)
 
     def __init__(self, config: ModelConfig) -> None:
         self.beta = config.beta
@@ -92,12 +93,22 @@ class Objective:
         x = batch["x"]
         inputs = self.corrupt(x) if model.training else x
         condition = batch.get("y") if self.conditional else None
-        out = model(inputs, n_samples=n_samples, condition=condition)
-        if self.keep_output:  # a wrapping objective (PropertyObjective) adds its term to this pass
-            self.last_output = out
-        return out
+        return model(inputs, n_samples=n_samples, condition=condition)
 
     def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+        """The step's loss: the model's pass, this objective's terms, then each supervised head's
+        weighted squared error on the posterior mean (models/heads.py); the bound is left as the
+        terms computed it."""
+        out = self.forward(model, batch, self.n_samples)
+        result = self.terms(model, batch, out)
+        for head in model.heads:
+            error = squared_error(model.head(head.name)(out.qz.mean.float()), batch[head.target])  # (B,)
+            result.loss = result.loss + head.weight * self.reduce(error)
+            result.extras = {**result.extras, head.metric: error}
+        return result
+
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
+        """The objective itself, on the model's pass ``out`` over ``batch``."""
         raise NotImplementedError
 
 

@@ -67,9 +67,8 @@ class ELBO(Objective):
         weight = torch.where(self.kl_weight < 1, weight / weight.mean(), torch.ones_like(weight))
         return (weight[:, None] * per_layer).sum(0)
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
         rate = out.kl()  # (B,)
         penalised = self.balanced_rate(out) if self.kl_balance else rate
@@ -82,9 +81,8 @@ class Autoencoder(Objective):
 
     needs_density = False
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
         return LossOutput(loss=self.reduce(recon), per_sample=recon, recon=recon, kl=torch.zeros_like(recon),
                           bound=False)

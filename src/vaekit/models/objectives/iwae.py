@@ -9,7 +9,7 @@ from torch import nn
 
 from vaekit.config import ModelConfig
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
-from vaekit.models.outputs import LossOutput
+from vaekit.models.outputs import LossOutput, VAEOutput
 
 
 class IWAE(Objective):
@@ -17,11 +17,10 @@ class IWAE(Objective):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        self.k = config.k
+        self.k = self.n_samples = config.k  # z: (k, B, L)
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch, n_samples=self.k)  # z: (k, B, L)
         log_px = out.px.log_prob(x).reshape(self.k, -1)  # (k, B); k = 1 draws no sample axis
         log_ratio = out.log_ratio().reshape(self.k, -1)  # (k, B)
         bound = torch.logsumexp(log_px - log_ratio, dim=0) - math.log(self.k)  # (B,)

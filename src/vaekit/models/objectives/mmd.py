@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from vaekit.config import ModelConfig
 from vaekit.distributions.priors import prior_draws
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
-from vaekit.models.outputs import LossOutput
+from vaekit.models.outputs import LossOutput, VAEOutput
 
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # WAE's sum of IMQ kernels at several widths
 
@@ -46,9 +46,8 @@ class MMDObjective(Objective):
         self.weight, self.kernel = config.mmd_weight, config.mmd_kernel
         self.needs_density = config.beta > 0
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         recon = -out.px.log_prob(x)  # (B,)
         z_prior = prior_draws(out.pz, len(x)).to(out.z.dtype)
         penalty = mmd(out.z, z_prior, self.kernel)

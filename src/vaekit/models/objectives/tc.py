@@ -15,7 +15,7 @@ from vaekit.config import ModelConfig
 from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian
 from vaekit.errors import ConfigError
 from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
-from vaekit.models.outputs import LossOutput
+from vaekit.models.outputs import LossOutput, VAEOutput
 
 
 def _gaussian(out) -> DiagonalGaussian:
@@ -53,9 +53,8 @@ class BetaTCVAE(Objective):
         log_qzx = qz.log_prob(z)
         return {"mi": log_qzx - log_qz, "tc": log_qz - log_prod_qzd, "dim_kl": log_prod_qzd - log_pz}
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         qz = _gaussian(out)
         recon = -out.px.log_prob(x)
         parts = self.decompose(qz, out.z, out.pz.log_prob(out.z))
@@ -103,9 +102,8 @@ class FactorVAE(Objective):
         self.tc_weight = config.tc_weight
         self.aux_module = Discriminator(config.latent_dim, config.disc_hidden)
 
-    def __call__(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
-        out = self.forward(model, batch)
         _gaussian(out)
         recon, rate = -out.px.log_prob(x), out.kl()
         logits = frozen(self.aux_module)(out.z)
