@@ -16,27 +16,15 @@ from typing import Any
 import torch
 
 from vaekit import io
+from vaekit.build import build, training_callbacks  # noqa: F401  (training_callbacks: re-exported)
 from vaekit.config import RunConfig
-from vaekit.data.loaders import make_batches, prepare_data, to_tensors
+from vaekit.data.loaders import prepare_data, to_tensors
 from vaekit.data.sources import RawData
 from vaekit.errors import ConfigError, DivergenceError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
-from vaekit.evaluation.latent import LatentMonitor
-from vaekit.evaluation.report import FiniteValidation
 from vaekit.files import FolderLock, sweep_partial_writes
-from vaekit.models import build_model, build_objective, check_model_fits
 from vaekit.run import MAX_CODE, Run, load, seeded_part  # noqa: F401  (re-exported: vaekit.api.Run, load)
-from vaekit.training import capture as capturing
 from vaekit.training import cpu
-from vaekit.training.callbacks import (
-    EarlyStopping,
-    HistoryCSV,
-    LRSchedule,
-    ProgressBar,
-    ScheduledValue,
-    TensorBoard,
-    warmup_weight,
-)
 from vaekit.training.checkpoint import Checkpointer
 from vaekit.training.distributed import (
     DistContext,
@@ -45,41 +33,11 @@ from vaekit.training.distributed import (
     select_device,
     shutdown_distributed,
 )
-from vaekit.training.trainer import Callback, Trainer, make_optimizer
+from vaekit.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 EVAL_SHARE = 0.1  # of train.max_minutes kept for the end-of-training evaluation
-
-
-def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
-                       val: Any = None, feature_names: list[str] | None = None) -> list[Callback]:
-    """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress;
-    ``feature_names`` (a table's columns) name the column behind a non-finite validation loss."""
-    train = config.train
-    callbacks: list[Callback] = [
-        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
-    ]
-    if train.kl_warmup != "none":
-        fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
-        callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
-    if config.model.capacity_max:  # build_objective allows it with the ELBO only
-        c_max, period = config.model.capacity_max, train.capacity_epochs
-        callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
-    if train.early_stopping:
-        callbacks.append(EarlyStopping(train.early_stopping))
-    if val is not None and val.on_device:  # held out in memory (streamed: no tensors); before the writers
-        conditional = config.model.condition != "none"
-        callbacks.append(FiniteValidation(val.tensors, conditional, feature_names))
-        if config.model.posterior != "deterministic":
-            callbacks.append(LatentMonitor(val.tensors, conditional))
-    if out is not None:
-        callbacks += [Checkpointer(out / "checkpoint"), HistoryCSV(out / io.HISTORY)]
-        if train.tensorboard:
-            callbacks.append(TensorBoard(out / "tensorboard"))
-    if train.progress:
-        callbacks.append(ProgressBar(train.epochs, steps, train.batch_size))
-    return callbacks
 
 
 def check_output_folder(folder: Path) -> None:
@@ -185,57 +143,52 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
 
 def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None,
                context: DistContext, device: torch.device) -> Run:
+    data = _load_data(config, folder if resume else None, raw, context)
+    parts = build(config, data, device, context)
+    evaluating = folder is not None and config.eval.enabled and data.test is not None
+    eval_seconds = evaluation_budget(config) if evaluating else None  # kept out of train.max_minutes
+    trainer = Trainer(
+        parts.model, parts.objective, parts.optimizer, players=parts.players,
+        callbacks=training_callbacks(config, folder, parts.objective, len(parts.batches), parts.val, parts.columns),
+        dist=context, **parts.settings,
+        max_seconds=config.train.max_minutes * 60 - (eval_seconds or 0.0) if config.train.max_minutes else None,
+    )
+    _open_folder(folder, config, data.spec, trainer, resume, context)
+    trainer.fit(parts.batches, parts.val, config.train.epochs)
+    # Every rank is out of its last collective before any leaves the group. Not on an error: a rank
+    # that raised alone would meet its peers' all-reduce with a barrier.
+    context.barrier()
+    path = folder if context.is_main else None  # only rank 0 owns the run folder
+    run = Run(model=parts.model.eval(), spec=data.spec, config=config, path=path, history=trainer.state.history)
+    if context.is_main:
+        _finish(run, data, evaluating)
+    return run
+
+
+def _load_data(config: RunConfig, resumed: Path | None, raw: RawData | None, context: DistContext) -> Any:
+    """The config's data (or ``raw``) split and scaled, rank 0 first (it may download); a resumed
+    run keeps the spec it was trained with (from the folder ``resumed``), not a re-fit."""
     if not context.is_main:
         context.barrier()  # rank 0 loads (and, if needed, downloads) the data first
     data = prepare_data(config.data, raw=raw)
     if context.is_main:
         context.barrier()
-    if resume:
-        data.spec = io.read_spec(folder)  # the spec the run was trained with, not a re-fit
-    check_model_fits(data.spec, config.model, device, len(data.train))
-    torch.manual_seed(config.train.seed)
-    model = build_model(data.spec, config.model).to(device)  # same init on every rank
-    objective = build_objective(config.model, data.spec, len(data.train)).to(device)
-    torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
-    shard = {"rank": context.rank, "world_size": context.world_size}
-    static = capturing.whole_batches(config.train.capture, device, context.enabled) and \
-        len(data.train) >= config.train.batch_size
-    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
-                           seed=config.train.seed, drop_last=config.model.norm == "batch" or static, **shard)
-    val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
-                        name="validation split", **shard) if data.val is not None else None)
-    table_columns = data.spec.data_kind.column_names(data.spec)
-    optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
-                               config.train.weight_decay, config.train.momentum)
-    autocast = torch.bfloat16 if (config.train.precision == "bf16" or
-                                  (config.train.precision == "auto" and device.type == "cuda")) else None
-    evaluating = folder is not None and config.eval.enabled and data.test is not None
-    eval_seconds = evaluation_budget(config) if evaluating else None  # kept out of train.max_minutes
-    trainer = Trainer(
-        model, objective, optimizer, players=objective.players(device),
-        callbacks=training_callbacks(config, folder, objective, len(batches), val, table_columns),
-        grad_clip=config.train.grad_clip, autocast_dtype=autocast, compile=config.train.compile,
-        capture=config.train.capture, log_every=config.train.log_every, max_bad_steps=config.train.max_bad_steps,
-        dist=context,
-        max_seconds=config.train.max_minutes * 60 - (eval_seconds or 0.0) if config.train.max_minutes else None,
-    )
+    if resumed is not None:
+        data.spec = io.read_spec(resumed)
+    return data
+
+
+def _open_folder(folder: Path | None, config: RunConfig, spec: Any, trainer: Trainer, resume: bool,
+                 context: DistContext) -> None:
+    """Write a new run folder's header (config.json, data_spec.json), or restore a resumed one's checkpoint."""
     if folder is not None and context.is_main and not resume:
         folder.mkdir(parents=True, exist_ok=True)
-        io.write_header(folder, config, data.spec)
+        io.write_header(folder, config, spec)
     if resume:
         Checkpointer(folder / "checkpoint").restore(trainer)
         if context.enabled:
             torch.manual_seed(config.train.seed + context.rank + 1_000_003 * trainer.state.global_step)
         log.info("resuming at epoch %d, step %d", trainer.state.epoch + 1, trainer.state.step)
-    trainer.fit(batches, val, config.train.epochs)
-    # Every rank is out of its last collective before any leaves the group. Not on an error: a rank
-    # that raised alone would meet its peers' all-reduce with a barrier.
-    context.barrier()
-    path = folder if context.is_main else None  # only rank 0 owns the run folder
-    run = Run(model=model.eval(), spec=data.spec, config=config, path=path, history=trainer.state.history)
-    if context.is_main:
-        _finish(run, data, evaluating)
-    return run
 
 
 def evaluation_budget(config: RunConfig) -> float | None:
