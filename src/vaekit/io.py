@@ -8,7 +8,7 @@
     RUN/checkpoint/        last.safetensors for --resume
     RUN/history.csv        one row per epoch
     RUN/metrics.json       final evaluation
-    RUN/figures/           PNGs written by commands
+    RUN/figures/           loss.png (written with the weights) and PNGs written by commands
 """
 
 from __future__ import annotations
