@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from train_throughput import cpu_name  # bench/ is the script's folder, so on the path
 
-from vaekit.api import training_callbacks
+from vaekit.build import training_callbacks
 from vaekit.config import resolve_config
 from vaekit.data.loaders import make_batches, prepare_data
 from vaekit.data.tokens import BOS, PAD, UNK

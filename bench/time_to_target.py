@@ -37,7 +37,7 @@ VAEKIT_CONTENDERS = {
 def worker(name: str, threads: int, conn) -> None:
     torch.set_num_threads(threads)
     import vaekit
-    from vaekit.api import training_callbacks
+    from vaekit.build import training_callbacks
     from vaekit.data.loaders import make_batches, prepare_data, to_tensors
     from vaekit.models import build_model, build_objective
     from vaekit.training.trainer import Trainer, make_optimizer

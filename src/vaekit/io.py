@@ -8,7 +8,7 @@
     RUN/checkpoint/        last.safetensors for --resume
     RUN/history.csv        one row per epoch
     RUN/metrics.json       final evaluation
-    RUN/figures/           PNGs written by commands
+    RUN/figures/           loss.png (written with the weights) and PNGs written by commands
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from vaekit.config import RunConfig, config_from_dict
 from vaekit.data.spec import DataSpec
 from vaekit.errors import RunFolderError
-from vaekit.files import atomic_save_tensors, atomic_write_json
+from vaekit.files import atomic_save_tensors, atomic_write_bytes, atomic_write_json
 from vaekit.models import VAE, build_model
 from vaekit.version import __version__
 
@@ -44,6 +44,38 @@ def write_header(folder: Path, config: RunConfig, spec: DataSpec) -> None:
 
 def save_weights(folder: Path, model: VAE) -> None:
     atomic_save_tensors(folder / WEIGHTS, model.state_dict(), metadata={"format": "vaekit-model-1"})
+
+
+def write_history(folder: Path, rows: list[dict[str, float]]) -> None:
+    """history.csv: one row per epoch (what training rewrites after every epoch)."""
+    from vaekit.training.callbacks import write_history as write_rows
+
+    write_rows(folder / HISTORY, rows)
+
+
+def write_loss_figure(history: list[dict[str, float]], path: str | Path) -> Path:
+    """Training (and validation) loss per epoch: the run folder's figures/loss.png."""
+    import math
+    from io import BytesIO
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("loss", "train -ELBO"), ("val_loss", "validation -ELBO")):
+        if any(key in row for row in history):
+            axis.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("nats per sample")
+    axis.legend()
+    figure.tight_layout()
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _read_json(path: Path) -> dict[str, Any]:

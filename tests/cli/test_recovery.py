@@ -52,8 +52,8 @@ def test_non_finite_steps_are_skipped_counted_and_training_carries_on(run_main, 
         faulty.append(Faulty(build_objective(*args, **kwargs), bad, value))
         return faulty[-1]
 
-    build_objective = vaekit.api.build_objective
-    monkeypatch.setattr(vaekit.api, "build_objective", build)
+    build_objective = vaekit.build.build_objective
+    monkeypatch.setattr(vaekit.build, "build_objective", build)
     out = tmp_path / "run"
     code, _, err = run_main("train", "--data", "digits", "--epochs", "3", *TINY, "--set", "train.batch_size=128",
                             "--out", str(out))

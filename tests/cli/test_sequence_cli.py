@@ -4,7 +4,9 @@ reconstruct and interpolate as lines of text."""
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,13 @@ def property_run(tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
             "--set", "model.word_dropout=0", "--set", "train.kl_warmup_epochs=100", "--out", folder / "run"])
     return folder / "run"
 
+
+
+def test_evaluate_reports_the_property_r2_as_training_does(invoke, property_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(property_run, tmp_path / "run"))
+    invoke(["evaluate", run, "--k", "2"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["evaluate"]["property_r2"]) == set(metrics["test"]["property_r2"]) == {"logp"}
 
 def test_optimize_prints_the_path_writes_csv_and_refuses_bad_input(invoke, run_main, property_run: Path,
                                                                    tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def all_finite(history: list[dict[str, float]]) -> bool:
 def built_objectives(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, dict[str, Tensor]]]:
     """Every objective ``vaekit.train`` builds, with a copy of its discriminator's initial weights."""
     built = []
-    real = vaekit.api.build_objective
+    real = vaekit.build.build_objective
 
     def spy(*args, **kwargs):
         objective = real(*args, **kwargs)
@@ -87,7 +87,7 @@ def built_objectives(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, dict
         built.append((objective, initial))
         return objective
 
-    monkeypatch.setattr(vaekit.api, "build_objective", spy)
+    monkeypatch.setattr(vaekit.build, "build_objective", spy)
     return built
 
 

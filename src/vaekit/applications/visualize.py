@@ -4,9 +4,7 @@ re-exported here), .npy and .csv files :func:`vaekit.files.save_array`."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +15,8 @@ from vaekit.data.kinds.pictures import (  # noqa: F401  (re-exported)
     save_images,
     to_unit,
 )
-from vaekit.files import atomic_write_bytes, save_array  # noqa: F401  (save_array: re-exported)
+from vaekit.files import save_array  # noqa: F401  (re-exported)
+from vaekit.io import write_loss_figure as save_history_plot  # noqa: F401  (re-exported)
 
 
 def pick_items(count: int, n: int, seed: int) -> np.ndarray:
@@ -60,27 +59,3 @@ def item_captions(indices: Sequence[int], labels: np.ndarray | None = None,
     names = label_names(indices, labels, class_names)
     return [f"#{int(i)}" + ("" if names is None else f": {name}") for i, name in
             zip(indices, names or [None] * len(indices), strict=True)]
-
-
-def save_history_plot(history: list[dict[str, float]], path: str | Path) -> Path:
-    """Training (and validation) loss per epoch."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
-    epochs = [row["epoch"] for row in history]
-    for key, label in (("loss", "train -ELBO"), ("val_loss", "validation -ELBO")):
-        if any(key in row for row in history):
-            axis.plot(epochs, [row.get(key, math.nan) for row in history], label=label)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("nats per sample")
-    axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from vaekit.cli.common import Device, example, labels_of, load_inputs, load_run
+from vaekit.cli.common import Device, example, load_inputs, load_run
 
 log = logging.getLogger("vaekit")
 
@@ -38,7 +38,6 @@ def evaluate(
     quality) -> RUN/metrics.json."""
     from vaekit import io
     from vaekit.errors import ConfigError
-    from vaekit.evaluation.report import evaluate as evaluate_model
     from vaekit.training.distributed import select_device
 
     if features is not None and not fid:
@@ -50,10 +49,8 @@ def evaluate(
     if refused:
         raise ConfigError(f"--molecules: {refused}")
     inputs = load_inputs(run, data, "test")
-    x = run.to_model_space(inputs.x, name=data or "test split")
-    labels = labels_of(run, inputs, data or "test split")
-    metrics = evaluate_model(run.model, x, k=k, batch_size=batch_size, seed=seed, y=labels,
-                             progress=sys.stderr.isatty())  # the whole split: minutes at k = 1000
+    metrics = run.evaluate(inputs, k=k, batch_size=batch_size, seed=seed, what=data or "test split",
+                           check_range=True, progress=sys.stderr.isatty())  # eval.max_samples: minutes at k = 1000
     metrics["data"] = data or f"{run.config.data.source} (test split)"
     if fid:
         from vaekit.applications.generate import generated_quality

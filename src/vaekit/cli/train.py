@@ -75,10 +75,6 @@ def train(
 def _report(run) -> None:
     import json
 
-    from vaekit.applications.visualize import save_history_plot
-
-    if run.history:
-        save_history_plot(run.history, run.path / "figures" / "loss.png")
     metrics_path = run.path / "metrics.json"
     if metrics_path.is_file():
         test = json.loads(metrics_path.read_text()).get("test", {})

@@ -1,0 +1,101 @@
+"""From a config and its prepared data to the parts of a training: :func:`build` (pure: nothing is
+written) and the callbacks a config asks for, :func:`training_callbacks`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaekit import io
+from vaekit.config import RunConfig
+from vaekit.data.loaders import make_batches
+from vaekit.evaluation.latent import LatentMonitor
+from vaekit.evaluation.report import FiniteValidation
+from vaekit.models import VAE, build_model, build_objective, check_model_fits
+from vaekit.training import capture as capturing
+from vaekit.training.callbacks import (
+    EarlyStopping,
+    HistoryCSV,
+    LRSchedule,
+    ProgressBar,
+    ScheduledValue,
+    TensorBoard,
+    warmup_weight,
+)
+from vaekit.training.checkpoint import Checkpointer
+from vaekit.training.distributed import DistContext
+from vaekit.training.trainer import Callback, make_optimizer
+
+
+@dataclass
+class Parts:
+    """What a :class:`~vaekit.training.trainer.Trainer` is made of, and the table's column names that
+    name the column behind a non-finite validation loss."""
+
+    model: VAE
+    objective: Any
+    optimizer: torch.optim.Optimizer
+    players: Any
+    batches: Any
+    val: Any
+    columns: list[str] | None
+    settings: dict[str, Any]  # the trainer's loop keywords
+
+
+def build(config: RunConfig, data: Any, device: torch.device, context: DistContext) -> Parts:
+    """The model (the same initialisation on every rank), its objective, optimizer and players, and
+    the training and validation batches (this rank's shard) for prepared ``data``; writes nothing."""
+    check_model_fits(data.spec, config.model, device, len(data.train))
+    torch.manual_seed(config.train.seed)
+    model = build_model(data.spec, config.model).to(device)  # same init on every rank
+    objective = build_objective(config.model, data.spec, len(data.train)).to(device)
+    torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
+    shard = {"rank": context.rank, "world_size": context.world_size}
+    static = capturing.whole_batches(config.train.capture, device, context.enabled) and \
+        len(data.train) >= config.train.batch_size
+    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
+                           seed=config.train.seed, drop_last=config.model.norm == "batch" or static, **shard)
+    val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
+                        name="validation split", **shard) if data.val is not None else None)
+    columns = data.spec.data_kind.column_names(data.spec)
+    optimizer = make_optimizer(model.parameters(), config.train.optimizer, config.train.lr,
+                               config.train.weight_decay, config.train.momentum)
+    train = config.train
+    autocast = torch.bfloat16 if (train.precision == "bf16" or
+                                  (train.precision == "auto" and device.type == "cuda")) else None
+    settings = {"grad_clip": train.grad_clip, "autocast_dtype": autocast, "compile": train.compile,
+                "capture": train.capture, "log_every": train.log_every, "max_bad_steps": train.max_bad_steps}
+    return Parts(model, objective, optimizer, objective.players(device), batches, val, columns, settings)
+
+
+def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
+                       val: Any = None, feature_names: list[str] | None = None) -> list[Callback]:
+    """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress;
+    ``feature_names`` (a table's columns) name the column behind a non-finite validation loss."""
+    train = config.train
+    callbacks: list[Callback] = [
+        LRSchedule(train.lr, train.schedule, train.epochs, train.warmup_epochs, train.step_size, train.gamma)
+    ]
+    if train.kl_warmup != "none":
+        fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
+        callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
+    if config.model.capacity_max:  # build_objective allows it with the ELBO only
+        c_max, period = config.model.capacity_max, train.capacity_epochs
+        callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))
+    if train.early_stopping:
+        callbacks.append(EarlyStopping(train.early_stopping))
+    if val is not None and val.on_device:  # held out in memory (streamed: no tensors); before the writers
+        conditional = config.model.condition != "none"
+        callbacks.append(FiniteValidation(val.tensors, conditional, feature_names))
+        if config.model.posterior != "deterministic":
+            callbacks.append(LatentMonitor(val.tensors, conditional))
+    if out is not None:
+        callbacks += [Checkpointer(out / "checkpoint"), HistoryCSV(out / io.HISTORY)]
+        if train.tensorboard:
+            callbacks.append(TensorBoard(out / "tensorboard"))
+    if train.progress:
+        callbacks.append(ProgressBar(train.epochs, steps, train.batch_size))
+    return callbacks
