@@ -10,16 +10,19 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vaekit import io
 from vaekit.build import build, training_callbacks  # noqa: F401  (training_callbacks: re-exported)
-from vaekit.config import RunConfig
+from vaekit.config import RunConfig, resolve_config
 from vaekit.data.loaders import prepare_data, to_tensors
 from vaekit.data.sources import RawData
+from vaekit.data.sources.arrays import to_raw
 from vaekit.errors import ConfigError, DivergenceError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.files import FolderLock, sweep_partial_writes
@@ -57,14 +60,35 @@ def check_output_folder(folder: Path) -> None:
         raise RunFolderError(f"--out {str(folder)!r}: {str(existing)!r} cannot be written")
 
 
-def train(config: RunConfig, out: str | Path | None = None, data: RawData | None = None) -> Run:
+def train(config: RunConfig | None = None, out: str | Path | None = None, data: RawData | np.ndarray | None = None,
+          *, preset: str | None = None, model: Mapping[str, Any] | None = None,
+          train: Mapping[str, Any] | None = None, eval: Mapping[str, Any] | None = None,  # noqa: A002 (a section)
+          data_options: Mapping[str, Any] | None = None) -> Run:
     """Train ``config``; with ``out``, write the run folder there (which must not exist yet).
     ``data`` trains on samples in memory instead of ``config.data.source`` (split and scaled as the
-    config says; the scikit-learn estimators use it).
+    config says; the scikit-learn estimators use it): a ``RawData`` or a numpy array ((N, D) a
+    table, (N, H, W) or (N, C, H, W) images).
+
+    Without a config, the run is described in Python values, section by section, over a preset::
+
+        vaekit.train(data=x, preset="beta-vae", model={"beta": 4, "hidden": [256]}, train={"epochs": 5})
+
+    (``data_options`` is the ``data`` section, whose name ``data`` already has.)
 
     Under torchrun every rank calls this; the model is wrapped in DDP, the data sharded per rank,
     and rank 0 writes the folder.
     """
+    values = {name: section for name, section in
+              (("model", model), ("train", train), ("eval", eval), ("data", data_options)) if section is not None}
+    if config is None:
+        if data is not None:  # the samples given are the source
+            values["data"] = {"source": "array", **values.get("data", {})}
+        config = resolve_config(preset=preset, values=values)
+    elif preset is not None or values:
+        raise ConfigError("vaekit.train: pass a config or preset/section values, not both "
+                          "(resolve_config(preset=..., values=...) combines them)")
+    if isinstance(data, np.ndarray):
+        data = to_raw(data, None, "vaekit.train(data=...)")
     folder = Path(out) if out is not None else None
     if folder is not None:
         check_output_folder(folder)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vaekit
-from vaekit.errors import VaekitError
+from vaekit.errors import ConfigError, VaekitError
 
 CASES = [
     ("load(None)", lambda run: vaekit.load(None), "path of a run folder"),
@@ -34,3 +34,21 @@ def test_api_misuse_is_one_valueerror_line(digits_vae, call: str, misuse, said: 
     assert isinstance(caught.value, VaekitError), f"{call}: {type(caught.value).__name__}"
     message = str(caught.value)
     assert said in message and "\n" not in message, message
+
+
+def test_train_takes_python_values_by_section_over_a_preset() -> None:
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data[:200].astype(np.float32) / 16
+    run = vaekit.train(data=x, preset="beta-vae", model={"beta": 3, "hidden": [32], "latent_dim": 2},
+                       train={"epochs": 1, "progress": False}, eval={"enabled": False})
+    assert run.config.preset == "beta-vae" and run.config.model.beta == 3.0 and run.config.model.hidden == [32]
+    assert run.config.data.source == "array" and run.spec.kind == "table" and len(run.history) == 1
+
+
+def test_train_refuses_bad_python_values_and_a_config_with_values_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"model\.beta") as caught:
+        vaekit.train(model={"beta": -1})
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="not both"):
+        vaekit.train(vaekit.resolve_config(), model={"beta": 2})
