@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -108,44 +108,62 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     stochastic = isinstance(model.encode(x[:1].to(device), condition(order[:1])), DiagonalGaussian)
     wanted_k = k if stochastic else 0
     plan = EvalPlan(len(x), len(x), wanted_k)
-    if max_seconds is not None and len(x) > PILOT_ITEMS:
+    if max_seconds is not None and len(x) > PILOT_ITEMS:  # time a pilot, then fit items and k to the budget
         pilot = order[:PILOT_ITEMS]
-        seconds_per_pass = pilot_seconds_per_pass(model, x[pilot].to(device), wanted_k, seed, condition(pilot), clock)
-        plan = plan_evaluation(len(x), wanted_k, seconds_per_pass, max_seconds - (clock() - started))
+        per_pass = pilot_seconds_per_pass(model, x[pilot].to(device), wanted_k, seed, condition(pilot), clock)
+        plan = plan_evaluation(len(x), wanted_k, per_pass, max_seconds - (clock() - started))
     generator = torch.Generator(device=device).manual_seed(seed)
-    stats = LatentStats(model.latent_dim, device)
-    totals: dict[str, float] = {}
-    kept: list[tuple[Tensor, Tensor]] = []  # posteriors for the mutual information, MI_SAMPLES at most
-    head = model.head("property_head") if t is not None else None
-    predicted: list[Tensor] = []
-    n = 0
+    tally = _Tally(LatentStats(model.latent_dim, device), model.head("property_head") if t is not None else None)
     bar = progress_bar(plan.n, "evaluation", unit="item") if progress else None
     for start in range(0, plan.n, batch_size):
         index = order[start : min(start + batch_size, plan.n)]
         batch, c = x[index].to(device), condition(index)
-        qz = model.encode(batch, c)
-        stats.update(qz)
-        if head is not None:
-            predicted.append(head(qz.mean.float()).cpu())
-        if stochastic and start < MI_SAMPLES:
-            kept.append((qz.mean[: MI_SAMPLES - start].detach(), qz.logvar[: MI_SAMPLES - start].detach()))
+        qz = tally.encoded(model.encode(batch, c), start, stochastic)
         values = _bounds(model, batch, plan.k, generator, c, stochastic, qz)
         sums = torch.stack([value.double().sum() for value in values.values()]).tolist()  # the batch's one host read
         if not math.isfinite(sums[0]):  # a sum is finite exactly when every row's value is
             check_finite(next(iter(values.values())), batch, index, feature_names, what)
         for name, total in zip(values, sums, strict=True):
-            totals[name] = totals.get(name, 0.0) + total
-        n += len(index)
+            tally.totals[name] = tally.totals.get(name, 0.0) + total
+        tally.n += len(index)
         if bar is not None:
             bar.update(len(index))
         if max_seconds is not None and clock() - started > max_seconds:
             break  # the plan misjudged the speed: keep what is done
     if bar is not None:
         bar.close()
-    plan = EvalPlan(n, len(x), plan.k)
+    plan = EvalPlan(tally.n, len(x), plan.k)
     if plan.n < plan.available or plan.k < wanted_k:
         log.info("evaluation: %s to fit its budget of %g s", plan.describe(), max_seconds)
-    evaluated = order[:n]
+    return _summarise(model, x, order[: tally.n], tally, plan, stochastic, seed, t, property_names)
+
+
+@dataclass
+class _Tally:
+    """What the evaluation pass has gathered: latent statistics, the bounds' sums, the first
+    MI_SAMPLES posteriors (for the mutual information) and a head's predictions."""
+
+    stats: LatentStats
+    head: Any
+    totals: dict[str, float] = field(default_factory=dict)
+    kept: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    predicted: list[Tensor] = field(default_factory=list)
+    n: int = 0
+
+    def encoded(self, qz: Distribution, start: int, stochastic: bool) -> Distribution:
+        """Take in a batch's posterior (its first item is the ``start``-th evaluated); returns it."""
+        self.stats.update(qz)
+        if self.head is not None:
+            self.predicted.append(self.head(qz.mean.float()).cpu())
+        if stochastic and start < MI_SAMPLES:
+            self.kept.append((qz.mean[: MI_SAMPLES - start].detach(), qz.logvar[: MI_SAMPLES - start].detach()))
+        return qz
+
+
+def _summarise(model: VAE, x: Tensor, evaluated: Tensor, tally: _Tally, plan: EvalPlan, stochastic: bool,
+               seed: int, t: Tensor | None, property_names: list[str] | None) -> dict[str, Any]:
+    """The metrics of the items ``evaluated`` (indices into ``x``) from what the pass gathered."""
+    n, totals, kept = tally.n, tally.totals, tally.kept
     dims = x[0].numel()
     metrics: dict[str, Any] = {name: total / n for name, total in totals.items()}
     metrics["n_samples"] = n
@@ -160,13 +178,13 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
             metrics["perplexity"] = math.exp(metrics["nll_per_token"])
         elif model.likelihood.discrete:  # a pmf, so -log p is a code length; a density's is not
             metrics["bits_per_dim"] = metrics["nll"] / (dims * math.log(2))
-        latent = stats.result()
+        latent = tally.stats.result()
         metrics["kl_per_dim"] = [round(v, 5) for v in latent["kl_per_dim"].tolist()]
         metrics["active_units"] = int(latent["active_units"])
         metrics["mutual_information"] = mutual_information(torch.cat([m for m, _ in kept]),
                                                            torch.cat([v for _, v in kept]), seed)
-    if head is not None:
-        metrics["property_r2"] = property_r2(torch.cat(predicted), t[evaluated].cpu(), property_names)
+    if tally.head is not None:
+        metrics["property_r2"] = property_r2(torch.cat(tally.predicted), t[evaluated].cpu(), property_names)
     metrics["latent_dim"] = model.latent_dim
     return metrics
 
