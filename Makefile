@@ -36,7 +36,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 # Fashion-MNIST for the benchmarks comes from Debian's package (needs root); the loader finds it.
 data:
