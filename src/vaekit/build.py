@@ -15,6 +15,7 @@ from vaekit.data.loaders import make_batches
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation
 from vaekit.models import VAE, build_model, build_objective, check_model_fits
+from vaekit.models.objectives import Objective
 from vaekit.training import capture as capturing
 from vaekit.training.callbacks import (
     EarlyStopping,
@@ -27,7 +28,8 @@ from vaekit.training.callbacks import (
 )
 from vaekit.training.checkpoint import Checkpointer
 from vaekit.training.distributed import DistContext
-from vaekit.training.trainer import Callback, make_optimizer
+from vaekit.training.players import Player
+from vaekit.training.trainer import Batches, Callback, make_optimizer
 
 
 @dataclass
@@ -36,11 +38,11 @@ class Parts:
     name the column behind a non-finite validation loss."""
 
     model: VAE
-    objective: Any
+    objective: Objective
     optimizer: torch.optim.Optimizer
-    players: Any
-    batches: Any
-    val: Any
+    players: list[Player]
+    batches: Batches
+    val: Batches | None
     columns: list[str] | None
     settings: dict[str, Any]  # the trainer's loop keywords
 
@@ -71,8 +73,8 @@ def build(config: RunConfig, data: Any, device: torch.device, context: DistConte
     return Parts(model, objective, optimizer, objective.players(device), batches, val, columns, settings)
 
 
-def training_callbacks(config: RunConfig, out: Path | None, objective: Any, steps: int,
-                       val: Any = None, feature_names: list[str] | None = None) -> list[Callback]:
+def training_callbacks(config: RunConfig, out: Path | None, objective: Objective, steps: int,
+                       val: Batches | None = None, feature_names: list[str] | None = None) -> list[Callback]:
     """The callbacks a config asks for: schedules, KL warm-up, early stopping, files, progress;
     ``feature_names`` (a table's columns) name the column behind a non-finite validation loss."""
     train = config.train
