@@ -191,6 +191,15 @@ class Run:
             io.write_loss_figure(self.history, folder / "figures" / "loss.png")
         return folder
 
+    def labels(self, inputs: RawData, what: str, device: str | torch.device | None = None) -> Tensor | None:
+        """The inputs' labels as a tensor (on ``device``, default the model's) when the run is
+        conditional, which needs them; None for an unconditional run."""
+        if not self.model.condition_dim:
+            return None
+        if inputs.y is None:
+            raise DataError(f"{what}: this run is conditional and needs labelled inputs; these have no labels")
+        return torch.as_tensor(inputs.y).to(self.device if device is None else device)
+
     def evaluate(self, inputs: RawData | None = None, *, k: int | None = None, batch_size: int | None = None,
                  max_samples: int | None = None, max_seconds: float | None = None, seed: int | None = None,
                  progress: bool = False, what: str = "test split", check_range: bool = False) -> dict[str, Any]:
@@ -204,12 +213,10 @@ class Run:
         config = self.config
         if inputs is None:
             inputs = self.inputs()
-        if self.model.condition_dim and inputs.y is None:
-            raise DataError(f"{what}: this run is conditional and needs labelled inputs; these have no labels")
         max_samples = config.eval.max_samples if max_samples is None else max_samples
         inputs = seeded_part(inputs, max_samples, config.data.split_seed)
         x = self.spec.transform(inputs.x, name=what, check_range=check_range)  # on the CPU: moved per batch
-        y = None if inputs.y is None else torch.from_numpy(np.asarray(inputs.y, dtype=np.int64))
+        y = self.labels(inputs, what, "cpu")  # moved per batch
         t = self.spec.property_targets(inputs.x) if self.spec.properties else None
         return evaluate(self.model, x, k=config.eval.k if k is None else k,
                         batch_size=config.eval.batch_size if batch_size is None else batch_size,

@@ -285,12 +285,4 @@ def condition_for(run, n: int, label: str | None, condition: str | None):
 
 def labels_of(run, inputs, what: str):
     """The inputs' labels as a tensor when the run is conditional (which needs them), else None."""
-    import torch
-
-    from vaekit.errors import DataError
-
-    if not run.model.condition_dim:
-        return None
-    if inputs.y is None:
-        raise DataError(f"{what}: this run is conditional and needs labelled inputs; these have no labels")
-    return torch.as_tensor(inputs.y).to(run.device)
+    return run.labels(inputs, what)
