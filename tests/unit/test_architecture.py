@@ -17,13 +17,13 @@ FILES = sorted(SRC.rglob("*.py"))
 # Lowest first; a module may import its own layer and those below (docs/ARCHITECTURE.md, section 1).
 LAYERS = {
     0: ("errors", "registry", "files", "version"),
-    1: ("config", "presets", "training"),
+    1: ("sections", "presets", "training"),
     2: ("data",),
     3: ("networks",),
     4: ("distributions",),
     5: ("models",),
     6: ("evaluation",),
-    7: ("io", "run", "build", "api", ""),  # "": the package root, vaekit/__init__.py
+    7: ("config", "io", "run", "build", "api", ""),  # "": the package root, vaekit/__init__.py
     8: ("applications", "estimators"),
     9: ("cli", "web", "__main__"),
 }

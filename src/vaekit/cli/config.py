@@ -12,6 +12,7 @@ import typer
 from pydantic import BaseModel
 
 from vaekit.cli.common import example
+from vaekit.sections import Section
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,13 @@ class Option:
 def options(config: BaseModel, prefix: str = "") -> list[Option]:
     """Every key of ``config`` (a :class:`~vaekit.config.RunConfig` or a section of it), read from
     the pydantic models: its type, its value there, and its field description in one line."""
-    found = []
+    found, written = [], config.model_dump(mode="json")
     for name, field in type(config).model_fields.items():
         value = getattr(config, name)
-        if isinstance(value, BaseModel):
+        if isinstance(value, Section):
             found += options(value, f"{prefix}{name}.")
-        else:
-            found.append(Option(f"{prefix}{name}", type_name(field.annotation), value,
+        else:  # a typed value (model.corruption) as a config file writes it
+            found.append(Option(f"{prefix}{name}", type_name(field.annotation), written[name],
                                 " ".join((field.description or "").split())))
     return found
 
@@ -42,7 +43,7 @@ def type_name(annotation: Any) -> str:
     """A type as a user writes its values: ``int``, ``float or null``, ``auto|mlp|conv``,
     ``list[int]``."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Annotated:  # a bounded type (config.Width) reads as its base type
+    if origin is typing.Annotated:  # a bounded type (sections.Width) reads as its base type
         return type_name(args[0])
     if origin is typing.Literal:
         return "|".join(str(arg) for arg in args)
@@ -50,7 +51,7 @@ def type_name(annotation: Any) -> str:
         return " or ".join("null" if arg is type(None) else type_name(arg) for arg in args)
     if origin is not None:
         return f"{origin.__name__}[{', '.join(type_name(arg) for arg in args)}]"
-    return getattr(annotation, "__name__", str(annotation))
+    return getattr(annotation, "written", None) or getattr(annotation, "__name__", str(annotation))
 
 
 def _shown(value: Any) -> str:

@@ -11,8 +11,8 @@ from vaekit.cli.common import example
 def datasets() -> None:
     """List the named datasets, one a line: whether each loads offline now or what getting it takes,
     and what it holds."""
-    from vaekit.config import DataConfig
     from vaekit.data.sources import PATH_LOADERS, SOURCES
+    from vaekit.sections import DataConfig
 
     sources = [SOURCES.get(name) for name in SOURCES]
     status = {source.name: "offline" if source.available_offline(DataConfig(source=source.name))

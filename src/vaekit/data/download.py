@@ -17,8 +17,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vaekit.config import DataConfig
 from vaekit.errors import DataError, DownloadError
+from vaekit.sections import DataConfig
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.config import DataConfig
 from vaekit.data.sources import RawData, Splits, load_source
 from vaekit.data.spec import DataSpec
 from vaekit.errors import ConfigError, DataError, VaekitError
+from vaekit.sections import DataConfig
 
 Batch = dict[str, Tensor]
 

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.config import DataConfig
 from vaekit.data.columns import Column
 from vaekit.data.kinds import KINDS, DataKind
 from vaekit.data.sources.base import RawData
 from vaekit.data.tokens import Vocabulary
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 Scale = Literal["unit", "standardize", "none"]
 

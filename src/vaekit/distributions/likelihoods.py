@@ -18,6 +18,7 @@ import math
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 from torch.distributions import Distribution
 
@@ -34,9 +35,9 @@ from vaekit.distributions.elementwise import (
     LocationScale,
 )
 from vaekit.registry import Registry
+from vaekit.sections import Section
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
 
 __all__ = [
@@ -47,6 +48,16 @@ __all__ = [
 ]
 
 Support = Literal["unit", "real", "levels", "table", "tokens"]
+
+
+class LikelihoodOptions(Section):
+    """p(x|z)'s options (``model.*``)."""
+
+    likelihood: str = "auto"
+    """p(x|z): a registered likelihood (bernoulli, gaussian, laplace, categorical, ...); auto: picked from the
+    data's value range."""
+    likelihood_scale: float = Field(1.0, gt=0.0)
+    """Fixed scale of the likelihood: the Gaussian's sigma, the Laplace's b."""
 
 
 class LikelihoodFamily:
@@ -66,7 +77,7 @@ class LikelihoodFamily:
         self.event_ndim = event_ndim
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
+    def from_spec(cls, spec: DataSpec, config: LikelihoodOptions) -> LikelihoodFamily:
         """The family for this data (one event = one sample of ``spec.shape``)."""
         return cls(len(spec.shape))
 
@@ -106,7 +117,7 @@ class _FixedScaleFamily(LikelihoodFamily):
         self.log_scale = math.log(scale)
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> _FixedScaleFamily:
+    def from_spec(cls, spec: DataSpec, config: LikelihoodOptions) -> _FixedScaleFamily:
         return cls(len(spec.shape), scale=config.likelihood_scale)
 
     def __call__(self, raw: Tensor) -> LocationScale:
@@ -163,7 +174,7 @@ class DiscretizedLogisticFamily(_LearnedScaleFamily):
         self.n_levels = n_levels
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> DiscretizedLogisticFamily:
+    def from_spec(cls, spec: DataSpec, config: LikelihoodOptions) -> DiscretizedLogisticFamily:
         return cls(len(spec.shape), n_levels=spec.n_levels)
 
     def __call__(self, raw: Tensor) -> DiscretizedLogistic:
@@ -180,7 +191,7 @@ class CategoricalFamily(LikelihoodFamily):
         self.unit_levels = unit_levels
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> CategoricalFamily:
+    def from_spec(cls, spec: DataSpec, config: LikelihoodOptions) -> CategoricalFamily:
         return cls(len(spec.shape), n_categories=spec.n_levels)
 
     def __call__(self, raw: Tensor) -> Categorical:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
 from vaekit.registry import Registry
+from vaekit.sections import Section
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -181,6 +182,13 @@ class DeterministicHead(nn.Module):
 
     def forward(self, h: Tensor) -> PointMass:
         return PointMass(self.proj(h))
+
+
+class PosteriorOptions(Section):
+    """q(z|x)'s options (``model.*``)."""
+
+    posterior: str = "gaussian"
+    """q(z|x): gaussian, or deterministic (a plain autoencoder's code)."""
 
 
 POSTERIORS: Registry[type[nn.Module]] = Registry("posterior")

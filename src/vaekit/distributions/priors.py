@@ -12,16 +12,32 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
 from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian, randn
 from vaekit.errors import ConfigError
+from vaekit.networks.blocks import NetworkOptions
 from vaekit.registry import Registry
+from vaekit.sections import MAX_WIDTH, CoreOptions
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
+
+
+class PriorOptions(CoreOptions):
+    """p(z)'s options (``model.*``)."""
+
+    prior: str = "standard_normal"
+    """p(z): standard_normal, mixture (of Gaussians) or vamp (the VampPrior)."""
+    prior_components: int | None = Field(None, gt=0, le=MAX_WIDTH)
+    """Components of a mixture prior (default 10) or pseudo-inputs of a VampPrior (default 500)."""
+
+
+class _VampOptions(PriorOptions, NetworkOptions):
+    """What a VampPrior reads: its own options and the network's normalisation (its pseudo-inputs
+    pass through the encoder)."""
 
 
 class StandardNormal(Distribution):
@@ -124,7 +140,7 @@ class Prior(nn.Module):
         self.latent_dim = latent_dim
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> Prior:
+    def from_spec(cls, spec: DataSpec, config: PriorOptions) -> Prior:
         return cls(config.latent_dim)
 
     def forward(self, model: Any = None, condition: Tensor | None = None) -> Distribution:
@@ -155,7 +171,7 @@ class MixturePrior(Prior):
         self.logits = nn.Parameter(torch.zeros(n_components))
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> MixturePrior:
+    def from_spec(cls, spec: DataSpec, config: PriorOptions) -> MixturePrior:
         return cls(config.latent_dim, config.prior_components or 10)
 
     def forward(self, model: Any = None, condition: Tensor | None = None) -> GaussianMixture:
@@ -176,7 +192,7 @@ class VampPrior(Prior):
         self.pseudo = nn.Parameter(0.1 * torch.randn(n_components, *shape))
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> VampPrior:
+    def from_spec(cls, spec: DataSpec, config: _VampOptions) -> VampPrior:
         if config.condition != "none":
             raise ConfigError("model.prior='vamp' cannot be combined with model.condition (the pseudo-inputs "
                               "have no labels); use prior 'standard_normal' or 'mixture'")
@@ -218,7 +234,7 @@ class ClassConditionalPrior(Prior):
         self.logvar = nn.Parameter(torch.zeros(n_classes, latent_dim))
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> ClassConditionalPrior:
+    def from_spec(cls, spec: DataSpec, config: PriorOptions) -> ClassConditionalPrior:
         if config.condition == "none" or spec.n_classes < 2:
             raise ConfigError("model.prior='class_conditional' is a prior per class: it needs a conditional model "
                               "(model.condition=label) on labelled data")

@@ -24,6 +24,7 @@ every other part of vaekit expects; positions after ``<eos>`` count nothing.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,10 @@ from vaekit.data.tokens import BOS, EOS, PAD, UNK
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
 from vaekit.errors import ConfigError
 from vaekit.networks import recurrent
-from vaekit.networks.sequence import TokenDecoder
+from vaekit.networks.sequence import SequenceOptions, TokenDecoder
+
+if TYPE_CHECKING:
+    from vaekit.data.spec import DataSpec
 
 STRATEGIES = ("greedy", "sample", "top-k", "beam")
 
@@ -62,7 +66,7 @@ class TokenFamily(TokenDecoder, LikelihoodFamily):
         self.word_dropout = word_dropout
 
     @classmethod
-    def from_spec(cls, spec, config) -> TokenFamily:
+    def from_spec(cls, spec: DataSpec, config: SequenceOptions) -> TokenFamily:
         return cls(len(spec.vocabulary), spec.vocabulary.length, config.rnn_hidden, config.embed_dim,
                    config.rnn_hidden, config.word_dropout, decoder=config.seq_decoder, layers=config.seq_layers,
                    heads=config.seq_heads)

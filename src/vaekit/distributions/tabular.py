@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaekit.distributions.likelihoods import LIKELIHOODS, EventDistribution, LikelihoodFamily
+from vaekit.distributions.likelihoods import LIKELIHOODS, EventDistribution, LikelihoodFamily, LikelihoodOptions
 from vaekit.distributions.posteriors import randn
 from vaekit.networks.table import TableLayout
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.columns import Column
     from vaekit.data.spec import DataSpec
 
@@ -149,7 +148,7 @@ class TableFamily(LikelihoodFamily):
         self.layout = TableLayout(columns)
 
     @classmethod
-    def from_spec(cls, spec: DataSpec, config: ModelConfig) -> TableFamily:
+    def from_spec(cls, spec: DataSpec, config: LikelihoodOptions) -> TableFamily:
         return cls(spec.columns or [])
 
     def output_shape(self, shape: list[int]) -> list[int]:

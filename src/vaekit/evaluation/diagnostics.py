@@ -16,16 +16,18 @@ hundred held-out items, and returns a line that names what it saw and the remedy
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from vaekit.config import RunConfig
 from vaekit.data.kinds.base import either
 from vaekit.evaluation.latent import ACTIVE_THRESHOLD, latent_summary
 from vaekit.models.vae import VAE
 from vaekit.networks.factory import network_kind
+
+if TYPE_CHECKING:  # a run's whole configuration is above evaluation; its sections are not
+    from vaekit.config import RunConfig
 
 HELD_ITEMS = 2000  # held-out items whose posteriors are looked at, as LatentMonitor does
 

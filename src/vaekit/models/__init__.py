@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
 from vaekit.distributions import sequence, tabular  # noqa: F401  (register the token and table likelihoods)
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
@@ -14,6 +13,7 @@ from vaekit.errors import ConfigError
 from vaekit.models.heads import heads_for, mlp_head
 from vaekit.models.hierarchical import HierarchicalVAE
 from vaekit.models.objectives import OBJECTIVES, Objective
+from vaekit.models.options import ModelConfig
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.models.vae import VAE
 from vaekit.networks.factory import build_networks

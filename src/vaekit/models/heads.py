@@ -12,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
+from vaekit.sections import Section
+
+
+class HeadOptions(Section):
+    """The supervised heads' options."""
+
+    property_weight: float = Field(1.0, ge=0.0)
+    """Weight of the property head's squared error (data.properties)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Head:
     hidden: int = 64
 
 
-def heads_for(spec: DataSpec, config: ModelConfig) -> list[Head]:
+def heads_for(spec: DataSpec, config: HeadOptions) -> list[Head]:
     """The heads this data and config ask for: molecules with ``data.properties`` (standardised by
     the spec) get a property head while ``model.property_weight`` is above 0."""
     if not spec.properties or config.property_weight <= 0:

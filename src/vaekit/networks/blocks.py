@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field
 from torch import nn
 
 from vaekit.registry import Registry
+from vaekit.sections import CoreOptions, Width
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
+
+class NetworkOptions(CoreOptions):
+    """The encoder/decoder networks' options (``model.*``)."""
+
+    network: Literal["auto", "mlp", "conv"] = "auto"
+    """The encoder/decoder network; auto: conv for images of 16 px and up, mlp otherwise."""
+    hidden: list[Width] = Field(default_factory=lambda: [512, 256])
+    """MLP layer widths, in encoder order (the decoder mirrors them)."""
+    conv_channels: list[Width] = Field(default_factory=lambda: [32, 64, 128])
+    """Convolutional channels per stage, in encoder order."""
+    activation: Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"] = "relu"
+    """Non-linearity of the networks."""
+    norm: Literal["none", "batch", "layer"] = "none"
+    """Normalisation layer of the networks."""
+
 
 # A network builder: (spec, config, n_params, decoder_input, out_shape) -> (encoder, decoder). The
 # encoder maps x to features (``.out_features`` wide), the decoder ``decoder_input`` values to
 # (B, n_params, *out_shape). A data kind names its entry (DataKind.network).
-NetworkBuilder = Callable[["DataSpec", "ModelConfig", int, int, "list[int]"], "tuple[nn.Module, nn.Module]"]
+NetworkBuilder = Callable[["DataSpec", "NetworkOptions", int, int, "list[int]"], "tuple[nn.Module, nn.Module]"]
 NETWORKS: Registry[NetworkBuilder] = Registry("network")
 
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("activation")

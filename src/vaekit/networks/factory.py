@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from torch import nn
 
-from vaekit.config import ModelConfig
 from vaekit.data.spec import DataSpec
 from vaekit.networks import NETWORKS
+from vaekit.networks.blocks import NetworkOptions
 
 
-def network_kind(spec: DataSpec, config: ModelConfig) -> str:
+def network_kind(spec: DataSpec, config: NetworkOptions) -> str:
     """'conv' for images of at least 16 px a side unless the config says otherwise, else 'mlp'
     (refusing a network that cannot read the data)."""
     return "conv" if spec.data_kind.network(spec, config.network) == "conv" else "mlp"
 
 
-def build_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int | None = None,
+def build_networks(spec: DataSpec, config: NetworkOptions, n_params: int, decoder_input: int | None = None,
                    out_shape: list[int] | None = None) -> tuple[nn.Module, nn.Module]:
     """Encoder x -> features (``.out_features`` wide) and decoder z -> (B, n_params, *out_shape), by
     the NETWORKS entry the data's kind names.

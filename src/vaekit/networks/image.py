@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from vaekit.networks.blocks import NETWORKS, activation, he_init, norm_2d
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
+    from vaekit.networks.blocks import NetworkOptions
 
 
 def stage_sizes(height: int, width: int, n_channels: int, min_size: int = 4) -> list[tuple[int, int]]:
@@ -83,7 +83,7 @@ class ConvDecoder(nn.Module):
 
 
 @NETWORKS.register("conv")
-def conv_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+def conv_networks(spec: DataSpec, config: NetworkOptions, n_params: int, decoder_input: int,
                   out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
     """Images (C, H, W): the conv encoder and its mirror, from He init (see
     :func:`~vaekit.networks.blocks.he_init`: the conv VAE collapsed without it)."""

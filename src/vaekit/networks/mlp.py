@@ -10,8 +10,8 @@ from torch import Tensor, nn
 from vaekit.networks.blocks import NETWORKS, activation, he_init, norm_1d
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
+    from vaekit.networks.blocks import NetworkOptions
 
 
 def _stack(widths: list[int], act: str, norm: str) -> nn.Sequential:
@@ -49,7 +49,7 @@ class MLPDecoder(nn.Module):
 
 
 @NETWORKS.register("mlp")
-def mlp_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+def mlp_networks(spec: DataSpec, config: NetworkOptions, n_params: int, decoder_input: int,
                  out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
     """Fully connected encoder and decoder for samples of any shape, from He init (images: see
     :func:`~vaekit.networks.blocks.he_init`)."""

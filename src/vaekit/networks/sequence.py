@@ -8,24 +8,43 @@ and adds the distribution over sequences.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaekit.data.tokens import PAD
 from vaekit.errors import ConfigError
 from vaekit.networks import recurrent
-from vaekit.networks.blocks import NETWORKS
+from vaekit.networks.blocks import NETWORKS, NetworkOptions
 from vaekit.networks.mlp import MLPDecoder
+from vaekit.sections import MAX_WIDTH
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.spec import DataSpec
 
 DECODERS = ("gru", "transformer")
+
+
+class SequenceOptions(NetworkOptions):
+    """Text and molecules: the token networks' options (``model.*``)."""
+
+    embed_dim: int = Field(128, gt=0, le=MAX_WIDTH)
+    """Sequences (text, molecules): token embedding width."""
+    rnn_hidden: int = Field(256, gt=0, le=MAX_WIDTH)
+    """Sequences: network width (the encoder's GRU per direction, and the GRU or Transformer decoder)."""
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Sequences: share of the decoder's input tokens replaced by <unk> while training, so that it leans
+    on z (Bowman et al. 2016)."""
+    seq_decoder: Literal["gru", "transformer"] = "gru"
+    """Sequences: the decoder, a GRU or a causal Transformer conditioned on z at every position."""
+    seq_layers: int = Field(2, gt=0)
+    """Sequences: layers of the Transformer decoder."""
+    seq_heads: int = Field(4, gt=0)
+    """Sequences: attention heads of the Transformer decoder."""
 
 
 class SequenceEncoder(nn.Module):
@@ -147,7 +166,7 @@ class TokenDecoder(nn.Module):
 
 
 @NETWORKS.register("sequence")
-def sequence_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+def sequence_networks(spec: DataSpec, config: SequenceOptions, n_params: int, decoder_input: int,
                       out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
     """Text, molecules: a GRU reads the tokens; the decoder maps z to the token model's context
     (:class:`TokenDecoder`, in the likelihood, does the rest). PyTorch's init."""

@@ -18,9 +18,9 @@ from vaekit.networks.blocks import NETWORKS
 from vaekit.networks.mlp import MLPDecoder, MLPEncoder
 
 if TYPE_CHECKING:
-    from vaekit.config import ModelConfig
     from vaekit.data.columns import Column
     from vaekit.data.spec import DataSpec
+    from vaekit.networks.blocks import NetworkOptions
 
 
 class TableLayout:
@@ -144,7 +144,7 @@ class TableEncoder(nn.Module):
 
 
 @NETWORKS.register("table")
-def table_networks(spec: DataSpec, config: ModelConfig, n_params: int, decoder_input: int,
+def table_networks(spec: DataSpec, config: NetworkOptions, n_params: int, decoder_input: int,
                    out_shape: list[int]) -> tuple[nn.Module, nn.Module]:
     """A table with typed columns: :class:`TableEncoder` and an MLP decoder, with PyTorch's init
     (see :func:`~vaekit.networks.blocks.he_init` for why)."""

@@ -20,9 +20,9 @@ from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refu
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from vaekit.config import DataConfig
     from vaekit.data.sources.base import RawData
     from vaekit.data.spec import DataSpec
+    from vaekit.sections import DataConfig
 
 log = logging.getLogger("vaekit")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaekit.config import DataConfig
 from vaekit.data.sources import (  # noqa: F401  (importing registers them)
     arrays,
     cifar,
@@ -20,6 +19,7 @@ from vaekit.data.sources import (  # noqa: F401  (importing registers them)
 )
 from vaekit.data.sources.base import PATH_LOADERS, SOURCES, RawData, Source, Splits
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 __all__ = ["PATH_LOADERS", "SOURCES", "RawData", "Source", "Splits", "load_source"]
 

@@ -13,9 +13,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits, machine_memory
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 _SHAPES = "expected (N, D) for a table, (N, H, W) or (N, C, H, W) for images"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.registry import Registry
+from vaekit.sections import DataConfig
 
 
 @dataclass

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.download import fetch_files, find_local
 from vaekit.data.sources.base import RawData, Source, Splits, register_source
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import RawData, Source, Splits, register_source
+from vaekit.sections import DataConfig
 
 
 def load_digits(config: DataConfig) -> Splits:

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import RawData, Source, Splits, register_source
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 SHAPES = ("square", "ellipse", "heart")
 CANVAS = 64

@@ -16,10 +16,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.download import fetch_files, find_local
 from vaekit.data.sources.base import RawData, Source, Splits, machine_memory, register_source
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)

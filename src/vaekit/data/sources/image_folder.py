@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 logger = logging.getLogger(__name__)
 

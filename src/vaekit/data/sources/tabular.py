@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Splits
 from vaekit.data.sources.labels import NoLabelColumn, encode_labels, find_label_column, is_number
 from vaekit.data.sources.text import texts_from_rows
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 log = logging.getLogger(__name__)
 DELIMITERS = (",", ";", "\t", "|")  # a comma first: it wins every tie

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vaekit.config import DataConfig
 from vaekit.data.sources.base import PATH_LOADERS, RawData, Source, Splits, register_source
 from vaekit.data.sources.labels import encode_labels, find_label_column
 from vaekit.errors import DataError
+from vaekit.sections import DataConfig
 
 log = logging.getLogger("vaekit")
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
 from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions, frozen
 from vaekit.models.outputs import LossOutput, VAEOutput
+from vaekit.networks.blocks import NetworkOptions
+from vaekit.networks.factory import build_networks
+
+
+class GANOptions(ObjectiveOptions):
+    """VAE-GAN's option (its discriminator's trunk is the encoder network's)."""
+
+    adv_weight: float = Field(1.0, ge=0.0)
+    """vae-gan: weight of the generator's adversarial term."""
 
 
 class FeatureDiscriminator(nn.Module):
@@ -45,18 +54,18 @@ class VAEGAN(Objective):
     reported is the plain -ELBO.
     """
 
-    def __init__(self, config: ModelConfig, trunk: nn.Module) -> None:
+    def __init__(self, config: GANOptions, trunk: nn.Module) -> None:
         super().__init__(config)
         self.adv_weight = config.adv_weight
         self.aux_module = FeatureDiscriminator(trunk)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, **context) -> VAEGAN:
+    def from_config(cls, config: GANOptions, **context) -> VAEGAN:
         spec = context.get("spec")
         if spec is None:
             raise ConfigError("the vae-gan objective needs the data spec to build its discriminator")
-        from vaekit.networks.factory import build_networks  # networks import config only; no cycle at runtime
-
+        if not isinstance(config, NetworkOptions):  # the model's options: the trunk is its encoder network
+            raise ConfigError("the vae-gan objective needs the model's network options to build its discriminator")
         trunk, _ = build_networks(spec, config, 1)
         return cls(config, trunk)
 

@@ -2,34 +2,82 @@
 
 from __future__ import annotations
 
-import math
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
-from vaekit.errors import ConfigError
 from vaekit.models.heads import squared_error
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.registry import Registry
+from vaekit.sections import CoreOptions
 from vaekit.training.players import Player, discriminator
 
 Batch = dict[str, Tensor]
 
 
-def parse_corruption(text: str) -> tuple[str, float]:
-    """``"none"``, ``"gaussian:SIGMA"`` or ``"mask:P"`` -> (kind, amount)."""
-    kind, _, amount = text.partition(":")
-    if kind == "none" and not amount:
-        return "none", 0.0
+class Corruption(BaseModel):
+    """Denoising training's corruption of the encoder's input: none, gaussian (``amount`` is the
+    noise's sigma) or mask (``amount`` is the share of values set to 0)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    written: ClassVar[str] = "none|gaussian:SIGMA|mask:P"  # how a config file writes one
+
+    kind: Literal["none", "gaussian", "mask"] = "none"
+    amount: float = 0.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Corruption:
+        ok = {"none": self.amount == 0, "gaussian": self.amount > 0, "mask": 0 < self.amount < 1}
+        if not ok[self.kind]:
+            raise ValueError(f"expected 'none', 'gaussian:SIGMA' (SIGMA > 0) or 'mask:P' (0 < P < 1), "
+                             f"not {str(self)!r}")
+        return self
+
+    def __str__(self) -> str:
+        return "none" if self.kind == "none" else f"{self.kind}:{self.amount:g}"
+
+    def __eq__(self, other: object) -> bool:  # equal to the string it is written as, too
+        if isinstance(other, str):
+            return str(self) == other
+        return isinstance(other, Corruption) and (self.kind, self.amount) == (other.kind, other.amount)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def _read_corruption(value: Any) -> Any:
+    """``"gaussian:0.2"`` (config files, ``--set``) as a :class:`Corruption`; other values as given."""
+    if not isinstance(value, str):
+        return value
+    kind, _, amount = value.partition(":")
     try:
-        value = float(amount)
+        return {"kind": kind, "amount": float(amount) if amount else 0.0}
     except ValueError:
-        value = -1.0
-    if kind == "gaussian" and 0 < value < math.inf or kind == "mask" and 0 < value < 1:
-        return kind, value
-    raise ConfigError(f"model.corruption={text!r}: expected 'none', 'gaussian:SIGMA' (SIGMA > 0) "
-                      "or 'mask:P' (0 < P < 1)")
+        raise ValueError(f"expected 'none', 'gaussian:SIGMA' or 'mask:P', not {value!r}") from None
+
+
+# Written back as the same short string it is read from, so a saved config.json reads as typed.
+CorruptionOption = Annotated[Corruption, BeforeValidator(_read_corruption), PlainSerializer(str, return_type=str)]
+
+
+class ObjectiveOptions(CoreOptions):
+    """The options every objective reads."""
+
+    objective: str = "elbo"
+    """The training objective: elbo, iwae, mmd, beta-tc, factor, vae-gan or ae."""
+    beta: float = Field(1.0, ge=0.0)
+    """Weight of the KL term (beta-VAE, Higgins et al. 2017)."""
+    reduction: Literal["mean", "sum"] = "mean"
+    """How per-sample losses combine over a batch; mean keeps the learning rate independent of the batch
+    size, sum is the classic PyTorch example."""
+    corruption: CorruptionOption = Corruption()
+    """Denoising, training only: corrupt the encoder's input and reconstruct the clean one; none,
+    gaussian:SIGMA (added noise) or mask:P (a share P of values set to 0)."""
+    disc_lr: float = Field(1e-4, gt=0.0)
+    """Learning rate of an objective's discriminator."""
 
 
 class Objective:
@@ -47,16 +95,16 @@ class Objective:
     aux_module: nn.Module | None = None
     n_samples = 1  # draws of z per input in the step's pass (IWAE: k)
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ObjectiveOptions) -> None:
         self.beta = config.beta
         self.reduction = config.reduction
         self.kl_weight = torch.ones(())
         self.conditional = config.condition != "none"
-        self.corruption = parse_corruption(config.corruption)
+        self.corruption = config.corruption
         self.disc_lr = config.disc_lr
 
     @classmethod
-    def from_config(cls, config: ModelConfig, **context) -> Objective:
+    def from_config(cls, config: ObjectiveOptions, **context) -> Objective:
         return cls(config)
 
     def to(self, device: torch.device | str) -> Objective:
@@ -80,7 +128,7 @@ class Objective:
 
     def corrupt(self, x: Tensor) -> Tensor:
         """The encoder's input under denoising training (Vincent et al. 2008); x itself otherwise."""
-        kind, amount = self.corruption
+        kind, amount = self.corruption.kind, self.corruption.amount
         if kind == "gaussian":
             return x + amount * torch.randn_like(x)
         if kind == "mask":

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
 from vaekit.distributions.kl import kl, kl_per_dim
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.distributions.priors import StandardNormal
 from vaekit.errors import ConfigError
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions
 from vaekit.models.outputs import LossOutput, VAEOutput
+
+
+class ELBOOptions(ObjectiveOptions):
+    """Ways to shape the ELBO's KL term."""
+
+    capacity_max: float = Field(0.0, ge=0.0)
+    """Capacity C in nats that gamma * |KL - C| raises linearly over train.capacity_epochs (Burgess et al.
+    2018); 0: off."""
+    capacity_gamma: float = Field(1000.0, gt=0.0)
+    """gamma of the capacity objective."""
+    free_bits: float = Field(0.0, ge=0.0)
+    """KL per latent dimension below which it is not penalised, in nats (Kingma et al. 2016); 0: off."""
+    kl_balance: bool = False
+    """A hierarchical model's KL per layer weighted by its own size while train.kl_warmup runs (NVAE)."""
 
 
 class ELBO(Objective):
@@ -33,7 +47,7 @@ class ELBO(Objective):
     betas, capacities or free bits compare fairly.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ELBOOptions) -> None:
         super().__init__(config)
         self.capacity_max, self.gamma = config.capacity_max, config.capacity_gamma
         self.capacity = torch.zeros(())

@@ -5,17 +5,24 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from vaekit.config import ModelConfig
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions
 from vaekit.models.outputs import LossOutput, VAEOutput
+
+
+class IWAEOptions(ObjectiveOptions):
+    """The importance-weighted bound's options."""
+
+    k: int = Field(5, gt=0)
+    """Importance samples of the IWAE training bound (Burda et al. 2016)."""
 
 
 class IWAE(Objective):
     """-log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x); k = 1 is the ELBO, larger k is tighter."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: IWAEOptions) -> None:
         super().__init__(config)
         self.k = self.n_samples = config.k  # z: (k, B, L)
 

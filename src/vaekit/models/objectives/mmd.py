@@ -7,12 +7,14 @@ the ELBO's KL and adds the same penalty. Both are this one objective with differ
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
 from vaekit.distributions.priors import prior_draws
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions
 from vaekit.models.outputs import LossOutput, VAEOutput
 
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # WAE's sum of IMQ kernels at several widths
@@ -38,10 +40,19 @@ def mmd(z: Tensor, z_prior: Tensor, kind: str = "imq") -> Tensor:
     return same_z + same_p - 2.0 * k_zp.mean()
 
 
+class MMDOptions(ObjectiveOptions):
+    """The MMD objectives' options (WAE, InfoVAE)."""
+
+    mmd_weight: float = Field(100.0, ge=0.0)
+    """lambda of the MMD term (wae, infovae)."""
+    mmd_kernel: Literal["imq", "rbf"] = "imq"
+    """Kernel of the MMD term."""
+
+
 class MMDObjective(Objective):
     """E_q[-log p(x|z)] + beta * KL + lambda * MMD(q(z), p(z)); beta = 0 allows a deterministic code."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: MMDOptions) -> None:
         super().__init__(config)
         self.weight, self.kernel = config.mmd_weight, config.mmd_kernel
         self.needs_density = config.beta > 0

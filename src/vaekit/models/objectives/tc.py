@@ -9,19 +9,29 @@ import math
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
-from vaekit.config import ModelConfig
 from vaekit.distributions.posteriors import LOG_2PI, DiagonalGaussian
 from vaekit.errors import ConfigError
-from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, frozen
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions, frozen
 from vaekit.models.outputs import LossOutput, VAEOutput
+from vaekit.sections import Width
 
 
 def _gaussian(out) -> DiagonalGaussian:
     if not isinstance(out.qz, DiagonalGaussian):
         raise ConfigError("a total-correlation objective needs the Gaussian posterior (model.posterior=gaussian)")
     return out.qz
+
+
+class TCOptions(ObjectiveOptions):
+    """The total-correlation objectives' options (beta-TCVAE, FactorVAE)."""
+
+    tc_weight: float = Field(6.0, ge=0.0)
+    """Total-correlation weight (beta-tc's beta, factor's gamma)."""
+    disc_hidden: list[Width] = Field(default_factory=lambda: [1000, 1000, 1000])
+    """Layer widths of factor-vae's discriminator."""
 
 
 class BetaTCVAE(Objective):
@@ -31,12 +41,12 @@ class BetaTCVAE(Objective):
     eq. 5): log q(z_i) ~ logsumexp_j log q(z_i | x_j) - log(N M) for a batch of M out of N samples.
     """
 
-    def __init__(self, config: ModelConfig, dataset_size: int) -> None:
+    def __init__(self, config: TCOptions, dataset_size: int) -> None:
         super().__init__(config)
         self.tc_weight, self.dataset_size = config.tc_weight, dataset_size
 
     @classmethod
-    def from_config(cls, config: ModelConfig, **context) -> BetaTCVAE:
+    def from_config(cls, config: TCOptions, **context) -> BetaTCVAE:
         if not context.get("dataset_size"):
             raise ConfigError("the beta-TCVAE objective needs the training set's size")
         return cls(config, context["dataset_size"])
@@ -97,7 +107,7 @@ class FactorVAE(Objective):
     which halves the cost; the discriminator sees each code in both roles only across steps.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: TCOptions) -> None:
         super().__init__(config)
         self.tc_weight = config.tc_weight
         self.aux_module = Discriminator(config.latent_dim, config.disc_hidden)
