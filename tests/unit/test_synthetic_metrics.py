@@ -195,7 +195,7 @@ def test_ml_efficacy_of_a_copy_is_one_and_of_noise_less() -> None:
     noise = shuffled_columns(train)
     worse = ml_efficacy(columns, train, noise, holdout, "cultivar", model="linear")
     assert worse.ratio["accuracy"] < 0.7 and worse.skipped == {}
-    regression = ml_efficacy(columns, train, perturbed(columns, train), holdout, "proline")
+    regression = ml_efficacy(columns, train, perturbed(columns, train), holdout, "proline", model="linear")
     assert regression.task == "regression" and set(regression.ratio) == {"r2"} and regression.real["r2"] > 0.5
 
 
@@ -261,6 +261,8 @@ def test_quality_report_equals_sdmetrics(table: str, sdmetrics) -> None:
         assert pair.counted == (bool(row[8]) and not np.isnan(row.Score))  # row[8]: 'Meets Threshold?'
         if pair.counted:
             assert pair.value == pytest.approx(row.Score, abs=TOLERANCE)
+    if table != "wine":
+        return
     unified = module.reports.QualityReport()  # the report sdmetrics now recommends: the same numbers
     unified.generate({"t": frame(columns, x)}, {"t": frame(columns, y)}, {"tables": {"t": metadata(columns)}},
                      verbose=False)
