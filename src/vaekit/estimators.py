@@ -1,4 +1,5 @@
-"""scikit-learn estimators over vaekit: a VAE as a transformer, an outlier detector and an imputer.
+"""scikit-learn estimators over vaekit: a VAE as a transformer, an outlier detector, an imputer and a
+synthesizer of tables.
 
 They follow scikit-learn's contract (``__init__`` stores its arguments verbatim, ``fit`` validates
 and trains, learned attributes end in ``_``, the same ``random_state`` gives the same model) and
@@ -11,6 +12,7 @@ needed in front. Each fitted estimator holds its trained :class:`~vaekit.api.Run
 Values handed back in the data's units (``VAEImputer.transform``, ``VAETransformer.inverse_transform``
 and ``sample``) are values of each column's own kind, as ``vaekit impute`` writes them: the most
 probable category of a binary or categorical column, a whole count, the mean of a continuous one.
+``VAESynthesizer.sample`` draws each value instead, as ``vaekit synthesize`` does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import Tensor
 from vaekit.data.sources import RawData
 from vaekit.errors import ConfigError, DataError
 
-__all__ = ["NotFittedError", "VAEImputer", "VAEOutlierDetector", "VAETransformer"]
+__all__ = ["NotFittedError", "VAEImputer", "VAEOutlierDetector", "VAESynthesizer", "VAETransformer"]
 
 
 class NotFittedError(ConfigError, SklearnNotFittedError):
@@ -125,29 +127,42 @@ class _VAE(BaseEstimator):
 
         self._check_params()
         X = self._validate(X, reset)
+        names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
+        X, names, labels = self._split_labels(X, names)
         missing = np.isnan(X) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(X)
         if missing.all(axis=0).any():
             raise DataError("every value of a column is missing; nothing to learn it from")
+        model = {"latent_dim": int(self.n_components), "hidden": list(self.hidden), "beta": self.beta}
+        if labels is not None:  # a conditional VAE with a Gaussian prior per class, as the cvae preset
+            model.update(condition="label", prior="class_conditional")
         config = vaekit.resolve_config(preset=self.preset, values={
-            "model": {"latent_dim": int(self.n_components), "hidden": list(self.hidden), "beta": self.beta},
+            "model": model,
             "train": {"epochs": int(self.max_epochs), "batch_size": int(self.batch_size),
                       "lr": float(self.learning_rate), "seed": self._seed(), "device": self.device,
                       "progress": False, "log_every": 1_000_000},
             "eval": {"enabled": False},
             "data": {"val_fraction": 0, "test_fraction": 0, "source": "array"},
         })
-        names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
+        y, class_names = labels if labels is not None else (None, None)
         with torch.random.fork_rng(devices=[]):
-            self.run_ = vaekit.train(config, data=RawData(x=X, kind="table", feature_names=names))
+            self.run_ = vaekit.train(config, data=RawData(x=X, y=y, kind="table", class_names=class_names,
+                                                          feature_names=names))
         # Inference runs in float64: a row's result must not move with the batch it is computed in
         # (scikit-learn checks subset invariance to 1e-7, finer than float32 matmuls keep).
         self._run64 = dataclasses.replace(self.run_, model=copy.deepcopy(self.run_.model).double().eval())
         return X
 
-    def _check(self, X) -> Tensor:
-        """Validated rows in the model's space, float64 on its device."""
+    def _split_labels(self, X: np.ndarray, names: list[str] | None):
+        """(features, their names, (labels, class names) or None); only a synthesizer has a label column."""
+        return X, names, None
+
+    def _check(self, X) -> tuple[Tensor, Tensor | None]:
+        """Validated rows in the model's space, float64 on its device, and their classes (a
+        conditional synthesizer's label column) or None."""
         check_is_fitted(self, "run_")
-        return self.run_.spec.transform(self._validate(X, reset=False)).double().to(self.run_.device)
+        X, _, labels = self._split_labels(self._validate(X, reset=False), None)
+        condition = None if labels is None else torch.as_tensor(labels[0], device=self.run_.device)
+        return self.run_.spec.transform(X).double().to(self.run_.device), condition
 
     def _table(self, values: Tensor) -> np.ndarray:
         """Model-space rows -> the data's units and kinds (float64, or objects for text columns)."""
@@ -157,12 +172,13 @@ class _VAE(BaseEstimator):
     def score_samples(self, X) -> np.ndarray:
         """log p(x) per sample, the importance-sampled estimate with ``k`` draws (higher = more
         typical); the missing values of a row are left out of its likelihood."""
-        return self._log_likelihood(self._check(X))
+        return self._log_likelihood(*self._check(X))
 
-    def _log_likelihood(self, values: Tensor) -> np.ndarray:
+    def _log_likelihood(self, values: Tensor, condition: Tensor | None = None) -> np.ndarray:
         from vaekit.applications.anomaly import score_samples
 
-        return -score_samples(self._run64.model, values, "nll", self.k, seed=0).numpy().astype(np.float64)
+        scores = score_samples(self._run64.model, values, "nll", self.k, seed=0, condition=condition)
+        return -scores.numpy().astype(np.float64)
 
 
 class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
@@ -177,7 +193,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
-        values = self._check(X)
+        values, _ = self._check(X)
         model = self._run64.model
         means = [model.encode(values[i : i + 1024]).mean.cpu() for i in range(0, len(values), 1024)]
         return torch.cat(means).numpy()
@@ -294,6 +310,68 @@ class VAEImputer(TransformerMixin, _VAE):
 
         check_is_fitted(self, "run_")
         return _check_feature_names_in(self, input_features)
+
+
+class VAESynthesizer(_VAE):
+    """Synthetic copies of a table: ``fit`` on a table (a DataFrame or an array; text columns and
+    holes welcome), ``sample`` new rows with the same columns, in their order and kinds: categories by
+    name, whole numbers as integers, numbers within their training range, and each column as often
+    empty as in training (:func:`vaekit.applications.synthesize.synthesize`, what ``vaekit
+    synthesize`` writes). Fitted on a DataFrame, ``sample`` gives a DataFrame of the same dtypes.
+
+    ``label_column`` (a column name, or an index for an array) makes it conditional: a VAE given each
+    row's class (a Gaussian prior per class, as the cvae preset), whose ``sample`` draws the classes
+    in their training shares or, with ``label``, gives rows of one class. ``score_samples`` is log
+    p(x) of each row (given its class), as :class:`VAETransformer`'s."""
+
+    def __init__(self, n_components: int = 8, *, label_column: str | int | None = None,
+                 hidden: tuple[int, ...] = (128, 128), preset: str = "vae", beta: float = 1.0, max_epochs: int = 200,
+                 batch_size: int = 64, learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
+                 random_state: int | None = None) -> None:
+        super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
+                         batch_size=batch_size, learning_rate=learning_rate, k=k, device=device,
+                         random_state=random_state)
+        self.label_column = label_column
+
+    def fit(self, X, y=None):
+        self._label_at, self._classes = None, None
+        self._dtypes = list(X.dtypes) if hasattr(X, "dtypes") and hasattr(X, "iloc") else None
+        self._fit_vae(X)
+        return self
+
+    def _split_labels(self, X: np.ndarray, names: list[str] | None):
+        """The label column taken out of X: its position is kept, its values become classes (at
+        ``fit``) or are coded by the fitted classes (afterwards)."""
+        if self.label_column is None:
+            return X, names, None
+        from vaekit.applications.synthesize import class_codes, column_position
+
+        if self._label_at is None:  # fitting
+            self._label_at = column_position(self.label_column, names, X.shape[1], "label_column")
+        at = self._label_at
+        y, self._classes = class_codes(X[:, at], self._classes, f"label_column={self.label_column!r}")
+        features = np.delete(X, at, axis=1)
+        return features, None if names is None else names[:at] + names[at + 1 :], (y, self._classes)
+
+    def sample(self, n_samples: int = 1, *, random_state: int | None = None, label: str | int | None = None,
+               clip: bool = True, missing: bool = True):
+        """``n_samples`` synthetic rows, seeded by ``random_state``: rows of class ``label`` (a value
+        of the label column) when given; ``clip`` keeps numbers within their training range, and
+        ``missing`` empties each column as often as in training (False: every value filled)."""
+        from vaekit.applications.synthesize import numbers, synthesize
+        from vaekit.data.columns import category_name
+
+        check_is_fitted(self, "run_")
+        _whole("n_samples", n_samples)
+        if label is not None and self._classes is not None and category_name(label) in self._classes:
+            label = category_name(label)  # a value of the column, before an index
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        table = synthesize(self.run_, int(n_samples), seed=seed, label=label, clip=clip, missing=missing)
+        if self._label_at is not None:
+            table = table.last_to(self._label_at)
+        if self._dtypes is not None:
+            return table.to_frame(list(self.feature_names_in_), self._dtypes)
+        return table.rows if "text" in table.types else numbers(table)
 
 
 def _has_text(X) -> bool:

@@ -23,8 +23,8 @@ import vaekit
 from vaekit.cli import app
 from vaekit.errors import RunFolderError
 
-COMMANDS = ["train", "sample", "reconstruct", "encode", "decode", "evaluate", "info", "datasets", "presets",
-            "export"]
+COMMANDS = ["train", "sample", "synthesize", "reconstruct", "encode", "decode", "evaluate", "info", "datasets",
+            "presets", "export"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

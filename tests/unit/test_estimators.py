@@ -1,7 +1,8 @@
 """The scikit-learn estimators: scikit-learn's own contract checks, Pipeline, GridSearchCV, pandas
-output, and what each estimator is for (codes, outliers, imputation) on small real tables.
+output, and what each estimator is for (codes, outliers, imputation) on small real tables
+(VAESynthesizer's rows: tests/unit/test_synthesize.py).
 
-Every check that scikit-learn runs passes; the three it skips here are the array-API checks
+Every check that scikit-learn runs passes; the four it skips here are the array-API checks
 (SCIPY_ARRAY_API is not set in this environment), not a limitation of the estimators.
 """
 
@@ -16,13 +17,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from vaekit.estimators import VAEImputer, VAEOutlierDetector, VAETransformer
+from vaekit.estimators import VAEImputer, VAEOutlierDetector, VAESynthesizer, VAETransformer
 
 # Small and short: scikit-learn's checks fit each estimator dozens of times.
 QUICK = {"n_components": 2, "hidden": (16,), "max_epochs": 2, "batch_size": 32, "k": 5, "random_state": 0}
 
 
-@parametrize_with_checks([VAETransformer(**QUICK), VAEOutlierDetector(**QUICK), VAEImputer(**QUICK)])
+@parametrize_with_checks([VAETransformer(**QUICK), VAEOutlierDetector(**QUICK), VAEImputer(**QUICK),
+                          VAESynthesizer(**QUICK)])
 def test_scikit_learn_contract(estimator, check) -> None:
     check(estimator)
 

@@ -25,6 +25,7 @@ from vaekit.cli.latent import encode, optimize, reconstruct
 from vaekit.cli.maps import cluster, embed
 from vaekit.cli.report import report
 from vaekit.cli.restore import restore
+from vaekit.cli.synthesize import synthesize
 from vaekit.cli.train import train
 from vaekit.cli.web import explore
 
@@ -47,8 +48,9 @@ def _options(context: typer.Context,
         raise typer.Exit(0)
 
 
-for command in (train, sample, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed, cluster,
-                anomaly, restore, impute, optimize, explore, evaluate, report, info, datasets, presets, config, export):
+for command in (train, sample, synthesize, reconstruct, encode, decode, interpolate, traverse, arithmetic, swap, embed,
+                cluster, anomaly, restore, impute, optimize, explore, evaluate, report, info, datasets, presets, config,
+                export):
     app.command(name=command.__name__, help=command.__doc__, epilog=getattr(command, "example", None))(command)
 
 

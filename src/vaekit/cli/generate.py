@@ -19,6 +19,7 @@ from vaekit.cli.common import (
     write_output,
     write_texts,
 )
+from vaekit.cli.synthesize import write_synthetic
 
 
 @example("vaekit sample runs/fm --n 64 --temperature 0.8 --seed 1 --out samples.png")
@@ -43,13 +44,20 @@ def sample(
     out: Path = typer.Option(None, "--out", help="FILE.png (grid), .npy or .csv; default RUN/figures/samples.png. "
                              "Text and molecules: .txt or .smi (one a line; printed without --out)."),
 ) -> None:
-    """Generate new samples from the prior (or a fitted latent mixture): a grid PNG, an array, or lines of text."""
+    """Generate new samples from the prior (or a fitted latent mixture): a grid PNG, an array, or lines of text;
+    a table run's rows are those `vaekit synthesize` writes."""
     from vaekit.errors import ConfigError
 
     run = load_run(run_dir)
     out = output_for(run, out, "samples", (".png", ".npy", ".csv"))
     if sampler not in ("prior", "gmm"):
         raise ConfigError(f"--sampler {sampler!r}: expected prior or gmm")
+    if run.spec.data_kind.unsupported(run.spec, "synthesis") is None and out.suffix.lower() != ".png":
+        if condition is not None:
+            raise ConfigError("--condition: a table run's rows are drawn by class; give --label")
+        write_synthetic(run, out, n, seed=seed, label=label, temperature=temperature, sampler=sampler,
+                        components=components)  # the rows vaekit synthesize writes
+        return
     cond = condition_for(run, n, label, condition)
     if prints_lines(run, out):
         import torch

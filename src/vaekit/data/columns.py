@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +50,14 @@ class Column:
     # (floored at 1e-8), a constant pixel that is 255 in one test row came out 2.5e10 and the
     # validation loss 1e23; it has no likelihood term and no input to the encoder instead.
     constant: bool = False
+    # What synthetic rows keep of the training values (vaekit synthesize); run folders from before
+    # these were recorded load with the defaults (no rounding, no clipping, no holes).
+    # continuous: the most decimal places of a training value (0: whole numbers, given back as
+    # integers), None beyond MAX_DECIMALS
+    decimals: int | None = None
+    low: float | None = None  # continuous and count: the least and greatest training values
+    high: float | None = None
+    missing: float = 0.0  # the share of training rows where the column is empty
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +91,11 @@ def _text(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def category_name(value: Any) -> str | None:
+    """How a category (or class) value is named, None when it is missing."""
+    return None if is_missing(value) else _text(value)
 
 
 def _sort_key(value: str) -> tuple[int, float, str]:
@@ -136,9 +149,10 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
                 # 0.0507): as a continuous column it was imputed as 0.000435, neither of them.
                 kind = "binary" if len(distinct) == 2 and len(_categories(with_held_out)) == 2 else (
                     "count" if looks_like_counts(finite, distinct) else "continuous")
+        share = (len(values) - len(present)) / len(values)
         if kind in ("binary", "categorical"):
             values = with_held_out
-        columns.append(_fit_column(name, kind, values, numbers, what, scale))
+        columns.append(replace(_fit_column(name, kind, values, numbers, what, scale), missing=share))
     constant = [c.name for c in columns if c.constant]
     if len(constant) == width:
         raise DataError(f"{what}: every column holds one value throughout the training data ({n} rows): nothing "
@@ -196,17 +210,32 @@ def _fit_column(name: str, kind: str, values: np.ndarray, numbers: np.ndarray | 
     if numbers is None:
         raise DataError(f"{what}: column {name!r} holds text; it cannot be {kind} (declare it categorical)")
     finite = numbers[~np.isnan(numbers)]
+    bounds = {"low": float(finite.min()), "high": float(finite.max())} if finite.size else {}
     if kind == "count":
         if (finite < 0).any() or (np.mod(finite, 1) != 0).any():
             raise DataError(f"{what}: column {name!r} is declared a count but holds negative or fractional values")
-        return Column(name, "count", loc=float(finite.mean()) if finite.size else 0.0)
+        return Column(name, "count", loc=float(finite.mean()) if finite.size else 0.0, **bounds)
+    bounds["decimals"] = decimals(finite)
     if finite.size and finite.min() == finite.max():
-        return Column(name, "continuous", loc=float(finite[0]), constant=True)
+        return Column(name, "continuous", loc=float(finite[0]), constant=True, **bounds)
     if scale == "none":
-        return Column(name, "continuous")
+        return Column(name, "continuous", **bounds)
     if scale == "unit":
-        return Column(name, "continuous", loc=float(finite.min()), std=float(max(np.ptp(finite), 1e-8)))
-    return Column(name, "continuous", loc=float(finite.mean()), std=float(max(finite.std(), 1e-8)))
+        return Column(name, "continuous", loc=float(finite.min()), std=float(max(np.ptp(finite), 1e-8)), **bounds)
+    return Column(name, "continuous", loc=float(finite.mean()), std=float(max(finite.std(), 1e-8)), **bounds)
+
+
+MAX_DECIMALS = 6
+
+
+def decimals(finite: np.ndarray) -> int | None:
+    """The fewest decimal places that write every value (2 for 14.23 and 1.5), None beyond
+    :data:`MAX_DECIMALS` (measurements in float noise)."""
+    for places in range(MAX_DECIMALS + 1):
+        scaled = finite * 10.0**places
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return places
+    return None
 
 
 def encode(columns: list[Column], x: np.ndarray, what: str = "input") -> Tensor:
@@ -293,3 +322,37 @@ def _numeric_categories(column: Column) -> bool:
 def is_numeric(column: Column) -> bool:
     """Whether a column's values are numbers (a binary or categorical one's included)."""
     return column.kind in ("continuous", "count") or _numeric_categories(column)
+
+
+def value_type(column: Column) -> str:
+    """How a column's values are given back: "integer" (counts, whole-number columns and categories),
+    "number" or "text"."""
+    if column.kind == "count" or (column.kind == "continuous" and column.decimals == 0):
+        return "integer"
+    if column.kind == "continuous":
+        return "number"
+    if not _numeric_categories(column):
+        return "text"
+    return "integer" if all(float(c).is_integer() for c in column.categories) else "number"
+
+
+def synthetic_rows(columns: list[Column], values: Tensor, holes: np.ndarray, clip: bool = True) -> np.ndarray:
+    """Draws of p(x|z) in model space (N, D) -> rows as the training table held them, an object
+    array: numbers rounded to their column's decimal places (whole numbers as ints; 7 significant
+    digits where the places were not recorded), categories by name, None where ``holes`` (N, D) is
+    True; with ``clip``, numbers within the training range (``Column.low``, ``Column.high``; not
+    recorded in run folders from before them)."""
+    table = decode(columns, values)
+    out = np.empty(table.shape, dtype=object)
+    for j, column in enumerate(columns):
+        kind, cells, gaps = value_type(column), table[:, j], holes[:, j]
+        if column.kind in ("continuous", "count"):
+            cells = cells.astype(np.float64)
+            gaps = gaps | ~np.isfinite(cells)  # a draw that overflowed float32 is no value to give
+            places = 0 if kind == "integer" else column.decimals
+            cells = np.round(cells, places) if places is not None else np.array([float(f"{v:.7g}") for v in cells])
+            if clip and column.low is not None:  # after rounding: the bounds are training values
+                cells = np.clip(cells, column.low, column.high)
+        as_value = {"integer": int, "number": float, "text": str}[kind]
+        out[:, j] = [None if gap else as_value(cell) for cell, gap in zip(cells, gaps, strict=True)]
+    return out

@@ -36,6 +36,7 @@ class DataSpec:
     value_range: list[float] = field(default_factory=lambda: [0.0, 1.0])  # after scaling, on train
     n_levels: int | None = None  # distinct evenly spaced values in [0, 1] (8-bit pixels: 256)
     class_names: list[str] | None = None
+    class_shares: list[float] | None = None  # tables: each class's share of the training rows (synthesis)
     feature_names: list[str] | None = None
     # Tables: one entry per column (kind, categories, standardisation); None for images and for
     # run folders written before columns existed, which scale the table as one array.

@@ -35,6 +35,8 @@ REFUSALS = {
     "upload": "this run's data are {kind}s; uploads are images",
     "decoding": "this run's data are {kind} data, not text or molecules",  # decoding strategies
     "molecules": "this run was not trained on molecules (SMILES or SELFIES tokens)",
+    "synthesis": "synthetic rows come from a run trained on a table (CSV, Parquet or a DataFrame); this run's "
+                 "data are {kind}s: use vaekit sample",
 }
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger("vaekit")
 
 class TableKind(DataKind):
     name = "table"
+    supports = frozenset({"onnx", "synthesis"})
 
     def fit(self, raw: RawData, config: DataConfig, others: list[RawData], make: type[DataSpec]) -> DataSpec:
         """A :class:`~vaekit.data.columns.Column` per column; continuous columns are standardised
@@ -39,6 +40,9 @@ class TableKind(DataKind):
                                 [o.x for o in others], scale)
         spec = make(kind="table", shape=[x.shape[1]], scale="none", class_names=class_names_of(raw),
                     feature_names=[c.name for c in columns], columns=columns)
+        if raw.y is not None and spec.class_names:  # synthetic rows draw their classes in these shares
+            counts = np.bincount(np.asarray(raw.y, dtype=np.int64), minlength=len(spec.class_names))
+            spec.class_shares = (counts / counts.sum()).tolist()
         scaled = spec.transform(x, name=config.source)
         missing = torch.isnan(scaled)
         spec.has_missing = bool(missing.any())
@@ -87,6 +91,13 @@ class TableKind(DataKind):
             log.warning("%s: columns %s are not the model's and are left out of it", what, ", ".join(extra[:10]))
         order = [list(given).index(name) for name in names]
         return dataclasses.replace(raw, x=raw.x[:, order], feature_names=list(names))
+
+    def unsupported(self, spec: DataSpec, what: str) -> str | None:
+        """Synthetic rows need the typed columns (their kinds, ranges and holes)."""
+        if what == "synthesis" and spec.columns is None:
+            return ("this table run was trained before vaekit typed a table's columns (its data_spec.json has no "
+                    "columns): retrain it to synthesize rows")
+        return super().unsupported(spec, what)
 
     def default_likelihood(self, spec: DataSpec) -> str:
         """The per-column likelihood for a table with columns."""
