@@ -3,7 +3,9 @@
 Each seed holds out 30% of the benign rows; the detectors are fitted on the other 70% (benign only,
 standardised with their statistics) and rank the held-out benign rows against all 212 malignant
 ones. AUROC of VAEOutlierDetector (importance-sampled log-likelihood) vs IsolationForest and
-LocalOutlierFactor (novelty mode), in one run, mean and std over seeds.
+LocalOutlierFactor (novelty mode), in one run, mean and std over seeds. (bench/tables_peers.py
+--task anomaly runs the same split on more tables against PyOD, with as many malignant rows as
+held-out benign ones.)
 
     python bench/table_anomaly.py --seeds 5 --out bench/results/table_anomaly.json
 """
@@ -23,9 +25,11 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
-from sklearn.preprocessing import StandardScaler
 
 from vaekit.estimators import VAEOutlierDetector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers_anomaly import split_normal  # noqa: E402  (bench/tables_peers.py's split, every anomaly kept)
 
 
 def main() -> None:
@@ -39,12 +43,7 @@ def main() -> None:
     benign, malignant = data.data[data.target == 1], data.data[data.target == 0]
     results: dict[str, list[float]] = {}
     for seed in range(args.seeds):
-        order = np.random.default_rng(seed).permutation(len(benign))
-        cut = int(0.7 * len(benign))
-        scaler = StandardScaler().fit(benign[order[:cut]])
-        train = scaler.transform(benign[order[:cut]])
-        test = scaler.transform(np.concatenate([benign[order[cut:]], malignant]))
-        is_anomaly = np.r_[np.zeros(len(benign) - cut), np.ones(len(malignant))]
+        train, test, is_anomaly = split_normal(benign, malignant, seed, match=False)  # all malignant rows
         detectors = {
             "vaekit": VAEOutlierDetector(args.latent_dim, hidden=(64, 64), max_epochs=args.epochs, random_state=seed),
             "isolation_forest": IsolationForest(n_estimators=200, random_state=seed),
