@@ -21,6 +21,7 @@ from vaekit import io as run_io
 from vaekit.api import Run
 from vaekit.applications import explore
 from vaekit.applications.maps import project, save_map
+from vaekit.applications.synthetic_report import REPORT, pairs_summary, shapes_worst_first
 from vaekit.applications.visualize import (
     describe_items,
     display_scale,
@@ -81,6 +82,8 @@ def _table(rows: dict[str, object]) -> str:
 
 
 def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, list | dict):
         return json.dumps(value)
     return format_metric(value)
@@ -136,6 +139,55 @@ def metric_rows(table: dict[str, dict[str, object]]) -> list[tuple[str, list[str
             for key in names]
 
 
+def _rows(header: list[str], rows: list[list[object]]) -> str:
+    """An HTML table with a header row; numbers formatted as metrics, None as "-"."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else format_metric(v))}</td>" for v in row)
+                   + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def synthetic_section(path: Path) -> str:
+    """The synthetic-data report (``vaekit evaluate --synthetic``) as HTML: scores, column shapes worst
+    first, pair trends, ML efficacy, privacy and what was not computed; a note when it is unreadable."""
+    try:
+        report = json.loads(path.read_text())
+        tables, quality, privacy = report["tables"], report["quality"], report["privacy"]
+        shapes, pairs = shapes_worst_first(report), pairs_summary(report)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("report: synthetic data skipped (%s)", error)
+        return f"<p class='note'>not shown: {html.escape(path.name)} is not readable ({html.escape(str(error))})</p>"
+    parts = [f"<p class='note'>{html.escape(line)}</p>" for line in (
+        f"Synthetic rows: {tables['synthetic'].get('source')} ({tables['synthetic']['rows']} rows), against the "
+        f"training split ({tables['train']['rows']} rows) for quality and as the reference for privacy; "
+        f"holdout: " + (f"{tables['holdout'].get('source')} ({tables['holdout']['rows']} rows)" if "holdout" in tables
+                        else "none") + ".",)]
+    parts.append(_table({"overall": quality["overall"], "column shapes": quality["column_shapes"],
+                         "pair trends": quality["pair_trends"]}))
+    parts.append("<h3>Column shapes, worst first</h3>" + _rows(
+        ["column", "metric", "score", "missing (real)", "missing (synthetic)", "not computed"],
+        [[s["what"], s["metric"], s["value"], *(s["missing"] or (None, None)), s["reason"] or None] for s in shapes]))
+    parts.append(f"<h3>Pair trends</h3><p>{pairs['counted']} of {pairs['total']} pairs related in the real table "
+                 "count; the worst of them:</p>" + _rows(["pair", "metric", "score", "real relation"],
+                                                         [[p["what"], p["metric"], p["value"], p["real"]]
+                                                          for p in pairs["worst"]]))
+    efficacy = report.get("ml_efficacy")
+    if efficacy:
+        parts.append(f"<h3>ML efficacy</h3><p>A {html.escape(efficacy['model'])} predicting "
+                     f"<b>{html.escape(efficacy['target'])}</b>, scored on the holdout:</p>" + _rows(
+                         ["metric", "trained on the training split", "trained on synthetic rows", "ratio"],
+                         [[m, v, efficacy["synthetic"].get(m), efficacy["ratio"].get(m)]
+                          for m, v in efficacy["real"].items()]))
+    parts.append("<h3>Privacy</h3><p>Distance to the closest training row (DCR, 0: a copy), and the share of "
+                 "rows that are exact copies of a training row:</p>" + _rows(
+                     ["", "synthetic rows", "holdout rows"],
+                     [["median DCR", privacy["dcr_synthetic"], privacy["dcr_holdout"]],
+                      ["exact copies", privacy["exact_copies"], privacy["holdout_exact_copies"]]]))
+    if report.get("skipped"):
+        parts.append("<h3>Not computed</h3>" + _table(report["skipped"]))
+    return "".join(parts)
+
+
 def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 2000) -> str:
     """The HTML text of the report; ``inputs`` are held-out samples (reconstructions, the path, the map)."""
     sections: list[str] = []
@@ -158,6 +210,8 @@ def build_report(run: Run, inputs: RawData, seed: int = 0, map_points: int = 200
     else:
         if table:
             sections.append(f"<h2>Metrics</h2>{_metrics_table(table)}")
+    if run.path and (run.path / REPORT).is_file():
+        sections.append(f"<h2>Synthetic data</h2>{synthetic_section(run.path / REPORT)}")
     figures = _figures(run, inputs, seed, map_points)
     for title, (tag, note) in figures.items():
         sections.append(f"<h2>{html.escape(title)}</h2>{tag}<p class='note'>{html.escape(note)}</p>")
