@@ -51,15 +51,10 @@ def evaluate(
     from vaekit.errors import ConfigError
     from vaekit.training.distributed import select_device
 
+    check_modes(synthetic, fid or bool(molecules) or features is not None, target, out)
     if synthetic is not None:
-        if fid or molecules or features is not None:
-            raise ConfigError("--synthetic judges a synthetic table, not the model: drop --fid, --features and "
-                              "--molecules, or run them without --synthetic")
         evaluate_synthetic(run_dir, synthetic, data, target, out, seed)
         return
-    if target is not None or out is not None:
-        raise ConfigError(f"{'--target' if target is not None else '--out'}: for --synthetic's report; add "
-                          "--synthetic FILE or drop it")
     if features is not None and not fid:
         raise ConfigError(f"--features {str(features)!r}: a feature network is for --fid; add --fid or drop it")
     if sampler not in ("prior", "gmm"):
@@ -87,6 +82,18 @@ def evaluate(
     io.write_metrics(run_dir, {"evaluate": metrics})
     print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))
     log.info("wrote %s", run_dir / io.METRICS)
+
+
+def check_modes(synthetic: Path | None, model_options: bool, target: str | None, out: Path | None) -> None:
+    """--synthetic judges a table, not the model: refuse the options of the other mode, in one line."""
+    from vaekit.errors import ConfigError
+
+    if synthetic is not None and model_options:
+        raise ConfigError("--synthetic judges a synthetic table, not the model: drop --fid, --features and "
+                          "--molecules, or run them without --synthetic")
+    if synthetic is None and (target is not None or out is not None):
+        raise ConfigError(f"{'--target' if target is not None else '--out'}: for --synthetic's report; add "
+                          "--synthetic FILE or drop it")
 
 
 def evaluate_synthetic(run_dir: Path, synthetic: Path, data: str | None, target: str | None, out: Path | None,
