@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from vaekit.data.columns import decode, encode, infer_columns
-from vaekit.data.quantiles import from_model
 from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_conv, refuse_mismatch
+from vaekit.data.quantiles import from_model
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class TableKind(DataKind):
         if transform == "auto":
             transform = "quantile" if config.scale == "auto" else "standardize"
         columns = infer_columns(x, raw.feature_names, config.column_types, f"data {config.source!r}",
-                                [o.x for o in others], scale, transform)
+                                [o.x for o in others], scale, transform=transform)
         spec = make(kind="table", shape=[x.shape[1]], scale="none", class_names=class_names_of(raw),
                     feature_names=[c.name for c in columns], columns=columns)
         if raw.y is not None and spec.class_names:  # synthetic rows draw their classes in these shares
