@@ -24,7 +24,7 @@ untouched (torch stays pinned by the constraints file)::
 
 Commands that wrote bench/results/tables_peers_*.json (2 cores, 2 threads)::
 
-    OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300
+    OMP_NUM_THREADS=1 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300  # shared, busy machine
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task anomaly --seeds 5 --epochs 100
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task impute --seeds 2 --epochs 300
 
