@@ -22,9 +22,9 @@ untouched (torch stays pinned by the constraints file)::
     /work/benchenv/bin/pip install -c constraints.txt torch==2.13.0
     /work/benchenv/bin/pip install -c constraints.txt -e '.[dev,bench]'
 
-Commands that wrote bench/results/tables_peers_*.json (2 cores, 2 threads)::
+Commands that wrote bench/results/tables_peers_*.json (2 cores; synth on 1 thread, the machine busy)::
 
-    OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300
+    OMP_NUM_THREADS=1 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task anomaly --seeds 5 --epochs 100
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task impute --seeds 2 --epochs 300
 

@@ -130,6 +130,11 @@ class DataConfig(Section):
     scale: Literal["auto", "unit", "standardize", "none"] = "auto"
     """auto: images divided by their maximum level into [0, 1], other data left alone; standardize: zero
     mean and unit variance per feature (tables, Gaussian likelihoods)."""
+    continuous_transform: Literal["auto", "standardize", "quantile"] = "auto"
+    """Tables: how continuous columns reach the model. quantile: each value through its column's
+    empirical CDF to a normal score (a Gaussian copula's marginals; log-likelihoods are then of the
+    scores, not of the values in their units); standardize: as data.scale says. auto: quantile when
+    data.scale is auto (synthetic tables' SDMetrics quality, bench/peers_synth.py), else standardize."""
     binarize: bool = False
     """Threshold scaled values at 0.5 (a statically binarised dataset)."""
     image_size: tuple[int, int] | None = None

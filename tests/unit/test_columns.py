@@ -412,3 +412,12 @@ def test_a_column_of_two_values_is_binary_and_gives_back_exactly_those_values() 
 def test_a_third_value_in_the_held_out_rows_keeps_a_two_valued_column_numeric() -> None:
     train, held_out = np.array([[1.5], [2.5], [1.5]]), np.array([[4.0]])
     assert infer_columns(train, ["v"], others=[held_out])[0].kind == "continuous"
+
+
+def test_few_whole_number_levels_are_categories_counts_and_measurements_are_not() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.choice([0, 1, 2], 100), rng.choice([2007, 2008, 2009], 100),
+                         rng.negative_binomial(1, 0.3, 100), np.round(rng.normal(50.0, 5.0, 100))])
+    kinds = [c.kind for c in infer_columns(x.astype(float), ["cls", "year", "visits", "age"])]
+    assert kinds == ["categorical", "categorical", "count", "continuous"]
+    assert infer_columns(np.array([[1.0], [2.0], [4.0]]), None)[0].kind == "continuous"  # too few rows to tell

@@ -153,3 +153,26 @@ def test_errors_are_one_line(wine, synthesizer) -> None:
         conditional.sample(5, label="chianti")
     with pytest.raises(DataError, match="unknown classes chianti"):
         conditional.score_samples(wine.head(2).assign(target="chianti"))
+
+
+def test_a_class_column_of_whole_numbers_gives_the_training_classes_in_their_shares(caplog) -> None:
+    """wine's class as 0/1/2 was a Gaussian around 0.94 (a continuous column): synthetic classes in
+    the wrong shares, and ML efficacy 0.0 when drawn unrounded. Few whole-number levels are categories."""
+    rng = np.random.default_rng(0)
+    label = rng.choice([0, 1, 2], 300, p=[0.45, 0.1, 0.45])
+    x = np.column_stack([label, rng.normal(label * 2.0, 0.5), rng.normal(size=300)])
+    assert [c.kind for c in infer_columns(x, ["label", "a", "b"])] == ["categorical", "continuous", "continuous"]
+    rows = VAESynthesizer(**QUICK).fit(x).sample(2000, random_state=0)
+    shares = np.bincount(rows[:, 0].astype(int), minlength=3) / len(rows)
+    assert set(np.unique(rows[:, 0])) == {0.0, 1.0, 2.0}
+    assert np.allclose(shares, [0.45, 0.1, 0.45], atol=0.08)
+
+
+def test_a_column_of_one_synthetic_value_is_warned_of(caplog) -> None:
+    from vaekit.applications.synthesize import warn_degenerate
+
+    columns = [Column("class", "categorical", categories=["0", "1", "2"]), Column("x", "continuous")]
+    rows = np.array([[1, float(i)] for i in range(30)], dtype=object)
+    with caplog.at_level("WARNING", logger="vaekit"):
+        warn_degenerate(columns, rows)
+    assert "column class holds one value in every row" in caplog.text and "x" not in caplog.text.split(":")[1]

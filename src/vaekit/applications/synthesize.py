@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from vaekit.errors import ConfigError, DataError
 from vaekit.files import atomic_write_bytes
 from vaekit.run import Run
 
+log = logging.getLogger("vaekit")
 SUFFIXES = (".csv", ".parquet")
 CHUNK = 10_000  # rows drawn per forward pass
 
@@ -151,11 +153,25 @@ def synthesize(run: Run, n: int, *, seed: int = 0, label: int | str | None = Non
     uniform = torch.rand(n, len(columns), generator=generator, device=run.device).cpu().numpy()  # (n, D)
     shares = np.array([column.missing for column in columns]) if missing else np.zeros(len(columns))
     rows = synthetic_rows(columns, torch.cat(draws), uniform < shares, clip)
+    warn_degenerate(columns, rows)
     if classes is not None:
         label_column = Column("label", "categorical", categories=class_names_of(run))
         labels = synthetic_rows([label_column], classes.cpu()[:, None], np.zeros((n, 1), dtype=bool))
         rows = np.concatenate([rows, labels], axis=1)
     return SyntheticTable(*header(run), rows)
+
+
+def warn_degenerate(columns: list[Column], rows: np.ndarray, least: int = 20) -> None:
+    """Warn, naming them, of columns whose ``least`` or more synthetic rows all hold one value where
+    the training data held several (a class column once came out as one class, silently)."""
+    varied = [c for c in columns if not c.constant and (c.categories is None or len(c.categories) > 1)]
+    one = [c.name for c in varied if len(rows) >= least
+           and len({v for v in rows[:, columns.index(c)].tolist() if v is not None}) <= 1]
+    if one:
+        log.warning("synthetic rows: column%s %s hold%s one value in every row, several in training: the model "
+                    "has not learnt %s (train longer, or check the column's kind in data.column_types)",
+                    "s" if len(one) > 1 else "", ", ".join(one[:10]), "" if len(one) > 1 else "s",
+                    "them" if len(one) > 1 else "it")
 
 
 def class_names_of(run: Run) -> list[str]:

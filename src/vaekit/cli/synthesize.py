@@ -20,8 +20,10 @@ def synthesize(
                               "default: classes drawn in their training shares."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, max=100.0, callback=finite,
                                       help="Scale of z's spread (1: the prior itself)."),
-    sampler: str = typer.Option("prior", "--sampler", help="prior: z ~ p(z); gmm: z from a Gaussian mixture "
-                                "fitted to the training rows' codes."),
+    sampler: str = typer.Option("prior", "--sampler", help="prior: z ~ p(z), needs only the run folder; gmm: z "
+                                "from a Gaussian mixture fitted to the training rows' codes (reads the training "
+                                "data again; higher SDMetrics quality on 4 of 5 tables in BENCHMARKS.md, lower on "
+                                "diabetes, and lower ML efficacy there)."),
     components: int = typer.Option(10, "--components", min=1, max=1000, help="Mixture components (--sampler gmm)."),
     clip: bool = typer.Option(True, "--clip/--no-clip", help="Keep numbers within their training range."),
     missing: bool = typer.Option(True, "--missing/--no-missing", help="Leave each column empty as often as it "

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from vaekit.data.columns import decode, encode, infer_columns
 from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_conv, refuse_mismatch
+from vaekit.data.quantiles import from_model
 from vaekit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -32,12 +33,16 @@ class TableKind(DataKind):
     supports = frozenset({"onnx", "synthesis"})
 
     def fit(self, raw: RawData, config: DataConfig, others: list[RawData], make: type[DataSpec]) -> DataSpec:
-        """A :class:`~vaekit.data.columns.Column` per column; continuous columns are standardised
-        (``data.scale`` auto or standardize), min-max scaled (unit) or left (none)."""
+        """A :class:`~vaekit.data.columns.Column` per column; continuous columns are mapped to normal
+        scores (``data.continuous_transform`` quantile, or auto with ``data.scale`` auto), or
+        standardised (``data.scale`` auto or standardize), min-max scaled (unit) or left (none)."""
         x = raw.x if raw.x.dtype == object or np.issubdtype(raw.x.dtype, np.number) else raw.x.astype(object)
         scale = "standardize" if config.scale == "auto" else config.scale
+        transform = config.continuous_transform
+        if transform == "auto":
+            transform = "quantile" if config.scale == "auto" else "standardize"
         columns = infer_columns(x, raw.feature_names, config.column_types, f"data {config.source!r}",
-                                [o.x for o in others], scale)
+                                [o.x for o in others], scale, transform=transform)
         spec = make(kind="table", shape=[x.shape[1]], scale="none", class_names=class_names_of(raw),
                     feature_names=[c.name for c in columns], columns=columns)
         if raw.y is not None and spec.class_names:  # synthetic rows draw their classes in these shares
@@ -65,6 +70,12 @@ class TableKind(DataKind):
         """Continuous columns back to their units; categories stay codes (:meth:`to_values` names them)."""
         if spec.columns is None:
             return super().inverse(spec, x)
+        if any(c.quantiles is not None for c in spec.columns):
+            out = x.detach().cpu().double().numpy().copy()
+            for j, column in enumerate(spec.columns):
+                if column.kind == "continuous":
+                    out[..., j] = from_model(column, out[..., j])
+            return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
         loc = torch.tensor([c.loc if c.kind == "continuous" else 0.0 for c in spec.columns], device=x.device)
         std = torch.tensor([c.std if c.kind == "continuous" else 1.0 for c in spec.columns], device=x.device)
         return x * std.to(x.dtype) + loc.to(x.dtype)
