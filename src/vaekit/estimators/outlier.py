@@ -37,11 +37,15 @@ class VAEOutlierDetector(OutlierMixin, VAEEstimator):
       floor((m + 1) 0.05)-th lowest of those m held-out scores, so a new normal row is flagged with
       probability at most 5% (split conformal: exact when new normal rows are exchangeable with the
       training rows). The VAE is then fitted on the other 80%.
+
+    ``batch_size`` defaults to 32 (the other estimators: 64): more steps per epoch on the small tables
+    outliers are sought in (bench/tables_peers.py, 100 epochs: iris AUROC 0.966 vs 0.964, wine 0.990
+    vs 0.973, breast cancer 0.972 vs 0.973).
     """
 
     def __init__(self, n_components: int = 8, *, contamination: float | str = 0.1,
                  hidden: tuple[int, ...] = (128, 128), preset: str = "vae", beta: float = 1.0, max_epochs: int = 200,
-                 batch_size: int = 64, learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
+                 batch_size: int = 32, learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
                  random_state: int | None = None) -> None:
         super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
                          batch_size=batch_size, learning_rate=learning_rate, k=k, device=device,
