@@ -42,7 +42,7 @@ def detector(name: str, seed: int, epochs: int):
     if name == "vaekit":
         from vaekit.estimators import VAEOutlierDetector
 
-        model = VAEOutlierDetector(max_epochs=epochs, random_state=seed)  # n_components 8, hidden 128-128
+        model = VAEOutlierDetector(max_epochs=epochs, random_state=seed)  # defaults: 8 latents, 128-128, batch 32
         return model, lambda x: -model.score_samples(x)
     if name == "pyod_vae":
         from pyod.models.vae import VAE

@@ -256,3 +256,57 @@ def save_extremes(spec, x: np.ndarray | Tensor, scores: np.ndarray, path: str | 
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+# A table column constant in training has no likelihood term (:mod:`vaekit.networks.table`): the
+# model gives its value back. For anomaly scores a departure from it is evidence, scored as the
+# table likelihood's narrowest Gaussian would score it (standard deviation e^-7 of the column's units,
+# :data:`vaekit.distributions.tabular.LOG_SCALE_MIN`): finite, and larger than any modelled column's.
+CONSTANT_LOG_SCALE = -7.0
+
+
+def constant_departures(columns: list, values: Tensor) -> Tensor:
+    """(N,) nats per row: each value of a column constant in training that is not the training value
+    adds 0.5 (d / sigma)^2, d its distance from that value (model space, in the column's units) and
+    sigma = e^CONSTANT_LOG_SCALE; a missing value adds nothing. 0 for rows that keep every constant."""
+    at = [j for j, column in enumerate(columns) if getattr(column, "constant", False)]
+    if not at:
+        return values.new_zeros(len(values))
+    d = values[:, at].double().nan_to_num(0.0)
+    return (0.5 * (d * math.exp(-CONSTANT_LOG_SCALE)).square()).sum(1)
+
+
+def require_finite(scores: np.ndarray, values: Tensor, columns: list, what: str = "score_samples") -> np.ndarray:
+    """``scores`` when all finite; else one DataError line naming the first bad row and the column
+    farthest from its training values there (the likeliest cause), so no score is silently NaN."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if not bad.size:
+        return scores
+    row = int(bad[0])
+    far = values[row].double().abs().nan_to_num(0.0)
+    j = int(far.argmax())
+    name = columns[j].name if j < len(columns) else str(j)
+    raise DataError(f"{what}: {bad.size} row{'s' if bad.size > 1 else ''} got a non-finite log-likelihood "
+                    f"(first: row {row}, {scores[row]}); its column {name!r} is {float(far[j]):.3g} training "
+                    "standard deviations from the mean: values that far out overflow the model")
+
+
+def check_contamination(contamination) -> None:
+    """One ConfigError line unless ``contamination`` is "auto" or a fraction in (0, 0.5]."""
+    if isinstance(contamination, str) and contamination == "auto":
+        return
+    number = not isinstance(contamination, bool) and isinstance(contamination, int | float | np.floating)
+    if not number or not 0.0 < contamination <= 0.5:
+        raise ConfigError(f"contamination={contamination!r}: expected 'auto' or a fraction in (0, 0.5]")
+
+
+def conformal_offset(held_out: np.ndarray, false_alarms: float) -> float:
+    """The score (log p, higher = more normal) below which a new normal row falls with probability at
+    most ``false_alarms``, from held-out normal rows' scores: their floor((m + 1) a)-th lowest
+    (split conformal; exact for rows exchangeable with the held-out ones). Needs m >= 1/a - 1 rows."""
+    m = len(held_out)
+    rank = math.floor((m + 1) * false_alarms)  # the rank from the bottom, 1-based
+    if rank < 1:
+        raise DataError(f"contamination='auto': {m} held-out rows cannot bound a false-alarm rate of "
+                        f"{false_alarms:g}; give at least {math.ceil(1 / false_alarms) - 1}")
+    return float(np.sort(held_out)[rank - 1])

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted as sklearn_check_is_fitted
@@ -33,7 +33,7 @@ from torch import Tensor
 from vaekit.data.sources import RawData
 from vaekit.errors import ConfigError, DataError
 
-__all__ = ["NotFittedError", "VAEImputer", "VAEOutlierDetector", "VAESynthesizer", "VAETransformer"]
+__all__ = ["NotFittedError", "VAEEstimator", "VAEImputer", "VAESynthesizer", "VAETransformer"]
 
 
 class NotFittedError(ConfigError, SklearnNotFittedError):
@@ -129,7 +129,8 @@ class _VAE(BaseEstimator):
         X = self._validate(X, reset)
         names = [str(n) for n in getattr(self, "feature_names_in_", [])] or None
         X, names, labels = self._split_labels(X, names)
-        missing = np.isnan(X) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(X)
+        fitted = X[self._training_rows(len(X))]  # every row, but the outlier detector's validation share
+        missing = np.isnan(fitted) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(fitted)
         if missing.all(axis=0).any():
             raise DataError("every value of a column is missing; nothing to learn it from")
         model = {"latent_dim": int(self.n_components), "hidden": list(self.hidden), "beta": self.beta}
@@ -141,11 +142,12 @@ class _VAE(BaseEstimator):
                       "lr": float(self.learning_rate), "seed": self._seed(), "device": self.device,
                       "progress": False, "log_every": 1_000_000},
             "eval": {"enabled": False},
-            "data": {"val_fraction": 0, "test_fraction": 0, "source": "array"},
+            "data": {"val_fraction": 0, "test_fraction": 0, "source": "array",
+                     "column_types": self._column_types(X, names)},
         })
         y, class_names = labels if labels is not None else (None, None)
         with torch.random.fork_rng(devices=[]):
-            self.run_ = vaekit.train(config, data=RawData(x=X, y=y, kind="table", class_names=class_names,
+            self.run_ = vaekit.train(config, data=RawData(x=fitted, y=y, kind="table", class_names=class_names,
                                                           feature_names=names))
         # Inference runs in float64: a row's result must not move with the batch it is computed in
         # (scikit-learn checks subset invariance to 1e-7, finer than float32 matmuls keep).
@@ -155,6 +157,14 @@ class _VAE(BaseEstimator):
     def _split_labels(self, X: np.ndarray, names: list[str] | None):
         """(features, their names, (labels, class names) or None); only a synthesizer has a label column."""
         return X, names, None
+
+    def _training_rows(self, n: int) -> slice | np.ndarray:
+        """The rows the VAE is fitted on (the outlier detector keeps a validation share out)."""
+        return slice(None)
+
+    def _column_types(self, X: np.ndarray, names: list[str] | None) -> dict[str, str] | None:
+        """Column kinds declared rather than inferred (``data.column_types``); None: all inferred."""
+        return None
 
     def _check(self, X) -> tuple[Tensor, Tensor | None]:
         """Validated rows in the model's space, float64 on its device, and their classes (a
@@ -179,6 +189,9 @@ class _VAE(BaseEstimator):
 
         scores = score_samples(self._run64.model, values, "nll", self.k, seed=0, condition=condition)
         return -scores.numpy().astype(np.float64)
+
+
+VAEEstimator = _VAE  # the shared base, public for the estimators' other modules (estimators/outlier.py)
 
 
 class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
@@ -216,37 +229,6 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _VAE):
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
         generator = torch.Generator(device=self.run_.device).manual_seed(seed)
         return self._table(self.run_.model.sample(int(n_samples), generator=generator).mean)
-
-
-class VAEOutlierDetector(OutlierMixin, _VAE):
-    """Outliers are rows the VAE finds unlikely: ``score_samples`` is log p(x) (higher = more
-    normal), ``decision_function`` subtracts ``offset_`` (negative = outlier), ``predict`` gives
-    -1 for outliers, +1 for inliers; ``offset_`` flags the ``contamination`` fraction of the
-    training rows, as in IsolationForest."""
-
-    def __init__(self, n_components: int = 8, *, contamination: float = 0.1, hidden: tuple[int, ...] = (128, 128),
-                 preset: str = "vae", beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64,
-                 learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
-                 random_state: int | None = None) -> None:
-        super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
-                         batch_size=batch_size, learning_rate=learning_rate, k=k, device=device,
-                         random_state=random_state)
-        self.contamination = contamination
-
-    def fit(self, X, y=None):
-        if not (isinstance(self.contamination, int | float) and 0.0 < self.contamination <= 0.5):
-            raise ConfigError(f"contamination must be in (0, 0.5], got {self.contamination!r}")
-        X = self._fit_vae(X)
-        values = self.run_.spec.transform(X).double().to(self.run_.device)
-        self.offset_ = float(np.percentile(self._log_likelihood(values), 100.0 * self.contamination))
-        return self
-
-    def decision_function(self, X) -> np.ndarray:
-        check_is_fitted(self, "offset_")
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X) -> np.ndarray:
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
 
 class VAEImputer(TransformerMixin, _VAE):
