@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--preset", default="iwae")
     parser.add_argument("--method", default="importance")
     parser.add_argument("--latent-dim", type=int, default=8)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--width", type=int, default=256, help="impute: hidden units, VAEImputer's default")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--out", default="bench/results/tables_peers_{task}.json")
