@@ -27,6 +27,7 @@ Commands that wrote bench/results/tables_peers_*.json (2 cores, 2 threads)::
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task anomaly --seeds 5 --epochs 100
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task impute --seeds 2 --epochs 300
+    (impute: run as one seed, per table; see BENCHMARKS.md, "Imputation vs HyperImpute")
 
 (``--out`` defaults to bench/results/tables_peers_{task}.json; ``{task}`` in a given path is
 replaced by each task's name, so ``--task all`` writes three files.)
