@@ -27,6 +27,7 @@ Commands that wrote bench/results/tables_peers_*.json (2 cores; synth on 1 threa
     OMP_NUM_THREADS=1 /work/benchenv/bin/python bench/tables_peers.py --task synth --seeds 2 --epochs 300
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task anomaly --seeds 5 --epochs 100
     OMP_NUM_THREADS=2 /work/benchenv/bin/python bench/tables_peers.py --task impute --seeds 2 --epochs 300
+    (impute: run as one seed, per table; see BENCHMARKS.md, "Imputation vs HyperImpute")
 
 (``--out`` defaults to bench/results/tables_peers_{task}.json; ``{task}`` in a given path is
 replaced by each task's name, so ``--task all`` writes three files.)
@@ -128,7 +129,7 @@ def main() -> None:
     parser.add_argument("--preset", default="iwae")
     parser.add_argument("--method", default="importance")
     parser.add_argument("--latent-dim", type=int, default=8)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--width", type=int, default=256, help="impute: hidden units, VAEImputer's default")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--out", default="bench/results/tables_peers_{task}.json")

@@ -14,6 +14,15 @@ The missing values are the unobserved part of a restoration under a mask
   p(x_miss | z_i); the spread across the M tables reflects the model's uncertainty.
 
 Observed values are returned unchanged.
+
+How big a model imputes well (``VAEImputer``'s defaults, 256 units x 2 layers, 300 epochs, the
+iwae preset): on breast cancer (569 x 30, standardised, 20% MCAR, seed 0, bench/peers_impute.py),
+where IterativeImputer's linear regressions score 0.428, the importance rule with 128 units and
+100 epochs gave RMSE 0.534; 300 epochs 0.487; 256 units and 300 epochs 0.452 (600: 0.439). The columns are
+near-functions of each other (radius, perimeter, area): the decoder must carry them through an
+8-wide code, and an underfit one spreads the missing value between its neighbours. The imputation
+rule was not the cause: pseudo-Gibbs did worse (0.580 against 0.534, same model), and 1000
+importance draws instead of 100 gave 0.450 against 0.452.
 """
 
 from __future__ import annotations

@@ -236,10 +236,11 @@ class VAEImputer(TransformerMixin, _VAE):
     2019) or "pseudo-gibbs"; observed values are kept. Columns with no value at fit time are refused.
     Trained with the importance-weighted bound (``preset="iwae"``: the MIWAE bound on rows with holes),
     which imputed better than the ELBO in bench/impute.py (breast cancer, 50% missing: RMSE 0.551 vs
-    0.583, two seeds)."""
+    0.583, two seeds). Wider (256 units) and longer (300 epochs) than the other estimators: why in
+    :mod:`vaekit.applications.impute`."""
 
-    def __init__(self, n_components: int = 8, *, method: str = "importance", hidden: tuple[int, ...] = (128, 128),
-                 preset: str = "iwae", beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64,
+    def __init__(self, n_components: int = 8, *, method: str = "importance", hidden: tuple[int, ...] = (256, 256),
+                 preset: str = "iwae", beta: float = 1.0, max_epochs: int = 300, batch_size: int = 64,
                  learning_rate: float = 1e-3, k: int = 100, device: str = "cpu",
                  random_state: int | None = None) -> None:
         super().__init__(n_components, hidden=hidden, preset=preset, beta=beta, max_epochs=max_epochs,
