@@ -186,3 +186,14 @@ def test_pandas_output_of_a_table_with_text_keeps_each_column_s_type(wine_frame)
             assert out[name].dtype == np.int64 and (out[name] == frame[name]).all()
         else:
             assert out[name].dtype == np.float64
+
+
+@pytest.mark.parametrize(("estimator", "quantiles"), [(VAEImputer, False), (VAEOutlierDetector, False),
+                                                      (VAESynthesizer, True), (VAETransformer, True)])
+def test_each_estimator_reaches_continuous_columns_its_own_way(wine, estimator, quantiles) -> None:
+    """The imputer and the detector standardise (RMSE and far-out values are judged in the column's
+    units); synthetic rows and codes go through the quantile transform (data.continuous_transform auto)."""
+    fitted = estimator(**{**QUICK, "max_epochs": 1}).fit(wine[0][:60])
+    columns = fitted.run_.spec.columns
+    assert all((c.quantiles is not None) == quantiles for c in columns if c.kind == "continuous")
+    assert any(c.kind == "continuous" for c in columns)

@@ -67,6 +67,10 @@ def _whole(name: str, value, least: int = 1, most: int | None = None) -> None:
 class _VAE(BaseEstimator):
     """Shared parameters and training of the three estimators."""
 
+    # How continuous columns reach the model (``data.continuous_transform``): each estimator's choice
+    # is the one its benchmark measured best (see the subclasses).
+    _continuous_transform = "auto"
+
     def __init__(self, n_components: int = 8, *, hidden: tuple[int, ...] = (128, 128), preset: str = "vae",
                  beta: float = 1.0, max_epochs: int = 200, batch_size: int = 64, learning_rate: float = 1e-3,
                  k: int = 100, device: str = "cpu", random_state: int | None = None) -> None:
@@ -143,7 +147,8 @@ class _VAE(BaseEstimator):
                       "progress": False, "log_every": 1_000_000},
             "eval": {"enabled": False},
             "data": {"val_fraction": 0, "test_fraction": 0, "source": "array",
-                     "column_types": self._column_types(X, names)},
+                     "column_types": self._column_types(X, names),
+                     "continuous_transform": self._continuous_transform},
         })
         y, class_names = labels if labels is not None else (None, None)
         with torch.random.fork_rng(devices=[]):
@@ -237,7 +242,12 @@ class VAEImputer(TransformerMixin, _VAE):
     Trained with the importance-weighted bound (``preset="iwae"``: the MIWAE bound on rows with holes),
     which imputed better than the ELBO in bench/impute.py (breast cancer, 50% missing: RMSE 0.551 vs
     0.583, two seeds). Wider (256 units) and longer (300 epochs) than the other estimators: why in
-    :mod:`vaekit.applications.impute`."""
+    :mod:`vaekit.applications.impute`. Continuous columns are standardised, not quantile-transformed:
+    the conditional mean of a standardised column is what RMSE rewards (wine, seed 0, 100 epochs,
+    MLP 128-128: RMSE 0.752 vs 0.799 at 20% MCAR, 1.004 vs 1.104 at 50% MNAR).
+    """
+
+    _continuous_transform = "standardize"
 
     def __init__(self, n_components: int = 8, *, method: str = "importance", hidden: tuple[int, ...] = (256, 256),
                  preset: str = "iwae", beta: float = 1.0, max_epochs: int = 300, batch_size: int = 64,

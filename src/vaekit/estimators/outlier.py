@@ -42,7 +42,13 @@ class VAEOutlierDetector(OutlierMixin, VAEEstimator):
     ``batch_size`` defaults to 32 (the other estimators: 64): more steps per epoch on the small tables
     outliers are sought in (iris, bench/peers_anomaly.py splits, 100 epochs, 5 seeds: AUROC 0.966 vs
     0.964 at 64).
+
+    Continuous columns are standardised, not quantile-transformed as for synthetic rows: a value far
+    outside the training range then costs its squared distance in standard deviations (breast
+    cancer, benign normal, one seed, 100 epochs: AUROC 0.977 vs 0.972 with the quantile transform).
     """
+
+    _continuous_transform = "standardize"
 
     def __init__(self, n_components: int = 8, *, contamination: float | str = 0.1,
                  hidden: tuple[int, ...] = (128, 128), preset: str = "vae", beta: float = 1.0, max_epochs: int = 200,
