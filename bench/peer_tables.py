@@ -86,7 +86,38 @@ def digits() -> Table:
     return Table("digits", frame, "target", "class")
 
 
-TABLES = {t.__name__: t for t in (breast_cancer, wine, wine_text, wine_holes, diabetes, iris, penguins, digits)}
+def mixed5k(rows: int = 5000, seed: int = 7) -> Table:
+    """A generated table of the size the issue names (thousands of rows, dozens of columns): 5,000 rows
+    of 48 columns driven by 4 hidden factors and a 4-valued text class: 16 continuous (some skewed),
+    8 two-valued, 12 text categories of 3 to 10 values, 12 counts (negative binomial), 5% of four
+    columns empty. Not real data: it measures speed at that size and checks every kind at once."""
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, 4, rows)
+    factors = rng.normal(size=(rows, 4)) + np.eye(4)[cls] * 1.5
+    frame = {}
+    for j in range(16):
+        value = factors @ rng.normal(size=4) + 0.5 * rng.normal(size=rows)
+        frame[f"num{j}"] = np.round(np.exp(value / 3) if j % 4 == 0 else 10 + 3 * value, 3)
+    for j in range(8):
+        frame[f"flag{j}"] = (factors @ rng.normal(size=4) + rng.normal(size=rows) > 0).astype(np.int64)
+    for j in range(12):
+        levels = 3 + j % 8
+        logits = factors @ rng.normal(size=(4, levels))
+        drawn = (logits + rng.gumbel(size=logits.shape)).argmax(1)
+        frame[f"cat{j}"] = np.array([f"c{j}_{v}" for v in range(levels)], dtype=object)[drawn]
+    for j in range(12):
+        mean = np.exp(1 + 0.4 * (factors @ rng.normal(size=4)))
+        frame[f"count{j}"] = rng.negative_binomial(2, 2 / (2 + mean)).astype(np.int64)
+    frame = pd.DataFrame(frame)
+    for name in ("num1", "num5", "cat2", "count3"):
+        frame[name] = frame[name].astype(np.float64 if name != "cat2" else object)
+        frame.loc[rng.random(rows) < 0.05, name] = np.nan if name != "cat2" else None
+    frame["target"] = np.array(["a", "b", "c", "d"], dtype=object)[cls]
+    return Table("mixed5k", frame, "target", "class")
+
+
+TABLES = {t.__name__: t for t in (breast_cancer, wine, wine_text, wine_holes, diabetes, iris, penguins, digits,
+                                  mixed5k)}
 
 # anomaly: (table, the target values that are normal, columns left out); the other classes are the anomalies
 ANOMALY = {
