@@ -419,3 +419,25 @@ def test_saved_threshold_dataclass_round_trips_through_json(tmp_path: Path) -> N
     threshold = Threshold(score="nll", k=5, seed=1, value=3.5, method="quantile", level=0.9, n=10, source="s")
     save_threshold(tmp_path, threshold)
     assert Threshold(**json.loads((tmp_path / THRESHOLDS_FILE).read_text())["nll@k5"]) == threshold
+
+
+def test_run_scores_count_a_departure_from_a_column_constant_in_training(caplog) -> None:
+    """The CLI's and the explorer's scores (run_scores) charge a value that breaks a training
+    constant, as VAEOutlierDetector does: the model leaves such a column out of its likelihood, so
+    without the penalty that row would look as normal as its twin."""
+    from vaekit.applications.anomaly import constant_departures, run_scores
+    from vaekit.estimators import VAETransformer
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=(120, 3)), np.full(120, 4.0)])
+    run = VAETransformer(2, hidden=(16,), max_epochs=3, random_state=0).fit(x).run_
+    twins = np.repeat(x[:1], 2, axis=0)
+    twins[1, 3] = 5.0  # one unit off the constant
+    for score in ("elbo", "nll"):
+        scores = run_scores(run, twins, score=score, k=8)
+        penalty = float(constant_departures(run.spec.columns, run.to_model_space(twins))[1])
+        assert penalty == pytest.approx(0.5 * math.exp(14))
+        assert scores[1] - scores[0] == pytest.approx(penalty, rel=1e-4)
+    recon = run_scores(run, twins, score="recon")
+    assert recon[1] > recon[0] and np.isfinite(recon).all()
+    assert "anomaly scores count each departure" in caplog.text

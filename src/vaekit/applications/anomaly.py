@@ -109,7 +109,22 @@ def run_scores(run, x: np.ndarray | Tensor, score: str = "nll", k: int = 100, se
     caveat = likelihood_caveat(run, score)
     if caveat:
         log.warning(caveat)
-    return score_samples(run.model, values, score, k, seed, condition).numpy()
+    return model_space_scores(run, values, score, k, seed, condition, name)
+
+
+def model_space_scores(run, values: Tensor, score: str = "nll", k: int = 100, seed: int = 0,
+                       condition: Tensor | None = None, name: str = "input") -> np.ndarray:
+    """:func:`score_samples` of a run's model-space ``values``, with what the model alone leaves out:
+    for a table, a departure from a column constant in training adds :func:`constant_departures` to
+    the elbo and nll scores (the recon score already counts it as squared error); a score that is not
+    finite is one DataError line naming the row and column."""
+    scores = score_samples(run.model, values, score, k, seed, condition).double()
+    columns = run.spec.columns
+    if not columns:
+        return scores.float().numpy()
+    if score != "recon":
+        scores = scores + constant_departures(columns, values.cpu())
+    return require_finite(scores.numpy(), values, columns, what=name).astype(np.float32)
 
 
 def likelihood_caveat(run, score: str) -> str | None:
@@ -286,7 +301,7 @@ def require_finite(scores: np.ndarray, values: Tensor, columns: list, what: str 
     far = values[row].double().abs().nan_to_num(0.0)
     j = int(far.argmax())
     name = columns[j].name if j < len(columns) else str(j)
-    raise DataError(f"{what}: {bad.size} row{'s' if bad.size > 1 else ''} got a non-finite log-likelihood "
+    raise DataError(f"{what}: {bad.size} row{'s' if bad.size > 1 else ''} got a non-finite score "
                     f"(first: row {row}, {scores[row]}); its column {name!r} is {float(far[j]):.3g} training "
                     "standard deviations from the mean: values that far out overflow the model")
 

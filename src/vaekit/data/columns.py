@@ -317,8 +317,8 @@ def encode(columns: list[Column], x: np.ndarray, what: str = "input") -> Tensor:
                 departed.append(f"{column.name} in {rows} row{'s' if rows > 1 else ''}")
     if departed:
         log.warning("%s: columns that held one value throughout the training data hold others here (%s); the "
-                    "model cannot represent them, leaves them out of the likelihood and gives the training "
-                    "value back", what, _some(departed))
+                    "model cannot represent them and gives the training value back; anomaly scores count each "
+                    "departure as a large penalty", what, _some(departed))
     return torch.from_numpy(out)
 
 

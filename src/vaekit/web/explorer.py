@@ -22,7 +22,7 @@ import torch
 
 from vaekit.api import Run
 from vaekit.applications import explore, latent_ops
-from vaekit.applications.anomaly import Threshold, fit_threshold, preferred_threshold, score_samples
+from vaekit.applications.anomaly import Threshold, fit_threshold, model_space_scores, preferred_threshold
 from vaekit.applications.maps import LatentMap, fit_map
 from vaekit.data.loaders import class_index
 from vaekit.data.sources import RawData
@@ -112,7 +112,7 @@ class Explorer:
 
     def _scores(self, values: torch.Tensor, condition: torch.Tensor | None, score: str, k: int,
                 seed: int) -> np.ndarray:
-        return score_samples(self.run.model, values, score, k, seed=seed, condition=condition).numpy()
+        return model_space_scores(self.run, values, score, k, seed, condition)
 
     # ---------------------------------------------------------------- helpers
     def _condition_of(self, indices: np.ndarray | list[int] | None) -> torch.Tensor | None:
