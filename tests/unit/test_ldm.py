@@ -122,6 +122,15 @@ def test_weights_under_the_old_attention_names_load(tmp_path: Path) -> None:
         assert torch.equal(load_diffusers(tmp_path)(images()), model(images()))
 
 
+def test_half_precision_weights_load_into_float32(tmp_path: Path) -> None:
+    model = tiny_model()
+    save_diffusers(model, tmp_path)
+    save_file({key: value.half() for key, value in load_file(tmp_path / WEIGHTS_NAME).items()}, tmp_path / WEIGHTS_NAME)
+    loaded = load_diffusers(tmp_path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert torch.equal(loaded.encoder.conv_in.weight, model.encoder.conv_in.weight.half().float())
+
+
 @pytest.mark.parametrize("change, key", [
     ({"down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"]}, "down_block_types"),
     ({"up_block_types": ["UpDecoderBlock2D"]}, "up_block_types"),
@@ -161,11 +170,14 @@ def test_missing_pickled_or_mismatched_files_are_data_errors(tmp_path: Path) -> 
         load_diffusers(tmp_path)
 
 
-# Stable Diffusion's layout, and FLUX's (no quant convs, a shift factor, more latent channels).
+# Stable Diffusion's layout; FLUX's (no quant convs, a shift factor, more latent channels); one
+# without mid-block attention, on one-channel images.
 DIFFUSERS_CONFIGS = [
     dict(block_out_channels=(32, 64), layers_per_block=1, latent_channels=4, norm_num_groups=8),
     dict(block_out_channels=(32, 32, 64), layers_per_block=2, latent_channels=16, norm_num_groups=32,
          use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611),
+    dict(block_out_channels=(16, 32), layers_per_block=1, latent_channels=2, norm_num_groups=8,
+         in_channels=1, out_channels=1, mid_block_add_attention=False),
 ]
 
 
@@ -179,7 +191,7 @@ def test_outputs_equal_diffusers_both_ways(tmp_path: Path, arguments: dict) -> N
     theirs.save_pretrained(tmp_path / "theirs")
     ours = load_diffusers(tmp_path / "theirs")
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    x = images(size=16)
+    x = images(size=16, channels=arguments.get("in_channels", 3))
     with torch.no_grad():
         posterior, moments = theirs.encode(x).latent_dist, ours.encode(x)
         torch.testing.assert_close(moments.mean, posterior.mean, rtol=0, atol=1e-5)
