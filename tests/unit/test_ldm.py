@@ -122,6 +122,18 @@ def test_weights_under_the_old_attention_names_load(tmp_path: Path) -> None:
         assert torch.equal(load_diffusers(tmp_path)(images()), model(images()))
 
 
+def test_an_older_config_takes_diffusers_defaults_for_keys_it_lacks() -> None:
+    # The keys of Stable Diffusion 1.x's vae/config.json (sd-vae-ft-mse): no scaling or shift factor,
+    # no quant-conv switches, written before those arguments existed.
+    old = {"_class_name": "AutoencoderKL", "_diffusers_version": "0.4.2", "act_fn": "silu",
+           "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+           "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+           "out_channels": 3, "sample_size": 256, "up_block_types": ["UpDecoderBlock2D"] * 4}
+    config = config_from_json(old)
+    assert config.downsampling_factor == 8 and config.scaling_factor == 0.18215 and config.shift_factor is None
+    assert config.use_quant_conv and config.use_post_quant_conv and config.mid_block_add_attention
+
+
 def test_half_precision_weights_load_into_float32(tmp_path: Path) -> None:
     model = tiny_model()
     save_diffusers(model, tmp_path)
