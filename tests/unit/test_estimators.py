@@ -197,3 +197,4 @@ def test_each_estimator_reaches_continuous_columns_its_own_way(wine, estimator, 
     columns = fitted.run_.spec.columns
     assert all((c.quantiles is not None) == quantiles for c in columns if c.kind == "continuous")
     assert any(c.kind == "continuous" for c in columns)
+    assert fitted.run_.config.train.schedule == ("cosine" if estimator is VAEImputer else "none")

@@ -48,7 +48,7 @@ class VAEOutlierDetector(OutlierMixin, VAEEstimator):
     cancer, benign normal, one seed, 100 epochs: AUROC 0.977 vs 0.972 with the quantile transform).
     """
 
-    _continuous_transform = "standardize"
+    _settings = {"data": {"continuous_transform": "standardize"}}
 
     def __init__(self, n_components: int = 8, *, contamination: float | str = 0.1,
                  hidden: tuple[int, ...] = (128, 128), preset: str = "vae", beta: float = 1.0, max_epochs: int = 200,
