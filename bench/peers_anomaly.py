@@ -69,7 +69,7 @@ def run_anomaly(args, log=print) -> list[dict]:
         row = {"table": table_name, "features": x.shape[1], "normal_classes": [str(c) for c in normal_classes],
                "normal_rows": int(is_normal.sum()), "anomaly_rows": int((~is_normal).sum()),
                "auroc": {}, "seconds": {}, "nonfinite_scores": {}}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             train, test, truth = split_normal(x[is_normal], x[~is_normal], seed)
             row["test_rows"] = [int((truth == 0).sum()), int(truth.sum())]
             for name in contenders:

@@ -71,7 +71,7 @@ def run_impute(args, log=print) -> list[dict]:
                 errors: dict[str, list[float]] = {}
                 seconds: dict[str, list[float]] = {}
                 shares = []
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     missing = mask(x, rate, mechanism, seed)
                     shares.append(float(missing.mean()))
                     holed = np.where(missing, np.nan, x)

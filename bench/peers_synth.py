@@ -211,7 +211,7 @@ def run_synth(args, log=print) -> list[dict]:
     contenders = args.contenders.split(",") if args.contenders else list(CONTENDERS)
     for table_name in (args.tables or DEFAULT_TABLES).split(","):
         table = TABLES[table_name]()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             stratify = table.frame[table.target] if table.task == "class" else None
             train, holdout = train_test_split(table.frame, test_size=0.25, random_state=seed, stratify=stratify)
             train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)

@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--tables", default=None, help="comma-separated; default: the task's own list")
     parser.add_argument("--contenders", default=None, help="comma-separated subset; default: all of the task's")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 "
+                        "(to add seeds to an earlier run)")
     parser.add_argument("--epochs", type=int, default=300, help="epochs of every neural contender (vaekit, "
                         "TVAE, CTGAN, PyOD's VAE); HyperImpute's MIWAE keeps its 500")
     parser.add_argument("--rows", type=int, default=1000, help="synth: rows sampled (0: as many as the train split)")
