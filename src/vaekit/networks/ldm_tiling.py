@@ -16,12 +16,23 @@ of the whole image; the mid-block attention sees one tile only; and the convolut
 edge see zero padding where the image goes on. The ramp hides the last; the first two change
 every output of a tile by an amount that grows with how much the tile's content differs from the
 whole image's (a smooth image gives small differences, a tile of sky next to a tile of foliage
-larger ones). It is not small: with a tiny randomly initialised model (block_out_channels
-(32, 64), 8 groups) on a smooth 64x64 gradient, tiled decode of the 32x32 latents with 16-pixel
-tiles overlapping by 4 is up to 2.2 (the output's std is 0.3) from the untiled decode, and tiled
-encode with 32-pixel tiles overlapping by 8 up to 0.9 on the mean (its std 0.2); larger tiles
-shrink it (24/8 latent pixels: 0.9). Use tiling where the untiled call does not fit, with tiles as
-large as memory allows; it does not reproduce the untiled output.
+larger ones). It is not small. A tiny model (block_out_channels (32, 64), 8 groups) on smooth
+64x64 images, max (mean) abs difference from the untiled call:
+
+====================================  ===============  ===============  ================
+tiles (overlap)                       random weights   180 Adam steps   untiled std
+====================================  ===============  ===============  ================
+decode, 16 (4) latent pixels          2.2 (0.13)       1.7 (0.22)       0.32 / 0.43
+decode, 28 (8) latent pixels          0.50 (0.05)      0.35 (0.05)
+encode mean, 32 (8) pixels            0.89 (0.11)      5.5 (0.63)       0.21 / 1.96
+encode mean, 56 (16) pixels           0.30 (0.02)      1.0 (0.16)
+====================================  ===============  ===============  ================
+
+(The trained model is barely trained: reconstruction MSE 0.08 on images of variance 0.29.) Larger
+tiles shrink it; the overlap barely matters. Use tiling where the untiled call does not fit, with
+tiles as large as memory allows: it does not reproduce the untiled output. Doing so would need each
+GroupNorm's statistics gathered over all tiles before any tile goes past it, and the mid block run
+on the whole latent grid.
 """
 
 from __future__ import annotations
