@@ -30,9 +30,14 @@ encode mean, 56 (16) pixels           0.30 (0.02)      1.0 (0.16)
 
 (The trained model is barely trained: reconstruction MSE 0.08 on images of variance 0.29.) Larger
 tiles shrink it; the overlap barely matters. Use tiling where the untiled call does not fit, with
-tiles as large as memory allows: it does not reproduce the untiled output. Doing so would need each
-GroupNorm's statistics gathered over all tiles before any tile goes past it, and the mid block run
-on the whole latent grid.
+tiles as large as memory allows: it does not reproduce the untiled output.
+
+:func:`exact_tiled_decode` does (within 1e-5 here), at the price of one partial pass over the tiles
+per GroupNorm. Each of the three causes matters: with whole-image GroupNorm statistics alone the
+decode above (16 (4)) is still up to 0.86 / 0.29 off, adding the untiled mid block 0.36 / 0.06,
+and only a halo as wide as the convolutions' reach, cropped rather than feathered, removes the rest.
+There is no exact tiled encode yet; the same three steps would make one (the down blocks by tiles
+with whole-image statistics and a halo, the mid block and conv_out on the whole latent grid).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vaekit.errors import ConfigError
 from vaekit.networks.ldm import AutoencoderKL, LatentMoments
@@ -153,8 +158,122 @@ def tiled_decode(model: AutoencoderKL, z: Tensor, tile: int = 64, overlap: int =
     -------
     Tensor
         Images (B, out_channels, h*f, w*f), feathered across tiles; untiled where z fits in one tile.
+        Not the untiled decode (see the module's docstring); :func:`exact_tiled_decode` is.
     """
     check_tiles(tile, overlap)
     if max(z.shape[-2:]) <= tile:
         return model.decode(z)
     return blend_tiles(model.decode, z, tile, overlap, Fraction(model.config.downsampling_factor))
+
+
+class StatisticsGathered(Exception):
+    """Stops a tile's pass once the GroupNorm being measured has seen its input."""
+
+
+def context_halo(model: AutoencoderKL) -> int:
+    """Latent pixels of context a tile needs on each side for its core to decode as in the whole
+    grid: the reach of every 3x3 convolution after the mid block, at its resolution."""
+    config = model.config
+    reach, scale = Fraction(0), Fraction(1)
+    for stage in range(len(config.block_out_channels)):
+        reach += 2 * (config.layers_per_block + 1) / scale  # two convolutions per ResNet block
+        if stage < len(config.block_out_channels) - 1:
+            scale *= 2
+            reach += 1 / scale  # the upsampler's convolution, after the doubling
+    return int(-(-(reach + 1 / scale) // 1))  # with conv_out, rounded up
+
+
+def exact_tiled_decode(model: AutoencoderKL, z: Tensor, tile: int = 64) -> Tensor:
+    """:meth:`AutoencoderKL.decode` tile by tile, equal to the untiled decode up to rounding.
+
+    The three reasons :func:`tiled_decode` is not exact are removed: the mid block (the only
+    attention) runs on the whole latent grid, at the lowest resolution; each tile is decoded with
+    :func:`context_halo` latent pixels of context around its core and only the core kept; and
+    every GroupNorm after the mid block normalises with the whole image's statistics, gathered over
+    the tiles' cores one GroupNorm at a time before any tile goes past it. The price is one partial
+    pass over the tiles per GroupNorm (2 * (layers_per_block + 1) * stages + 1 of them) and the
+    halo around each tile.
+
+    Parameters
+    ----------
+    model
+        The autoencoder.
+    z
+        Unscaled latents (B, L, h, w).
+    tile
+        Side of each tile's core, in latent pixels.
+
+    Returns
+    -------
+    Tensor
+        Images (B, out_channels, h*f, w*f).
+    """
+    check_tiles(tile, 0)
+    decoder, f = model.decoder, model.config.downsampling_factor
+    if model.post_quant_conv is not None:
+        z = model.post_quant_conv(z)
+    grid = decoder.mid_block(decoder.conv_in(z))  # (B, C, h, w): the whole grid, global attention
+    height, width, halo = *grid.shape[-2:], context_halo(model)
+    cores = [(top, left) for top in range(0, height, tile) for left in range(0, width, tile)]
+    norms = [m for m in [*decoder.up_blocks.modules(), decoder.conv_norm_out] if isinstance(m, nn.GroupNorm)]
+    statistics: dict[nn.GroupNorm, tuple[Tensor, Tensor]] = {}
+
+    def window(top: int, left: int) -> tuple[slice, slice, Tensor]:
+        """The core's place inside its tile (rows, columns, in latent pixels) and the tile."""
+        y, x = max(top - halo, 0), max(left - halo, 0)
+        tile_grid = grid[..., y:min(top + tile + halo, height), x:min(left + tile + halo, width)]
+        return slice(top - y, top - y + tile), slice(left - x, left - x + tile), tile_grid
+
+    def up_path(h: Tensor) -> Tensor:
+        for block in decoder.up_blocks:
+            h = block(h)
+        return decoder.conv_out(decoder.conv_act(decoder.conv_norm_out(h)))
+
+    def normalise(norm: nn.GroupNorm, inputs: tuple[Tensor], output: Tensor) -> Tensor:
+        mean, var = statistics[norm]  # (B, G, 1) each
+        h = inputs[0]
+        grouped = h.reshape(h.shape[0], norm.num_groups, -1)  # (B, G, C/G * H * W)
+        normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(h.shape).to(h.dtype)
+        return normed * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+
+    def gather(totals: list[Tensor], rows: slice, columns: slice, width: int) -> Callable[..., None]:
+        """A pre-hook that adds the sum, sum of squares and count of each group's values in the
+        core (3, B, G) to ``totals``, then stops the pass."""
+        def hook(norm: nn.GroupNorm, inputs: tuple[Tensor]) -> None:
+            h = inputs[0]
+            scale = h.shape[-1] // width  # this layer's pixels per latent pixel
+            core = h[..., rows.start * scale:rows.stop * scale, columns.start * scale:columns.stop * scale]
+            grouped = core.double().reshape(h.shape[0], norm.num_groups, -1)  # (B, G, n)
+            totals.append(torch.stack([grouped.sum(-1), grouped.square().sum(-1),
+                                       torch.full_like(grouped[..., 0], grouped.shape[-1])]))
+            raise StatisticsGathered
+        return hook
+
+    hooks = [norm.register_forward_hook(normalise) for norm in norms]
+    try:
+        for norm in norms:  # in the order the pass meets them: each sees the ones before normalised
+            totals: list[Tensor] = []
+            for top, left in cores:
+                rows, columns, tile_grid = window(top, left)
+                measuring = norm.register_forward_pre_hook(gather(totals, rows, columns, tile_grid.shape[-1]))
+                try:
+                    up_path(tile_grid)
+                except StatisticsGathered:
+                    pass
+                finally:
+                    measuring.remove()
+            total, square, count = torch.stack(totals).sum(0)  # (B, G) each
+            mean = total / count
+            statistics[norm] = (mean.unsqueeze(-1), (square / count - mean.square()).clamp_min(0).unsqueeze(-1))
+        output = None
+        for top, left in cores:
+            rows, columns, tile_grid = window(top, left)
+            piece = up_path(tile_grid)  # (B, C_out, tile h * f, tile w * f)
+            if output is None:
+                output = piece.new_zeros((*piece.shape[:2], height * f, width * f))
+            core = piece[..., rows.start * f:rows.stop * f, columns.start * f:columns.stop * f]
+            output[..., top * f:top * f + core.shape[-2], left * f:left * f + core.shape[-1]] = core
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return output
