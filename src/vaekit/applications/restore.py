@@ -41,6 +41,7 @@ from torch.distributions import Distribution
 
 from vaekit.distributions.posteriors import DiagonalGaussian, KeyedNoise
 from vaekit.errors import ConfigError, DataError
+from vaekit.evaluation.reconstruction import psnr as psnr  # re-exported: restoration is scored by it
 from vaekit.models.vae import VAE
 
 METHODS = ("auto", "pseudo-gibbs", "mwg", "importance", "optimize")
@@ -385,14 +386,3 @@ def restore(model: VAE, y: Tensor, operator: Operator, method: str = "auto", *, 
         parts.append(op.finalize(batch, estimate.detach()).cpu())
     return torch.cat(parts)
 
-
-def psnr(estimate: Tensor, truth: Tensor, where: Tensor | None = None, data_range: float = 1.0) -> Tensor:
-    """Peak signal-to-noise ratio per sample (N,) in dB, over the values ``where`` is True (all by
-    default): 10 log10(range^2 / MSE)."""
-    error = (estimate.float() - truth.float()).square()
-    if where is None:
-        mse = error.flatten(1).mean(1)
-    else:
-        where = where.expand_as(error).flatten(1).float()
-        mse = (error.flatten(1) * where).sum(1) / where.sum(1).clamp_min(1)
-    return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-12))

@@ -77,9 +77,10 @@ def restore(
     import numpy as np
     import torch
 
-    from vaekit.applications.restore import METHODS, Downsample, Mask, psnr
+    from vaekit.applications.restore import METHODS, Downsample, Mask
     from vaekit.applications.restore import restore as run_restore
     from vaekit.errors import ConfigError, DataError
+    from vaekit.evaluation.reconstruction import psnr
 
     check_suffix(out, (".png", ".npy"))
     if method not in METHODS:
