@@ -421,3 +421,19 @@ def test_few_whole_number_levels_are_categories_counts_and_measurements_are_not(
     kinds = [c.kind for c in infer_columns(x.astype(float), ["cls", "year", "visits", "age"])]
     assert kinds == ["categorical", "categorical", "count", "continuous"]
     assert infer_columns(np.array([[1.0], [2.0], [4.0]]), None)[0].kind == "continuous"  # too few rows to tell
+
+
+def test_an_identifier_or_date_column_is_named_in_a_warning(caplog) -> None:
+    """One value per row (an ID 1001.., a date) cannot be learned: training says so in one line;
+    a measurement with repeats is not caught."""
+    from vaekit.data.columns import infer_columns
+
+    n = 60
+    rng = np.random.default_rng(0)
+    x = np.empty((n, 3), dtype=object)
+    x[:, 0] = np.arange(1001, 1001 + n)
+    x[:, 1] = [f"2007-11-{d:02d}" if d < 31 else f"2007-12-{d - 30:02d}" for d in range(1, n + 1)]
+    x[:, 2] = rng.integers(3000, 3100, n)
+    infer_columns(x, ["penguin_id", "date", "mass"])
+    assert "penguin_id, date hold a different value" in caplog.text
+    assert "mass" not in caplog.text.split("hold a different value")[0]

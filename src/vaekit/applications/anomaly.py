@@ -124,7 +124,19 @@ def model_space_scores(run, values: Tensor, score: str = "nll", k: int = 100, se
         return scores.float().numpy()
     if score != "recon":
         scores = scores + constant_departures(columns, values.cpu())
+    warn_holes(values, name)
     return require_finite(scores.numpy(), values, columns, what=name).astype(np.float32)
+
+
+def warn_holes(values: Tensor, what: str = "input") -> None:
+    """One warning when rows scored together have different numbers of empty cells: a row's score
+    sums the terms of its observed values only, so a row with holes looks more normal than the same
+    row complete (penguins: mean -log p 14.4 with no hole, 2.9 with five of eight empty)."""
+    missing = torch.isnan(values.flatten(1)).sum(1)
+    if len(missing) > 1 and int(missing.min()) != int(missing.max()):
+        log.warning("%s: %d of %d rows have empty cells; a score counts only a row's observed values, so rows "
+                    "with more holes look more normal: compare rows with the same columns filled, or impute "
+                    "them first", what, int((missing > 0).sum()), len(missing))
 
 
 def likelihood_caveat(run, score: str) -> str | None:

@@ -141,6 +141,10 @@ def synthesize(run: Run, n: int, *, seed: int = 0, label: int | str | None = Non
     columns, model = run.spec.columns, run.model
     generator = torch.Generator(device=run.device).manual_seed(seed)
     classes = class_draws(run, n, label, generator, option)
+    if classes is None and run.spec.class_names:
+        log.warning("synthetic rows: this run was trained with a label column but is not conditional, so "
+                    "its rows carry no label column; train with --preset cvae (model.condition=label) to "
+                    "synthesize the label too")
     draws = []
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)

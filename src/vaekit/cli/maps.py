@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from vaekit.cli.common import check_suffix, example, labels_of, load_inputs, load_run
@@ -99,7 +100,7 @@ def cluster(
                                   condition=labels_of(run, inputs, data or f"{split} split"))
         if split == "test":  # cluster and probe the units that carry information (Burda et al. 2016)
             active = active_dims(means)
-        flat = inputs.x.reshape(len(inputs), -1).astype("float32")
+        flat = _numbers(run, inputs.x, data or f"{split} split").reshape(len(inputs), -1).astype("float32")
         latent = means[:, active].numpy()
         codes[split] = {"latent": latent, "raw": flat} if baselines else {"latent": latent}
         targets[split] = inputs.y
@@ -125,3 +126,12 @@ def cluster(
         if probe:
             line += f" {linear_probe(codes['train'][name], targets['train'], test_codes, targets['test'], seed):>7.4f}"
         typer.echo(line)
+
+
+def _numbers(run, x: np.ndarray, name: str) -> np.ndarray:
+    """The raw baselines' input: x itself, or, where it holds text or holes (a table), its values in
+    the model's space with holes at 0 (the column mean), which PCA and k-means can take."""
+    x = np.asarray(x)
+    if x.dtype == object or (np.issubdtype(x.dtype, np.floating) and np.isnan(x).any()):
+        return run.to_model_space(x, name=name).nan_to_num(0.0).numpy()
+    return x

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaekit.data.column_shapes import MAX_LEVELS, looks_like_counts, looks_like_identifier, looks_like_levels
 from vaekit.data.quantiles import fit_quantiles, from_model, to_model
 from vaekit.errors import ConfigError, DataError
 
@@ -40,9 +41,6 @@ log = logging.getLogger("vaekit")
 Kind = Literal["continuous", "binary", "categorical", "count"]
 KINDS: tuple[str, ...] = ("continuous", "binary", "categorical", "count")
 MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "?"})
-# Whole numbers of at most this many values that are not counts are categories: wine's class 0/1/2
-# as a continuous column was a Gaussian around 0.94, its synthetic classes wrong (ML efficacy 0.0).
-MAX_LEVELS = 5
 
 
 @dataclass
@@ -115,23 +113,6 @@ def _sort_key(value: str) -> tuple[int, float, str]:
     return (0, number, "") if number is not None and not math.isnan(number) else (1, 0.0, value)
 
 
-def looks_like_counts(finite: np.ndarray, distinct: np.ndarray) -> bool:
-    """Non-negative integers, more than two values, and at least as variable as a Poisson
-    (variance >= mean): a negative binomial can fit them. Years or IDs (large means, small spread)
-    stay continuous. On the digits as a raw 64-column table, 50% missing, counts imputed with RMSE
-    0.759 (standardised) against 0.814 as continuous columns (bench/count_columns.py)."""
-    if len(distinct) <= 2 or distinct[0] < 0 or np.any(np.mod(distinct, 1) != 0):
-        return False
-    return bool(finite.var() >= finite.mean())
-
-
-def looks_like_levels(finite: np.ndarray, distinct: np.ndarray) -> bool:
-    """Whole numbers, three to :data:`MAX_LEVELS` of them, each seen ten times on average: levels
-    of a category (classes, years, ratings), not measurements."""
-    return 2 < len(distinct) <= MAX_LEVELS and finite.size >= 10 * len(distinct) and not np.any(
-        np.mod(distinct, 1) != 0)
-
-
 def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, str] | None = None,
                   what: str = "table", others: list[np.ndarray] | None = None,
                   scale: str = "standardize", transform: str = "standardize") -> list[Column]:
@@ -149,7 +130,7 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
             raise ConfigError(f"data.column_types: no column {name!r} in {what}; columns: {', '.join(names[:20])}")
         if kind not in KINDS:
             raise ConfigError(f"data.column_types[{name!r}] = {kind!r}: expected one of {', '.join(KINDS)}")
-    columns, levels = [], []
+    columns, levels, identifiers = [], [], []
     for j, name in enumerate(names):
         values = x[:, j]
         numbers = _numbers(values)
@@ -176,6 +157,14 @@ def infer_columns(x: np.ndarray, names: list[str] | None, overrides: dict[str, s
         if kind in ("binary", "categorical"):
             values = with_held_out
         columns.append(replace(_fit_column(name, kind, values, numbers, what, scale, transform), missing=share))
+        if name not in overrides and looks_like_identifier(columns[-1], numbers, len(present)):
+            identifiers.append(name)
+    if identifiers:
+        log.warning("%s: column%s %s hold%s a different value in (nearly) every row, as an identifier, a date or "
+                    "free text does; modelled as %s, a new row's value will be unknown or out of range (drop "
+                    "the column, or declare its kind in data.column_types)", what,
+                    "s" if len(identifiers) > 1 else "", _some(identifiers), "" if len(identifiers) > 1 else "s",
+                    "they are" if len(identifiers) > 1 else "it is")
     if levels:
         log.info("%s: whole-number columns of at most %d values modelled as categories: %s (data.column_types "
                  "declares them continuous)", what, MAX_LEVELS, _some(levels))
@@ -366,6 +355,11 @@ def value_type(column: Column) -> str:
     return "integer" if all(float(c).is_integer() for c in column.categories) else "number"
 
 
+# A synthetic column with this share of its draws outside the training range (clipped to its ends) is
+# named in a warning: the ends then hold a point mass the training data did not have.
+CLIPPED_SHARE = 0.02
+
+
 def synthetic_rows(columns: list[Column], values: Tensor, holes: np.ndarray, clip: bool = True) -> np.ndarray:
     """Draws of p(x|z) in model space (N, D) -> rows as the training table held them, an object
     array: numbers rounded to their column's decimal places (whole numbers as ints; 7 significant
@@ -374,6 +368,7 @@ def synthetic_rows(columns: list[Column], values: Tensor, holes: np.ndarray, cli
     recorded in run folders from before them)."""
     table = decode(columns, values)
     out = np.empty(table.shape, dtype=object)
+    clipped = []  # (share, name) of columns with many draws set to a bound
     for j, column in enumerate(columns):
         kind, cells, gaps = value_type(column), table[:, j], holes[:, j]
         if column.kind in ("continuous", "count"):
@@ -382,7 +377,15 @@ def synthetic_rows(columns: list[Column], values: Tensor, holes: np.ndarray, cli
             places = 0 if kind == "integer" else column.decimals
             cells = np.round(cells, places) if places is not None else np.array([float(f"{v:.7g}") for v in cells])
             if clip and column.low is not None:  # after rounding: the bounds are training values
+                outside = ((cells < column.low) | (cells > column.high))[~gaps]
+                if outside.size >= 50 and outside.mean() >= CLIPPED_SHARE:
+                    clipped.append((float(outside.mean()), column.name))
                 cells = np.clip(cells, column.low, column.high)
         as_value = {"integer": int, "number": float, "text": str}[kind]
         out[:, j] = [None if gap else as_value(cell) for cell, gap in zip(cells, gaps, strict=True)]
+    if clipped:
+        shown = ", ".join(f"{name} {share:.1%}" for share, name in sorted(clipped, reverse=True)[:8])
+        log.warning("synthetic rows: drawn values outside the training range were set to its ends (%s of a "
+                    "column's values): those ends now hold more rows than in training; the model's tails are "
+                    "wider than the data's (train longer, or --no-clip to keep the draws)", shown)
     return out

@@ -95,10 +95,11 @@ class VAEOutlierDetector(OutlierMixin, VAEEstimator):
         return self.run_.spec.transform(X).double().to(self.run_.device)
 
     def _scores(self, values) -> np.ndarray:
-        from vaekit.applications.anomaly import constant_departures, require_finite
+        from vaekit.applications.anomaly import constant_departures, require_finite, warn_holes
 
         columns = self.run_.spec.columns
         scores = self._log_likelihood(values) - constant_departures(columns, values).cpu().numpy()
+        warn_holes(values, "score_samples")
         return require_finite(scores, values, columns)
 
     def score_samples(self, X) -> np.ndarray:
