@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +35,35 @@ def run_cli(data_store: Path, tmp_path: Path):
     def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(vaekit_command(*args), cwd=cwd or tmp_path, env=cli_env(data_store),
                               capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+
+    return run
+
+
+# The warning filters of a fresh interpreter (`python -W` unset): what a real `python -m vaekit` would print.
+FRESH_INTERPRETER_FILTERS = [("default", DeprecationWarning, "__main__"), ("ignore", DeprecationWarning, ""),
+                             ("ignore", PendingDeprecationWarning, ""), ("ignore", ImportWarning, ""),
+                             ("ignore", ResourceWarning, "")]
+
+
+@pytest.fixture
+def run_cli_in_process(data_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch):
+    """Like ``run_cli`` but in this process, through ``run_in_process`` (the same ``run_app`` that maps
+    errors to exit codes and lines): no interpreter start-up per case. Warnings a fresh interpreter would
+    show are written to stderr as it would, so a check for exactly one stderr line still sees them."""
+    monkeypatch.setenv("VAEKIT_DATA", str(data_store))
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()
+            for action, category, module in reversed(FRESH_INTERPRETER_FILTERS):
+                warnings.filterwarnings(action, category=category, module=module)
+            code = run_in_process(args)
+        captured = capsys.readouterr()
+        shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
+        return subprocess.CompletedProcess(vaekit_command(*args), code, captured.out, captured.err + shown)
 
     return run
 

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,30 +34,42 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@pytest.fixture
-def serve(pristine_run: Path, data_store: Path):
-    """Start ``vaekit explore RUN ARGS`` and return (process, first stdout line); stopped afterwards."""
-    started: list[subprocess.Popen] = []
+@dataclass
+class Served:
+    port: int
+    line: str  # the first line on stdout, printed once the model, codes and threshold are ready
 
-    def start(*args: str) -> tuple[subprocess.Popen, str]:
-        process = subprocess.Popen(vaekit_command("explore", pristine_run, *args), env=cli_env(data_store),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append(process)
-        line = process.stdout.readline()  # printed once the model, codes and threshold are ready
+
+def _serve(pristine_run: Path, data_store: Path, *args: str):
+    """Start ``vaekit explore RUN --port PORT ARGS`` in a real process; yield it, then stop it."""
+    port = _free_port()
+    process = subprocess.Popen(vaekit_command("explore", pristine_run, "--port", str(port), *args),
+                               env=cli_env(data_store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
         if not line:
             pytest.fail(f"vaekit explore exited {process.wait(30)}: {process.stderr.read()}")
-        return process, line
-
-    yield start
-    for process in started:
+        yield Served(port, line)
+    finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def test_explore_serves_page_and_api_on_loopback(serve, pristine_run: Path) -> None:
-    port = _free_port()
-    _, line = serve("--port", str(port))
-    assert line.startswith(f"vaekit explorer: http://127.0.0.1:{port}/")
+# Two servers for the module (each start costs an interpreter and the run's codes, 7-12 s under load):
+# the page with a connection cap, and the API alone with a short request deadline.
+@pytest.fixture(scope="module")
+def page_server(pristine_run: Path, data_store: Path):
+    yield from _serve(pristine_run, data_store, "--max-connections", "2")
+
+
+@pytest.fixture(scope="module")
+def api_server(pristine_run: Path, data_store: Path):
+    yield from _serve(pristine_run, data_store, "--api-only", "--timeout", "1")
+
+
+def test_explore_serves_page_and_api_on_loopback(page_server: Served) -> None:
+    port = page_server.port
+    assert page_server.line.startswith(f"vaekit explorer: http://127.0.0.1:{port}/")
     base = f"http://127.0.0.1:{port}"
     status, body = _wait_for(base + "/api/info")
     assert status == 200 and json.loads(body)["latent_dim"] == 4
@@ -66,10 +79,9 @@ def test_explore_serves_page_and_api_on_loopback(serve, pristine_run: Path) -> N
     assert status == 200 and "/api/decode" in json.loads(body)["paths"]
 
 
-def test_api_only_serves_no_page(serve) -> None:
-    port = _free_port()
-    _, line = serve("--port", str(port), "--api-only")
-    assert line.strip().endswith(f"http://127.0.0.1:{port}/api/openapi.json  (Ctrl-C stops it)")
+def test_api_only_serves_no_page(api_server: Served) -> None:
+    port = api_server.port
+    assert api_server.line.strip().endswith(f"http://127.0.0.1:{port}/api/openapi.json  (Ctrl-C stops it)")
     assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
     assert _get(f"http://127.0.0.1:{port}/")[0] == 404
 
@@ -83,9 +95,8 @@ def _wait_for(url: str, tries: int = 100) -> tuple[int, bytes]:
     pytest.fail(f"{url} never answered")
 
 
-def test_timeout_closes_a_stalled_request(serve) -> None:
-    port = _free_port()
-    serve("--port", str(port), "--api-only", "--timeout", "1")
+def test_timeout_closes_a_stalled_request(api_server: Served) -> None:
+    port = api_server.port
     assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
     with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
         stalled.sendall(b"GET /api/info HTTP/1.1\r\nHost: explorer\r\n")  # and never the blank line
@@ -95,9 +106,8 @@ def test_timeout_closes_a_stalled_request(serve) -> None:
     assert answer.startswith(b"HTTP/1.1 408 ") and b"not received within 1 s" in answer, answer
 
 
-def test_max_connections_answers_503_over_the_cap(serve) -> None:
-    port = _free_port()
-    serve("--port", str(port), "--api-only", "--max-connections", "2")
+def test_max_connections_answers_503_over_the_cap(page_server: Served) -> None:
+    port = page_server.port
     assert _wait_for(f"http://127.0.0.1:{port}/api/info")[0] == 200
     stalled = []
     try:

@@ -2,9 +2,9 @@
 cvae preset) samples and decodes by class, index or name, and encodes, reconstructs and evaluates
 with its inputs' labels; a label where none fits is one line on stderr and exit code 2.
 
-Commands run in-process through typer's CliRunner; a few error cases run ``python -m vaekit`` as a
-real subprocess, because that is where errors are mapped to exit codes and messages, and the rest
-check the error class in-process.
+Commands run in-process through typer's CliRunner; a few error cases run through ``run_app`` (where
+errors are mapped to exit codes and messages; test_bad_input shows it in a real process too) and
+check the line on stderr, the rest check the error class.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def test_sample_by_class_name(shapes_run: Path, invoke, tmp_path: Path) -> None:
     [(["--label", "99"], ["--label", "99"]), (["--condition", "1,2"], ["--condition", "1,2"])],
     ids=["label-99", "condition-too-short"],
 )
-def test_a_bad_label_is_one_line_and_writes_nothing(run_cli, cvae_run: Path, tmp_path: Path, args, names) -> None:
+def test_a_bad_label_is_one_line_and_writes_nothing(run_cli_in_process, cvae_run: Path, tmp_path: Path, args,
+                                                    names) -> None:
     out = tmp_path / "samples.png"
-    assert_clean_error(run_cli("sample", str(cvae_run), *args, "--out", str(out)), *names)
+    assert_clean_error(run_cli_in_process("sample", str(cvae_run), *args, "--out", str(out)), *names)
     assert not out.exists()
 
 
@@ -101,16 +102,17 @@ def test_a_bad_label_is_one_line_and_writes_nothing(run_cli, cvae_run: Path, tmp
     ids=["label-minus-1", "unknown-name", "label-and-condition", "condition-not-numbers"],
 )
 def test_other_bad_labels_are_config_errors(invoke, cvae_run: Path, tmp_path: Path, args: list[str]) -> None:
-    """In-process (the subprocess cases above show how a ConfigError reaches the terminal)."""
+    """The error class (the cases above show how a ConfigError reaches the terminal)."""
     out = tmp_path / "samples.png"
     result = invoke(["sample", cvae_run, *args, "--out", out], expect=1)
     assert isinstance(result.exception, ConfigError), repr(result.exception)
     assert not out.exists()
 
 
-def test_label_on_a_run_that_is_not_conditional(run_cli, pristine_run: Path, tmp_path: Path) -> None:
+def test_label_on_a_run_that_is_not_conditional(run_cli_in_process, pristine_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "samples.png"
-    line = assert_clean_error(run_cli("sample", str(pristine_run), "--label", "3", "--out", str(out)), "--label")
+    result = run_cli_in_process("sample", str(pristine_run), "--label", "3", "--out", str(out))
+    line = assert_clean_error(result, "--label")
     assert "not conditional" in line
     assert not out.exists()
 
@@ -153,12 +155,12 @@ def test_evaluate_a_conditional_run(cvae_run: Path, invoke, tmp_path: Path) -> N
     assert "nll" in saved["test"]  # training evaluated the test split with its labels too
 
 
-def test_export_of_a_conditional_run_takes_the_condition_as_an_input(run_cli, cvae_run: Path,
+def test_export_of_a_conditional_run_takes_the_condition_as_an_input(run_cli_in_process, cvae_run: Path,
                                                                       tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     out = tmp_path / "exported"
-    result = run_cli("export", str(cvae_run), "--onnx", "--out", str(out))
+    result = run_cli_in_process("export", str(cvae_run), "--onnx", "--out", str(out))
     assert result.returncode == 0, result.stderr
     run = vaekit.load(cvae_run)
     x = torch.rand(3, *run.spec.shape)

@@ -123,6 +123,15 @@ def resumable(sigterm_run: Stopped, tmp_path: Path) -> Path:
     return Path(shutil.copytree(sigterm_run.folder, tmp_path / "run"))
 
 
+@pytest.fixture(scope="module")
+def resumed(sigterm_run: Stopped, tmp_path_factory: pytest.TempPathFactory, invoke) -> Path:
+    """A copy of the SIGTERM run resumed once to two epochs past its last row (finish the interrupted
+    epoch, then one more); read-only, shared by the tests that read the resumed run."""
+    folder = Path(shutil.copytree(sigterm_run.folder, tmp_path_factory.mktemp("resumed") / "run"))
+    invoke(["train", "--out", folder, "--resume", "--epochs", len(sigterm_run.rows) + 2])
+    return folder
+
+
 def test_sigterm_exits_130_and_says_how_to_resume(sigterm_run: Stopped) -> None:
     assert sigterm_run.returncode == 130, sigterm_run.stderr
     assert "Traceback" not in sigterm_run.stderr
@@ -132,15 +141,14 @@ def test_sigterm_exits_130_and_says_how_to_resume(sigterm_run: Stopped) -> None:
     assert epochs_of(sigterm_run.rows) == list(range(1, len(sigterm_run.rows) + 1))
 
 
-def test_resume_after_sigterm_continues_the_history(resumable: Path, sigterm_run: Stopped, invoke) -> None:
+def test_resume_after_sigterm_continues_the_history(resumed: Path, sigterm_run: Stopped) -> None:
     before = sigterm_run.rows
     target = len(before) + 2  # finish the interrupted epoch, then one more
-    invoke(["train", "--out", resumable, "--resume", "--epochs", target])
-    after = read_history(resumable / "history.csv")
+    after = read_history(resumed / "history.csv")
     assert epochs_of(after) == list(range(1, target + 1)), "one row per epoch, no gap, no duplicate"
     assert after[: len(before)] == before, "rows written before the stop are unchanged"
-    assert_loads_and_samples(resumable)
-    assert vaekit.load(resumable).history[-1]["epoch"] == target
+    assert_loads_and_samples(resumed)
+    assert vaekit.load(resumed).history[-1]["epoch"] == target
 
 
 def test_resume_sweeps_the_leftovers_of_a_write_cut_short(resumable: Path, sigterm_run: Stopped, invoke) -> None:
@@ -154,20 +162,19 @@ def test_resume_sweeps_the_leftovers_of_a_write_cut_short(resumable: Path, sigte
     assert_loads_and_samples(resumable)
 
 
-def test_resume_is_exact(resumable: Path, sigterm_run: Stopped, tmp_path: Path, invoke) -> None:
+def test_resume_is_exact(resumed: Path, sigterm_run: Stopped, tmp_path: Path, invoke) -> None:
     """Stopped at a step boundary and resumed == never stopped: same weights, same history."""
     target = len(sigterm_run.rows) + 2
-    invoke(["train", "--out", resumable, "--resume", "--epochs", target])
     reference = tmp_path / "uninterrupted"
     invoke(train_args(reference, target))
 
-    resumed_weights = load_file(str(resumable / "model.safetensors"))
+    resumed_weights = load_file(str(resumed / "model.safetensors"))
     reference_weights = load_file(str(reference / "model.safetensors"))
     assert resumed_weights.keys() == reference_weights.keys()
     for name, value in reference_weights.items():
         torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=0, msg=lambda m, n=name: f"{n}: {m}")
-    assert without_timing(read_history(resumable / "history.csv")) == without_timing(
+    assert without_timing(read_history(resumed / "history.csv")) == without_timing(
         read_history(reference / "history.csv"))
-    resumed_metrics = json.loads((resumable / "metrics.json").read_text())["test"]
+    resumed_metrics = json.loads((resumed / "metrics.json").read_text())["test"]
     reference_metrics = json.loads((reference / "metrics.json").read_text())["test"]
     assert resumed_metrics == reference_metrics
