@@ -42,6 +42,12 @@ class VAE(nn.Module):
         self.encoder, self.posterior, self.decoder, self.prior = encoder, posterior, decoder, prior
         self.likelihood = likelihood  # stateless: maps decoder output to a distribution
         self.latent_dim, self.condition_dim = latent_dim, condition_dim
+        # z is always a flat vector (B, latent_dim); a spatial code (the latent-diffusion autoencoders,
+        # networks/ldm.py) is that vector read as latent_shape = (C, h, w), channels first.
+        self.latent_shape: tuple[int, ...] = (latent_dim,)
+        # How a diffusion model sees z (networks/ldm.py): {"scaling_factor": s, "shift_factor": t or
+        # None} for latents = (z - t) * s; empty for a model that was not made for diffusion.
+        self.latent_scaling: dict[str, float | None] = {}
         # Supervised heads on z (models/heads.py), e.g. molecules' property predictor, climbed by
         # applications/optimize.py. The attribute exists on every model (None: no head) so that a head
         # registered later by add_head keeps its place in the parameter order.
