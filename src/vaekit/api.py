@@ -26,6 +26,7 @@ from vaekit.data.sources.arrays import to_raw
 from vaekit.errors import ConfigError, DivergenceError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
 from vaekit.files import FolderLock, sweep_partial_writes
+from vaekit.models import settled
 from vaekit.run import MAX_CODE, Run, load, seeded_part  # noqa: F401  (re-exported: vaekit.api.Run, load)
 from vaekit.training import cpu
 from vaekit.training.checkpoint import Checkpointer
@@ -168,6 +169,7 @@ def _fit(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | No
 def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawData | None,
                context: DistContext, device: torch.device) -> Run:
     data = _load_data(config, folder if resume else None, raw, context)
+    config = config.model_copy(update={"model": settled(data.spec, config.model)})  # what the data fixes
     parts = build(config, data, device, context)
     evaluating = folder is not None and config.eval.enabled and data.test is not None
     eval_seconds = evaluation_budget(config) if evaluating else None  # kept out of train.max_minutes

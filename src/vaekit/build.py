@@ -84,6 +84,7 @@ def training_callbacks(config: RunConfig, out: Path | None, objective: Objective
     if train.kl_warmup != "none":
         fn = warmup_weight(train.kl_warmup, train.kl_warmup_epochs)
         callbacks.append(ScheduledValue(objective.kl_weight, fn, steps))
+    callbacks += [ScheduledValue(target, fn, steps) for target, fn in objective.scheduled()]
     if config.model.capacity_max:  # build_objective allows it with the ELBO only
         c_max, period = config.model.capacity_max, train.capacity_epochs
         callbacks.append(ScheduledValue(objective.capacity, lambda t: c_max * min(1.0, t / period), steps))

@@ -190,7 +190,7 @@ def test_every_key_has_a_description_and_is_listed_with_its_type_and_default() -
     missing = [key for key, option in listed.items() if not option.description]
     assert missing == [], f"config keys without a description: {missing}"
     assert all("\n" not in option.description for option in listed.values())  # one line each
-    assert (listed["model.network"].type, listed["model.network"].value) == ("auto|mlp|conv", "auto")
+    assert (listed["model.network"].type, listed["model.network"].value) == ("auto|mlp|conv|ldm", "auto")
     assert (listed["train.grad_clip"].type, listed["train.grad_clip"].value) == ("float or null", None)
     assert (listed["model.hidden"].type, listed["model.hidden"].value) == ("list[int]", [512, 256])
 

@@ -57,6 +57,7 @@ CASES.update({
     "image-conv-vae": ("image", "vae", ["model.network=conv"]),
     "image-conv-vae-gan": ("image", "vae-gan", ["model.network=conv"]),
     "image-conv-hvae": ("image", "hvae", ["model.network=conv"]),
+    "image-ldm-kl-f4": ("image", "kl-f4", ["model.norm_groups=4", "model.patch_channels=4"]),
     "table-vae": ("table", "vae", []),
     "text-seq-vae-gru": ("text", "seq-vae", ["model.seq_decoder=gru"]),
     "text-seq-vae-transformer": ("text", "seq-vae", ["model.seq_decoder=transformer", "model.seq_heads=2",

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
+from vaekit.networks.ldm import LOGVAR_RANGE
 from vaekit.registry import Registry
 from vaekit.sections import Section
 
@@ -182,6 +183,21 @@ class DeterministicHead(nn.Module):
 
     def forward(self, h: Tensor) -> PointMass:
         return PointMass(self.proj(h))
+
+
+class MomentsHead(nn.Module):
+    """Features that already are q(z|x)'s moments (B, 2L), mean then log-variance -> N(mu, diag(exp(logvar))),
+    the log-variance clamped to [-30, 20]; for an encoder that ends in its own moments layer
+    (networks/ldm_vae.py). No parameters: a Linear over a latent grid of thousands would break its
+    spatial structure. ``deterministic`` keeps the mean only (a plain autoencoder's code)."""
+
+    def __init__(self, deterministic: bool = False) -> None:
+        super().__init__()
+        self.deterministic = deterministic
+
+    def forward(self, h: Tensor) -> DiagonalGaussian | PointMass:
+        loc, logvar = h.chunk(2, dim=-1)  # (B, L) each
+        return PointMass(loc) if self.deterministic else DiagonalGaussian(loc, logvar.clamp(*LOGVAR_RANGE))
 
 
 class PosteriorOptions(Section):

@@ -7,7 +7,7 @@ import torch
 from vaekit.data.spec import DataSpec
 from vaekit.distributions import sequence, tabular  # noqa: F401  (register the token and table likelihoods)
 from vaekit.distributions.likelihoods import LIKELIHOODS, LikelihoodFamily
-from vaekit.distributions.posteriors import POSTERIORS
+from vaekit.distributions.posteriors import POSTERIORS, MomentsHead
 from vaekit.distributions.priors import PRIORS
 from vaekit.errors import ConfigError
 from vaekit.models.heads import heads_for, mlp_head
@@ -16,11 +16,12 @@ from vaekit.models.objectives import OBJECTIVES, Objective
 from vaekit.models.options import ModelConfig
 from vaekit.models.outputs import LossOutput, VAEOutput
 from vaekit.models.vae import VAE
-from vaekit.networks.factory import build_networks
+from vaekit.networks.factory import build_networks, fixed_latent_dim
+from vaekit.networks.ldm_vae import MomentEncoder
 from vaekit.presets import PRESETS
 
 __all__ = ["VAE", "HierarchicalVAE", "LossOutput", "VAEOutput", "PRESETS", "build_model", "build_objective",
-           "check_model_fits", "likelihood_name"]
+           "check_model_fits", "likelihood_name", "settled"]
 
 
 def likelihood_name(spec: DataSpec, config: ModelConfig) -> str:
@@ -65,8 +66,16 @@ def condition_dim(spec: DataSpec, config: ModelConfig) -> int:
     return spec.n_classes
 
 
+def settled(spec: DataSpec, config: ModelConfig) -> ModelConfig:
+    """``config`` with what the data fixes filled in: model.latent_dim of a network whose latent grid
+    follows from the image size (ldm)."""
+    latent = fixed_latent_dim(spec, config)
+    return config if latent in (None, config.latent_dim) else config.model_copy(update={"latent_dim": latent})
+
+
 def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
     """Assemble the VAE for this data: networks from the shape, parts from the registries."""
+    config = settled(spec, config)
     likelihood = build_likelihood(spec, config)
     n_cond = condition_dim(spec, config)
     prior = PRIORS.get(config.prior).from_spec(spec, config)
@@ -82,8 +91,14 @@ def build_model(spec: DataSpec, config: ModelConfig) -> VAE:
         encoder, decoder = build_networks(spec, config, likelihood.n_params,
                                           decoder_input=config.latent_dim + n_cond,
                                           out_shape=likelihood.output_shape(spec.shape))
-        posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
+        if isinstance(encoder, MomentEncoder):  # its features are the moments of q(z|x) over a latent grid
+            POSTERIORS.get(config.posterior)  # a known name, or the registry's one-line error
+            posterior = MomentsHead(deterministic=config.posterior == "deterministic")
+        else:
+            posterior = POSTERIORS.get(config.posterior)(encoder.out_features + n_cond, config.latent_dim)
         model = VAE(encoder, posterior, decoder, likelihood, prior, config.latent_dim, n_cond)
+        if isinstance(encoder, MomentEncoder):
+            model.latent_shape = encoder.latent_shape
     for head in heads_for(spec, config):  # last: a model's other parameters keep their order
         model.add_head(head, mlp_head(config.latent_dim, head.outputs, head.hidden))
     return model

@@ -20,12 +20,14 @@ from vaekit.models.objectives.adversarial import GANOptions
 from vaekit.models.objectives.elbo import ELBOOptions
 from vaekit.models.objectives.iwae import IWAEOptions
 from vaekit.models.objectives.mmd import MMDOptions
+from vaekit.models.objectives.patchgan import PatchGANOptions
 from vaekit.models.objectives.tc import TCOptions
 from vaekit.networks.blocks import NetworkOptions
+from vaekit.networks.ldm_vae import LDMOptions
 from vaekit.networks.sequence import SequenceOptions
 
 
 # pydantic lists the fields of the last base first: the networks' options lead, as in a config file.
-class ModelConfig(HeadOptions, SequenceOptions, GANOptions, TCOptions, MMDOptions, IWAEOptions, ELBOOptions,
-                  LikelihoodOptions, PriorOptions, PosteriorOptions, NetworkOptions):
+class ModelConfig(HeadOptions, SequenceOptions, PatchGANOptions, GANOptions, TCOptions, MMDOptions, IWAEOptions,
+                  ELBOOptions, LikelihoodOptions, PriorOptions, PosteriorOptions, LDMOptions, NetworkOptions):
     """The five axes (network, posterior, prior, likelihood, objective) and their sizes."""

@@ -4,7 +4,7 @@ A data kind names its entry (:meth:`DataKind.network <vaekit.data.kinds.base.Dat
 a new network is one module here with one ``@NETWORKS.register`` builder, imported below.
 """
 
-from vaekit.networks import image, mlp, sequence, table  # noqa: F401  (registers)
+from vaekit.networks import image, ldm_vae, mlp, sequence, table  # noqa: F401  (registers)
 from vaekit.networks.blocks import NETWORKS, NetworkBuilder
 
 __all__ = ["NETWORKS", "NetworkBuilder"]

@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 class NetworkOptions(CoreOptions):
     """The encoder/decoder networks' options (``model.*``)."""
 
-    network: Literal["auto", "mlp", "conv"] = "auto"
-    """The encoder/decoder network; auto: conv for images of 16 px and up, mlp otherwise."""
+    network: Literal["auto", "mlp", "conv", "ldm"] = "auto"
+    """The encoder/decoder network; auto: conv for images of 16 px and up, mlp otherwise; ldm: the
+    latent-diffusion autoencoder (spatial latents; the kl-f4/kl-f8 presets)."""
     hidden: list[Width] = Field(default_factory=lambda: [512, 256])
     """MLP layer widths, in encoder order (the decoder mirrors them)."""
     conv_channels: list[Width] = Field(default_factory=lambda: [32, 64, 128])
-    """Convolutional channels per stage, in encoder order."""
+    """Convolutional channels per stage, in encoder order (ldm: its blocks' widths, f = 2^(stages - 1))."""
     activation: Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"] = "relu"
     """Non-linearity of the networks."""
     norm: Literal["none", "batch", "layer"] = "none"

@@ -7,12 +7,19 @@ from torch import nn
 from vaekit.data.spec import DataSpec
 from vaekit.networks import NETWORKS
 from vaekit.networks.blocks import NetworkOptions
+from vaekit.networks.ldm_vae import ldm_latent_dim
 
 
 def network_kind(spec: DataSpec, config: NetworkOptions) -> str:
     """'conv' for images of at least 16 px a side unless the config says otherwise, else 'mlp'
     (refusing a network that cannot read the data)."""
     return "conv" if spec.data_kind.network(spec, config.network) == "conv" else "mlp"
+
+
+def fixed_latent_dim(spec: DataSpec, config: NetworkOptions) -> int | None:
+    """The size of z when the network fixes it (the ldm network's spatial latent grid: model.latent_dim
+    is then derived, C * H/f * W/f), else None."""
+    return ldm_latent_dim(spec, config) if spec.data_kind.network(spec, config.network) == "ldm" else None
 
 
 def build_networks(spec: DataSpec, config: NetworkOptions, n_params: int, decoder_input: int | None = None,

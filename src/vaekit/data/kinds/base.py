@@ -193,10 +193,10 @@ class DataKind(ABC):
 
     # ---------------------------------------------------------------- networks (NETWORKS names)
     def network(self, spec: DataSpec, requested: str) -> str:
-        """The ``vaekit.networks.NETWORKS`` entry for ``model.network=requested`` (auto, mlp or conv):
-        an MLP over the flattened sample; conv is for images."""
-        if requested == "conv":
-            refuse_conv(f"this data has shape {spec.shape}")
+        """The ``vaekit.networks.NETWORKS`` entry for ``model.network=requested`` (auto, mlp, conv or
+        ldm): an MLP over the flattened sample; conv and ldm are for images."""
+        if requested in IMAGE_NETWORKS:
+            refuse_conv(f"this data has shape {spec.shape}", requested)
         return requested if requested != "auto" else "mlp"
 
     def encoder_masks_holes(self, spec: DataSpec) -> bool:
@@ -297,8 +297,11 @@ def either(options: list[str]) -> str:
     return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
 
 
-def refuse_conv(what: str) -> None:
-    raise ConfigError(f"model.network='conv' needs images (C, H, W); {what}")
+IMAGE_NETWORKS = ("conv", "ldm")
+
+
+def refuse_conv(what: str, requested: str = "conv") -> None:
+    raise ConfigError(f"model.network={requested!r} needs images (C, H, W); {what}")
 
 
 def refuse_table_likelihood(spec: DataSpec, name: str) -> None:

@@ -14,7 +14,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaekit.data.kinds.base import DataKind, either, refuse_conv, refuse_mismatch, refuse_table_likelihood
+from vaekit.data.kinds.base import (
+    IMAGE_NETWORKS,
+    DataKind,
+    either,
+    refuse_conv,
+    refuse_mismatch,
+    refuse_table_likelihood,
+)
 from vaekit.data.tokens import BOS, EOS, PAD, UNK, Vocabulary
 from vaekit.errors import ConfigError, DataError
 
@@ -96,8 +103,8 @@ class SequenceKind(DataKind):
 
     def network(self, spec: DataSpec, requested: str) -> str:
         """A GRU reads the tokens (model.network=auto or mlp alike)."""
-        if requested == "conv":
-            refuse_conv("this data is token sequences")
+        if requested in IMAGE_NETWORKS:
+            refuse_conv("this data is token sequences", requested)
         return "sequence"
 
     def unsupported(self, spec: DataSpec, what: str) -> str | None:

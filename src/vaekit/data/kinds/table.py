@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from vaekit.data.columns import decode, encode, infer_columns
-from vaekit.data.kinds.base import DataKind, check_support, class_names_of, refuse_conv, refuse_mismatch
+from vaekit.data.kinds.base import IMAGE_NETWORKS, DataKind, check_support, class_names_of, refuse_conv, refuse_mismatch
 from vaekit.data.quantiles import from_model
 from vaekit.errors import ConfigError, DataError
 
@@ -132,8 +132,8 @@ class TableKind(DataKind):
         """The table encoder (its input layer reads the columns' codes and holes)."""
         if spec.columns is None:
             return super().network(spec, requested)
-        if requested == "conv":
-            refuse_conv(f"this data has shape {spec.shape}")
+        if requested in IMAGE_NETWORKS:
+            refuse_conv(f"this data has shape {spec.shape}", requested)
         return "table"
 
     def encoder_masks_holes(self, spec: DataSpec) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -122,6 +123,11 @@ class Objective:
     def players(self, device: torch.device | str) -> list[Player]:
         """What the trainer steps beside the model: the discriminator, by Adam at ``model.disc_lr``."""
         return [discriminator(module, self.disc_lr, device) for module in self.networks().values()]
+
+    def scheduled(self) -> list[tuple[Tensor, Callable[[float], float]]]:
+        """0-d tensors of this objective that follow a schedule, each with its value as a function
+        of the epochs done (fractional); the trainer's callbacks set them in place before each batch."""
+        return []
 
     def reduce(self, per_sample: Tensor) -> Tensor:
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()

@@ -1,0 +1,136 @@
+"""The latent-diffusion autoencoder's objective (Esser et al. 2021, "Taming Transformers", eq. 4-7;
+Rombach et al. 2022, appendix G): reconstruction + beta * KL + an adaptively weighted hinge
+patch discriminator, switched on after a warm-up.
+
+The element-wise likelihood alone rewards the average of plausible images (blur); a discriminator
+that judges overlapping patches (Isola et al. 2017, PatchGAN) asks each patch to look real, which
+is how the field made autoencoder reconstructions sharp enough for latent diffusion. Its weight is
+set each step from the ratio of the two terms' gradient norms at the decoder's last layer, so
+neither term swamps the other whatever their scales.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from vaekit.errors import ConfigError
+from vaekit.models.objectives.base import OBJECTIVES, Batch, Objective, ObjectiveOptions, frozen
+from vaekit.models.outputs import LossOutput, VAEOutput
+
+MAX_ADAPTIVE_WEIGHT = 1e4  # the clamp of Esser et al.'s code: a vanishing GAN gradient cannot blow the weight up
+
+
+class PatchGANOptions(ObjectiveOptions):
+    """The patch-gan objective's options (the kl-f presets)."""
+
+    disc_weight: float = Field(0.5, ge=0.0)
+    """patch-gan: scale of the adaptive adversarial weight (0.5 in the LDM autoencoders)."""
+    disc_start: float = Field(1.0, ge=0.0)
+    """patch-gan: epochs of reconstruction-only training before the discriminator and its term switch on."""
+    patch_layers: int = Field(3, gt=0, le=6)
+    """patch-gan: stride-2 layers of the patch discriminator (fewer on small images: each output sees a patch)."""
+    patch_channels: int = Field(64, gt=0, le=1024)
+    """patch-gan: channels of the discriminator's first layer (doubled per layer, at most 8x)."""
+
+
+class PatchDiscriminator(nn.Module):
+    """Images (B, C, H, W) in [0, 1] -> a real-vs-reconstructed logit per overlapping patch (B, 1, h, w):
+    pix2pix's PatchGAN (4x4 convolutions, LeakyReLU 0.2, batch norm), as the LDM autoencoders use it.
+    Stride-2 layers stop while the image's smaller side stays at least 4 after them."""
+
+    def __init__(self, channels: int, height: int, width: int, layers: int = 3, base: int = 64) -> None:
+        super().__init__()
+        downs = max(1, min(layers, int(math.log2(max(min(height, width) // 4, 1)))))
+        widths = [base * min(2**i, 8) for i in range(downs + 1)]
+        blocks: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        for i in range(1, downs + 1):
+            stride = 2 if i < downs else 1
+            blocks += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2)]
+        blocks.append(nn.Conv2d(widths[-1], 1, 4, stride=1, padding=1))
+        self.net = nn.Sequential(*blocks)
+        for layer in self.modules():  # pix2pix's init: N(0, 0.02) convolutions, N(1, 0.02) norm scales
+            if isinstance(layer, nn.Conv2d):
+                nn.init.normal_(layer.weight, 0.0, 0.02)
+            elif isinstance(layer, nn.BatchNorm2d):
+                nn.init.normal_(layer.weight, 1.0, 0.02)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(2.0 * x - 1.0)  # (B, 1, h, w)
+
+
+def last_layer(model: nn.Module) -> nn.Parameter:
+    """The weight of the decoder's output layer (the last registered weight matrix or kernel)."""
+    return [p for p in model.decoder.parameters() if p.dim() > 1][-1]
+
+
+def adaptive_weight(recon: Tensor, adversarial: Tensor, weight: nn.Parameter) -> Tensor:
+    """||d recon / d W|| / (||d adversarial / d W|| + 1e-4) at the decoder's last layer W, clamped to
+    [0, 1e4] and detached (Esser et al. 2021, eq. 7): the adversarial term pulls as hard as the
+    reconstruction does, whatever their scales."""
+    g_recon, = torch.autograd.grad(recon, weight, retain_graph=True)
+    g_adv, = torch.autograd.grad(adversarial, weight, retain_graph=True)
+    return (g_recon.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, MAX_ADAPTIVE_WEIGHT).detach()
+
+
+class PatchGAN(Objective):
+    """Encoder and decoder minimise
+
+        -log p(x|z) + beta * KL + on * disc_weight * lambda * (-mean D(x~)),
+
+    with x~ the reconstruction (the likelihood's mean), lambda the adaptive weight and ``on`` 0 for
+    the first ``model.disc_start`` epochs, then 1. The discriminator minimises the hinge loss
+    ``on * (mean relu(1 - D(x)) + mean relu(1 + D(x~))) / 2``. Before the start both terms are
+    computed and multiplied by 0 (no host sync, one graph for a compiled or captured step). Only a
+    training step with gradients plays the game: validation reports the bound alone. The per-sample
+    bound is the plain -ELBO. Unlike VAE-GAN, the discriminator never sees prior samples (the
+    autoencoder of latent diffusion is judged on its reconstructions).
+    """
+
+    def __init__(self, config: PatchGANOptions, discriminator: PatchDiscriminator) -> None:
+        super().__init__(config)
+        if config.condition != "none":
+            raise ConfigError("the patch-gan objective trains unconditional autoencoders; use model.condition=none")
+        self.disc_weight, self.disc_start = config.disc_weight, config.disc_start
+        self.aux_module = discriminator
+        # 0 before model.disc_start epochs, 1 after (set in place by the trainer's schedule)
+        self.disc_on = torch.tensor(1.0 if config.disc_start == 0 else 0.0)
+
+    @classmethod
+    def from_config(cls, config: PatchGANOptions, **context) -> PatchGAN:
+        spec = context.get("spec")
+        if spec is None or len(spec.shape) != 3:
+            raise ConfigError("the patch-gan objective judges images (C, H, W); this data is not images")
+        channels, height, width = spec.shape
+        return cls(config, PatchDiscriminator(channels, height, width, config.patch_layers, config.patch_channels))
+
+    def scheduled(self) -> list[tuple[Tensor, Callable[[float], float]]]:
+        start = self.disc_start
+        return [(self.disc_on, lambda epochs: 1.0 if epochs >= start else 0.0)]
+
+    def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
+        x = batch["x"]
+        recon, rate = -out.px.log_prob(x), out.kl()  # (B,) each
+        loss = self.reduce(recon) + self.beta * self.kl_weight * self.reduce(rate)
+        extras: dict[str, Tensor] = {}
+        aux_loss = None
+        if torch.is_grad_enabled() and model.training:
+            x_rec = out.px.mean  # (B, C, H, W)
+            generator = -frozen(self.aux_module)(x_rec).mean()  # the decoder's view: D's weights detached
+            weight = self.disc_weight * adaptive_weight(self.reduce(recon), generator, last_layer(model))
+            loss = loss + self.disc_on * weight * generator
+            # Two calls, as Esser et al.'s code: batch norm never mixes real and reconstructed patches.
+            real, fake = self.aux_module(x), self.aux_module(x_rec.detach())  # (B, 1, h, w) each
+            aux_loss = self.disc_on * 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+            extras = {"adv_weight": weight, "gen_loss": generator.detach(), "disc_loss": aux_loss.detach()}
+        return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate, extras=extras, aux_loss=aux_loss)
+
+
+OBJECTIVES.add("patch-gan", PatchGAN)
