@@ -246,6 +246,11 @@ def check_suffix(path: Path, allowed: tuple[str, ...], option: str = "--out", ro
         raise VaekitError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(allowed)}")
     if path.is_dir():
         raise VaekitError(f"{option} {str(path)!r} is a folder; expected a file")
+    check_not_below_a_file(path, option)
+
+
+def check_not_below_a_file(path: Path, option: str = "--out") -> None:
+    """A path to create whose nearest existing ancestor is a file: refused before any work."""
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

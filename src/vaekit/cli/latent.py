@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 
 from vaekit.cli.common import (
+    check_not_below_a_file,
     check_suffix,
     choose_items,
+    claim,
     example,
     labels_of,
     load_inputs,
@@ -70,10 +72,22 @@ def encode(
     data: str = typer.Option(None, "--data", help="Inputs (dataset name or path); default all of the run's data."),
     split: str = typer.Option("all", "--split", help="For datasets with an official split: train, test or all."),
     out: Path = typer.Option(..., "--out", help="FILE.npy: (N, 2, L) means and log-variances, or (N, L) means "
-                             "for a deterministic code; FILE.csv: columns mean_*, logvar_* (and label)."),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="Inputs per forward pass."),
+                             "for a deterministic code; FILE.csv: columns mean_*, logvar_* (and label); FOLDER "
+                             "(no suffix): the latents of the image folder --data, streamed into "
+                             "shard-NNNNN.safetensors files and manifest.json (resumable)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Inputs per forward pass (default 1024; "
+                                   "64 images for --out FOLDER)."),
+    shard_size: int = typer.Option(None, "--shard-size", min=1, help="--out FOLDER: items per shard file "
+                                   "(default 1024)."),
+    resize: bool = typer.Option(False, "--resize", help="--out FOLDER: resize every image to the run's size "
+                                "(bilinear); without it another size is an error."),
+    sample: bool = typer.Option(False, "--sample", help="--out FOLDER: also store a draw z ~ q(z|x) per image."),
+    seed: int = typer.Option(0, "--seed", help="--out FOLDER with --sample: seed of the draws."),
 ) -> None:
-    """Encode inputs to their posterior means and log-variances."""
+    """Encode inputs to their posterior means and log-variances; a folder of images to sharded
+    safetensors latents (for latent-diffusion training: latents = (mean - shift) * scaling, from
+    manifest.json's latent_scaling), e.g. vaekit encode runs/ldm --data photos/ --out latents/.
+    Run it again after an interruption: finished shards are kept."""
     import numpy as np
     import torch
 
@@ -82,11 +96,16 @@ def encode(
 
     if split not in ("train", "test", "all"):
         raise ConfigError(f"--split {split!r}: expected train, test or all")
+    if out.suffix == "" or out.is_dir():
+        return _encode_folder(run_dir, data, split, out, batch_size, shard_size, resize, sample, seed)
+    if shard_size is not None or resize or sample:
+        raise ConfigError("--shard-size, --resize and --sample are for --out FOLDER (latents of an image folder)")
     check_suffix(out, (".npy", ".csv"))
     run = load_run(run_dir)
     inputs = load_inputs(run, data, split)
     labels = labels_of(run, inputs, data or "the run's data")
-    mean, logvar = run.encode_all(inputs.x, name=data or "the run's data", condition=labels, batch_size=batch_size)
+    mean, logvar = run.encode_all(inputs.x, name=data or "the run's data", condition=labels,
+                                  batch_size=batch_size or 1024)
     dim = mean.shape[1]
     if out.suffix.lower() == ".npy":
         save_array(mean if logvar is None else torch.stack([mean, logvar], 1), out)
@@ -99,6 +118,30 @@ def encode(
             header.append("label")
         save_array(table, out, header)
     log.info("wrote %s (%d samples, latent_dim %d)", out, len(mean), dim)
+
+
+def _encode_folder(run_dir: Path, data: str | None, split: str, out: Path, batch_size: int | None,
+                   shard_size: int | None, resize: bool, sample: bool, seed: int) -> None:
+    """vaekit encode --out FOLDER: vaekit.applications.latents.encode_folder, checked first."""
+    import sys
+
+    from vaekit.applications.latents import encode_folder
+    from vaekit.errors import ConfigError, DataError
+
+    if data is None or not Path(data).is_dir():
+        what = "no --data" if data is None else f"--data {data!r} is not a folder"
+        raise DataError(f"--out {str(out)!r} is a folder of latents, which needs --data FOLDER of images ({what}); "
+                        "for one file give --out FILE.npy or FILE.csv")
+    if split != "all":
+        raise ConfigError("--split is for named datasets; an image folder is encoded whole")
+    claim(data, "inputs", "--data")
+    claim(out, "outputs", "--out")
+    check_not_below_a_file(out)
+    run = load_run(run_dir)
+    done = encode_folder(run, data, out, shard_size=shard_size or 1024, batch_size=batch_size or 64, resize=resize,
+                         sample=sample, seed=seed, progress=sys.stderr.isatty())
+    log.info("wrote %s: %d items in %d shards (%d written now, %d already there), %.1f s", out, done.items,
+             done.shards, done.written, done.skipped, done.seconds)
 
 
 @example("vaekit optimize runs/mols --seed 'CCOc1ccc(C(=O)NCc2ccccc2)cc1' --property qed --steps 200")

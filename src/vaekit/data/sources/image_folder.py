@@ -76,8 +76,9 @@ def _unreadable(path: Path, error: Exception) -> DataError:
     )
 
 
-def _headers(files: list[Path]) -> list[tuple[str, tuple[int, int]]]:
-    """Mode and (H, W) of each file, from its header only (no pixels decoded)."""
+def image_headers(files: list[Path]) -> list[tuple[str, tuple[int, int]]]:
+    """Mode and (H, W) of each file, from its header only (no pixels decoded); an unreadable file is
+    a DataError naming it."""
     headers = []
     for path in files:
         try:
@@ -86,6 +87,26 @@ def _headers(files: list[Path]) -> list[tuple[str, tuple[int, int]]]:
         except _READ_ERRORS as error:
             raise _unreadable(path, error) from None
     return headers
+
+
+def is_grey(mode: str) -> bool:
+    """Whether a PIL mode holds one grey channel (``L`` or ``1``)."""
+    return mode in _GREY_MODES
+
+
+def read_image(path: Path, grey: bool, size: tuple[int, int]) -> np.ndarray:
+    """One image file -> uint8 (1 or 3, H, W) at ``size`` (H, W), grey or RGB, resized (bilinear) when
+    its size differs; an unreadable file is a DataError naming it."""
+    height, width = size
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if grey else "RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image)  # (H, W) or (H, W, 3)
+    except _READ_ERRORS as error:
+        raise _unreadable(path, error) from None
+    return pixels[None] if grey else pixels.transpose(2, 0, 1)
 
 
 def load_image_folder(path: Path, config: DataConfig) -> Splits:
@@ -105,8 +126,8 @@ def load_image_folder(path: Path, config: DataConfig) -> Splits:
         No images, an unreadable image, or sizes that differ without ``data.image_size``.
     """
     files, labels, class_names = index_folder(path)
-    headers = _headers(files)
-    grey = all(mode in _GREY_MODES for mode, _ in headers) if config.grayscale is None else config.grayscale
+    headers = image_headers(files)
+    grey = all(is_grey(mode) for mode, _ in headers) if config.grayscale is None else config.grayscale
     if config.image_size is not None:
         size = tuple(config.image_size)
     else:
@@ -121,15 +142,7 @@ def load_image_folder(path: Path, config: DataConfig) -> Splits:
     height, width = size
     x = np.empty((len(files), 1 if grey else 3, height, width), dtype=np.uint8)  # (N, C, H, W)
     for i, file in enumerate(files):
-        try:
-            with Image.open(file) as image:
-                image = image.convert("L" if grey else "RGB")
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image)  # (H, W) or (H, W, 3)
-        except _READ_ERRORS as error:
-            raise _unreadable(file, error) from None
-        x[i] = pixels[None] if grey else pixels.transpose(2, 0, 1)
+        x[i] = read_image(file, grey, (height, width))
     return Splits(
         train=RawData(x=x, y=labels, kind="image", max_level=255.0, class_names=class_names)
     )
