@@ -223,7 +223,7 @@ class Run:
                         seed=config.train.seed if seed is None else seed, y=y, t=t,
                         property_names=self.spec.properties,
                         feature_names=self.spec.data_kind.column_names(self.spec), what=what,
-                        max_seconds=max_seconds, progress=progress)
+                        max_seconds=max_seconds, progress=progress, spec=self.spec)
 
 
 

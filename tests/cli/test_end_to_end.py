@@ -203,6 +203,9 @@ def test_evaluate_adds_an_entry_to_metrics(run_copy: Path, invoke) -> None:
     assert entry["nll"] <= entry["neg_elbo"] + 1e-3  # IWAE bound (k=20) >= ELBO on average
     printed = json.loads(result.stdout)
     assert printed["nll"] == pytest.approx(entry["nll"])
+    # Reconstruction quality is deterministic: the same at the end of training; 8x8 digits have no SSIM.
+    assert entry["psnr"] == pytest.approx(before["test"]["psnr"]) and 5 < entry["psnr"] < 60
+    assert set(entry["not_computed"]) == {"ssim", "rfid"} and "ssim" not in entry and "rfid" not in entry
 
 
 def test_info_summarises_the_run(run_copy: Path, invoke) -> None:

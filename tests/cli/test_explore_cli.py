@@ -283,11 +283,13 @@ def test_evaluate_fid_records_sample_quality(run_copy: Path, tmp_path: Path, mon
     result = CliRunner().invoke(app, ["evaluate", str(run_copy), "--k", "5", "--fid", "--fid-samples", "100",
                                       "--sampler", sampler, *extra])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-    quality = json.loads((run_copy / "metrics.json").read_text())["evaluate"]["sample_quality"]
+    entry = json.loads((run_copy / "metrics.json").read_text())["evaluate"]
+    quality = entry["sample_quality"]
     for key in ("fid", "kid_mean", "precision", "recall"):
         assert math.isfinite(quality[key]), (key, quality)
     assert quality["fid"] >= 0 and 0 <= quality["precision"] <= 1 and 0 <= quality["recall"] <= 1
     assert quality["n_fake"] == 100 and quality["sampler"] == sampler
+    assert math.isfinite(entry["rfid"]) and entry["rfid"] >= 0 and set(entry["not_computed"]) == {"ssim"}  # 8x8
     expected = "classifier" if features is None else "pixels.pt"
     assert expected in quality["features"], quality["features"]
 

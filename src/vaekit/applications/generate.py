@@ -10,9 +10,11 @@ Gaussian mixture (scikit-learn's EM), sampled with torch so a ``torch.Generator`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +25,9 @@ from vaekit.data.sources import RawData
 from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.quality import QualityReport
+
+if TYPE_CHECKING:
+    from vaekit.evaluation.features import FeatureNetwork
 
 
 @dataclass
@@ -85,27 +90,46 @@ def sample_mixture(run: Run, mixture: LatentMixture, n: int, seed: int = 0, temp
     return run.generate(z, condition, lower, temperature)
 
 
-def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, seed: int = 0,
-                      features: str | Path | None = None, sampler: str = "prior", components: int = 10,
-                      temperature: float = 1.0) -> QualityReport:
-    """FID, KID and precision/recall of ``n`` generated images against the test images, in the
-    features of ``features`` (a vaekit classifier folder, .pt or .onnx) or of the data set's cached
-    default classifier (:mod:`vaekit.evaluation.features`)."""
-    from vaekit.applications.visualize import to_unit
-    from vaekit.evaluation.features import default_feature_network, load_feature_network
-    from vaekit.evaluation.quality import sample_quality
+def quality_features(run: Run, features: str | Path | FeatureNetwork | None = None) -> FeatureNetwork:
+    """The feature network of sample quality (FID) and rFID: ``features`` (a vaekit classifier
+    folder, .pt or .onnx; or a network already loaded) or the data set's cached default classifier
+    (:mod:`vaekit.evaluation.features`); a DataError for data that are not images."""
+    from vaekit.evaluation.features import FeatureNetwork, default_feature_network, load_feature_network
 
     refused = run.spec.data_kind.unsupported(run.spec, "fid")
     if refused:
         raise DataError(refused)
-    if sampler not in ("prior", "gmm"):
-        raise ConfigError(f"sampler {sampler!r}: expected prior or gmm")
+    if isinstance(features, FeatureNetwork):
+        return features
+    return load_feature_network(features) if features else default_feature_network(run.config.data, unit_of(run))
+
+
+def unit_of(run: Run) -> Callable[[np.ndarray | Tensor], Tensor]:
+    """Raw images -> [0, 1], as figures and the feature networks see them."""
+    from vaekit.applications.visualize import to_unit
 
     def unit(x: np.ndarray | Tensor) -> Tensor:
         return to_unit(run.spec, torch.as_tensor(np.asarray(x)))
 
-    network = load_feature_network(features) if features else default_feature_network(run.config.data, unit)
-    real = test.x[np.random.default_rng(seed).permutation(len(test))[:n]]
+    return unit
+
+
+def held_out_part(test: RawData, n: int, seed: int) -> RawData:
+    """The ``n`` test images (a seeded choice) that FID and rFID compare with."""
+    return test.subset(np.random.default_rng(seed).permutation(len(test))[:n])
+
+
+def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, seed: int = 0,
+                      features: str | Path | FeatureNetwork | None = None, sampler: str = "prior",
+                      components: int = 10, temperature: float = 1.0) -> QualityReport:
+    """FID, KID and precision/recall of ``n`` generated images against the test images, in the
+    features of :func:`quality_features`."""
+    from vaekit.evaluation.quality import sample_quality
+
+    if sampler not in ("prior", "gmm"):
+        raise ConfigError(f"sampler {sampler!r}: expected prior or gmm")
+    network, unit = quality_features(run, features), unit_of(run)
+    real = held_out_part(test, n, seed).x
     if sampler == "gmm":
         conditions = None if not run.model.condition_dim else torch.as_tensor(train.y)
         mixture = fit_aggregate_posterior(run, train.x, conditions, components, seed)
@@ -119,6 +143,29 @@ def generated_quality(run: Run, train: RawData, test: RawData, n: int = 10_000, 
 
     fake = torch.cat([draw(len(part), seed + i).cpu() for i, part in enumerate(torch.arange(n).split(1000))])
     return sample_quality(network(unit(real)), network(unit(fake)), network.description, seed=seed)
+
+
+@torch.no_grad()
+def reconstruction_fid(run: Run, test: RawData, n: int = 10_000, seed: int = 0,
+                       features: str | Path | FeatureNetwork | None = None, batch_size: int = 500) -> float:
+    """rFID: the Fréchet distance between the features (:func:`quality_features`, FID's) of ``n``
+    test images (those FID compares with at this ``seed``, which also gives their features) and of
+    their reconstructions, the likelihood's mean at the posterior mean (:meth:`Run.reconstruct`),
+    mapped to [0, 1] as the test images are (:func:`~vaekit.evaluation.reconstruction.unit_scale`)
+    and clipped to the data's range."""
+    from vaekit.evaluation.quality import frechet_distance
+    from vaekit.evaluation.reconstruction import unit_scale
+
+    network = quality_features(run, features)
+    real = held_out_part(test, n, seed)
+    images = torch.as_tensor(np.asarray(real.x))
+    scale = unit_scale(run.spec, images, model_space=False)
+    labels = run.labels(real, "rFID")
+    parts = [run.reconstruct(images[start : start + batch_size],
+                             condition=None if labels is None else labels[start : start + batch_size]).cpu()
+             for start in range(0, len(images), batch_size)]
+    rebuilt = scale(torch.cat(parts)).clamp(0.0, 1.0)
+    return frechet_distance(network(unit_of(run)(real.x)), network(rebuilt))
 
 
 @torch.no_grad()

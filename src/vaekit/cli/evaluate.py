@@ -24,7 +24,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed for the importance samples."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to evaluate."),
     fid: bool = typer.Option(False, "--fid", help="Also sample quality of generated images: FID, KID, precision "
-                             "and recall against the test images."),
+                             "and recall against the test images; and rFID, FID between the test images and "
+                             "their reconstructions."),
     features: Path = typer.Option(None, "--features", help="Feature network for --fid: a TorchScript .pt or an "
                                   ".onnx taking images in [0, 1] (e.g. Inception); default a small classifier "
                                   "vaekit trains once per data set (not comparable with published FIDs). The file "
@@ -44,9 +45,9 @@ def evaluate(
     out: Path = typer.Option(None, "--out", help="--synthetic: FILE.json for the report; default "
                              "RUN/synthetic_report.json (which vaekit report shows)."),
 ) -> None:
-    """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units (and with --fid sample
-    quality) -> RUN/metrics.json. With --synthetic, a table's synthetic rows against real ones instead ->
-    RUN/synthetic_report.json."""
+    """Held-out -ELBO, importance-sampled NLL, KL per dimension, active units; for images PSNR and SSIM of
+    the reconstructions (and with --fid sample quality and rFID) -> RUN/metrics.json. With --synthetic, a
+    table's synthetic rows against real ones instead -> RUN/synthetic_report.json."""
     from vaekit import io
     from vaekit.errors import ConfigError
     from vaekit.training.distributed import select_device
@@ -67,11 +68,16 @@ def evaluate(
     metrics = run.evaluate(inputs, k=k, batch_size=batch_size, seed=seed, what=data or "test split",
                            check_range=True, progress=sys.stderr.isatty())  # eval.max_samples: minutes at k = 1000
     metrics["data"] = data or f"{run.config.data.source} (test split)"
+    images = run.spec.data_kind.unsupported(run.spec, "reconstruction") is None
     if fid:
-        from vaekit.applications.generate import generated_quality
+        from vaekit.applications.generate import generated_quality, quality_features, reconstruction_fid
 
-        report = generated_quality(run, load_inputs(run, None, "train"), inputs, fid_samples, seed, features, sampler)
+        network = quality_features(run, features)
+        report = generated_quality(run, load_inputs(run, None, "train"), inputs, fid_samples, seed, network, sampler)
         metrics["sample_quality"] = {**report.to_dict(), "sampler": sampler}
+        metrics["rfid"] = reconstruction_fid(run, inputs, fid_samples, seed, network)
+    elif images:
+        metrics.setdefault("not_computed", {})["rfid"] = "needs the feature network of FID: add --fid"
     if molecules:
         from vaekit.applications.generate import sample_sequences
         from vaekit.evaluation.molecules import evaluate_molecules
@@ -80,6 +86,8 @@ def evaluate(
         report = evaluate_molecules(drawn, load_inputs(run, None, "train").x.tolist(), inputs.x.tolist(), seed)
         metrics["molecules"] = {**report.to_dict(), "decoding": "sample"}
     io.write_metrics(run_dir, {"evaluate": metrics})
+    for name, why in metrics.get("not_computed", {}).items():
+        log.info("not computed: %s: %s", name, why)
     print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))
     log.info("wrote %s", run_dir / io.METRICS)
 

@@ -7,15 +7,30 @@ SSIM within 1e-15, PSNR within 2e-6 dB, its MSE being float32 here). SSIM averag
 positions where the window fits inside the image, as scikit-image does (it crops 5 pixels).
 
 ``psnr`` is the one PSNR of vaekit; ``vaekit.applications.restore`` scores restorations with it.
+
+:func:`reconstruction_scores` judges a model's reconstructions of held-out images (``psnr`` and
+``ssim`` in metrics.json). Both are taken on a [0, 1] scale of the data's own units
+(:class:`UnitScale`): data units / the format's full-scale level when the run scales by it
+(``data.scale=unit``: 255 for 8-bit images, 16 for digits), else (standardised or unscaled images)
+the span from the least to the greatest value of the held-out images. ``data_range`` is 1 on that
+scale, so a PSNR is against the format's full scale, or the held-out images' own span. The truth is
+the input as the model reads it (binarised when ``data.binarize`` is set); rFID
+(``vaekit.applications.generate.reconstruction_fid``) maps its images to [0, 1] the same way.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from vaekit.errors import DataError
+
+if TYPE_CHECKING:
+    from vaekit.data.spec import DataSpec
 
 MIN_MSE = 1e-12  # the floor that keeps the PSNR of a perfect estimate finite, so batch means stay finite
 WINDOW = 11  # Wang et al. 2004: an 11x11 Gaussian window of standard deviation 1.5
@@ -101,3 +116,47 @@ def ssim(estimate: Tensor, truth: Tensor, data_range: float = 1.0) -> Tensor:
                   / ((mean_x.square() + mean_y.square() + c1) * (var_x + var_y + c2)))  # (N, C, H-10, W-10)
     return similarity.flatten(1).mean(1)
 
+
+@dataclass(frozen=True)
+class UnitScale:
+    """Images in data units onto [0, 1]: (x - low) / (high - low), the scale that PSNR (range 1),
+    SSIM and rFID's feature network read."""
+
+    low: float
+    high: float
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return (images.float() - self.low) / max(self.high - self.low, 1e-8)
+
+
+def unit_scale(spec: DataSpec, images: Tensor, model_space: bool = True, batch_size: int = 256) -> UnitScale:
+    """0 to the format's full-scale level when the run scales by it (as figures and FID's feature
+    network see images), else the least to the greatest value of ``images`` (N, C, H, W; in model
+    space, or in data units with ``model_space=False``) in data units."""
+    if spec.max_level:
+        return UnitScale(0.0, float(spec.max_level))
+    low, high = float("inf"), float("-inf")
+    for part in images.split(batch_size):
+        values = spec.inverse(part.float()) if model_space else part.float()
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return UnitScale(low, high)
+
+
+def ssim_refusal(shape: tuple[int, ...] | list[int]) -> str | None:
+    """Why SSIM is not computed for images of ``shape`` (C, H, W), or None when it is."""
+    if min(shape[-2:]) >= WINDOW:
+        return None
+    return f"images of {shape[-2]}x{shape[-1]} pixels, smaller than SSIM's {WINDOW}x{WINDOW} window"
+
+
+def reconstruction_scores(spec: DataSpec, scale: UnitScale, reconstruction: Tensor,
+                          truth: Tensor) -> dict[str, Tensor]:
+    """PSNR (dB) and, for images of at least 11x11 pixels, SSIM of each reconstruction (N, C, H, W,
+    in model space: the likelihood's mean) of ``truth`` (model space), both on ``scale`` with
+    the reconstructions clipped to [0, 1] (the data's range): {"psnr": (N,), "ssim": (N,)}."""
+    estimate = scale(spec.inverse(reconstruction.float())).clamp(0.0, 1.0)
+    target = scale(spec.inverse(truth.float()))
+    scores = {"psnr": psnr(estimate, target)}
+    if ssim_refusal(tuple(truth.shape[1:])) is None:
+        scores["ssim"] = ssim(estimate, target)
+    return scores

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -24,10 +24,14 @@ from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import DataError, DivergenceError
 from vaekit.evaluation.latent import LatentStats, mutual_information
 from vaekit.evaluation.likelihood import bounds
+from vaekit.evaluation.reconstruction import UnitScale, reconstruction_scores, ssim_refusal, unit_scale
 from vaekit.models.vae import VAE
 from vaekit.training import cpu
 from vaekit.training.callbacks import progress_bar
 from vaekit.training.trainer import Callback, Trainer
+
+if TYPE_CHECKING:
+    from vaekit.data.spec import DataSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +78,18 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
              y: Tensor | None = None, t: Tensor | None = None, property_names: list[str] | None = None,
              feature_names: list[str] | None = None, what: str = "held-out data",
              max_seconds: float | None = None, progress: bool = False,
-             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+             clock: Callable[[], float] = time.monotonic, spec: DataSpec | None = None) -> dict[str, Any]:
     """Mean -ELBO, recon, KL and k-sample NLL (nats and bits/dim) over ``x``, plus latent stats.
 
     A model with a deterministic code has no bound; it reports the reconstruction term only. A
     conditional model takes the labels ``y``. KL per dimension and active units describe the top
     layer's posterior against N(0, I), whatever the prior. A model with a property head and the
     standardised targets ``t`` also reports R^2 of each property (``property_names``) from the
-    posterior mean.
+    posterior mean. Given the data's ``spec``, image data (its kind supports "reconstruction") also
+    report ``psnr`` (dB) and ``ssim``: means over the items of the per-image scores of the likelihood's
+    mean at the posterior mean, clipped to the data's range, on the [0, 1] scale of
+    :func:`~vaekit.evaluation.reconstruction.unit_scale`; ``not_computed`` says why SSIM is missing
+    for images smaller than its window.
 
     With ``max_seconds`` (measured by ``clock``), only as many items and importance samples as fit
     are evaluated (see :func:`plan_evaluation`), and a last check after every batch stops at the
@@ -114,12 +122,15 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
         plan = plan_evaluation(len(x), wanted_k, per_pass, max_seconds - (clock() - started))
     generator = torch.Generator(device=device).manual_seed(seed)
     tally = _Tally(LatentStats(model.latent_dim, device), model.head("property_head") if t is not None else None)
+    scale = image_scale(spec, x)
     bar = progress_bar(plan.n, "evaluation", unit="item") if progress else None
     for start in range(0, plan.n, batch_size):
         index = order[start : min(start + batch_size, plan.n)]
         batch, c = x[index].to(device), condition(index)
         qz = tally.encoded(model.encode(batch, c), start, stochastic)
         values = _bounds(model, batch, plan.k, generator, c, stochastic, qz)
+        if scale is not None:
+            values.update(reconstruction_scores(spec, scale, model.reconstruct(batch, c).mean, batch))
         sums = torch.stack([value.double().sum() for value in values.values()]).tolist()  # the batch's one host read
         if not math.isfinite(sums[0]):  # a sum is finite exactly when every row's value is
             check_finite(next(iter(values.values())), batch, index, feature_names, what)
@@ -135,7 +146,18 @@ def evaluate(model: VAE, x: Tensor, *, k: int = 100, batch_size: int = 256, seed
     plan = EvalPlan(tally.n, len(x), plan.k)
     if plan.n < plan.available or plan.k < wanted_k:
         log.info("evaluation: %s to fit its budget of %g s", plan.describe(), max_seconds)
-    return _summarise(model, x, order[: tally.n], tally, plan, stochastic, seed, t, property_names)
+    metrics = _summarise(model, x, order[: tally.n], tally, plan, stochastic, seed, t, property_names)
+    if scale is not None and ssim_refusal(spec.shape):
+        metrics["not_computed"] = {"ssim": ssim_refusal(spec.shape)}
+    return metrics
+
+
+def image_scale(spec: DataSpec | None, x: Tensor) -> UnitScale | None:
+    """The [0, 1] scale of model-space items ``x`` for PSNR and SSIM; None unless their data are
+    images (a kind that supports "reconstruction")."""
+    if spec is None or spec.data_kind.unsupported(spec, "reconstruction"):
+        return None
+    return unit_scale(spec, x)
 
 
 @dataclass

@@ -32,6 +32,8 @@ REFUSALS = {
     "png": "this model's data are tables, not images; write .csv or .npy",  # --out FILE.png
     "extremes": "these data are tables, not images; no figure of extremes",
     "fid": "sample quality (FID/KID) is defined for images; this model's data are tables",
+    "reconstruction": "reconstruction quality (PSNR, SSIM, rFID) is defined for images; this run's data are "
+                      "{kind}s",
     "upload": "this run's data are {kind}s; uploads are images",
     "decoding": "this run's data are {kind} data, not text or molecules",  # decoding strategies
     "molecules": "this run was not trained on molecules (SMILES or SELFIES tokens)",

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 class ImageKind(DataKind):
     name = "image"
-    supports: ClassVar[frozenset[str]] = frozenset({"figures", "png", "extremes", "fid", "upload", "onnx"})
+    supports: ClassVar[frozenset[str]] = frozenset(
+        {"figures", "png", "extremes", "fid", "reconstruction", "upload", "onnx"})
     stat_axes: ClassVar[tuple[int, ...]] = (0, 2, 3)  # per channel
     auto_scale: ClassVar[str] = "unit"
 
