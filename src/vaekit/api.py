@@ -21,7 +21,7 @@ from vaekit import io
 from vaekit.build import build, training_callbacks  # noqa: F401  (training_callbacks: re-exported)
 from vaekit.config import RunConfig, resolve_config
 from vaekit.data.loaders import prepare_data, to_tensors
-from vaekit.data.sources import RawData
+from vaekit.data.sources import IN_MEMORY, RawData
 from vaekit.data.sources.arrays import to_raw
 from vaekit.errors import ConfigError, DivergenceError, RunFolderError
 from vaekit.evaluation.diagnostics import HELD_ITEMS, end_of_training_warnings
@@ -83,11 +83,13 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, data: 
               (("model", model), ("train", train), ("eval", eval), ("data", data_options)) if section is not None}
     if config is None:
         if data is not None:  # the samples given are the source
-            values["data"] = {"source": "array", **values.get("data", {})}
+            values["data"] = {"source": IN_MEMORY, **values.get("data", {})}
         config = resolve_config(preset=preset, values=values)
     elif preset is not None or values:
         raise ConfigError("vaekit.train: pass a config or preset/section values, not both "
                           "(resolve_config(preset=..., values=...) combines them)")
+    elif data is not None and config.data.source != IN_MEMORY:  # the folder must not name a source it never read
+        config = config.model_copy(update={"data": config.data.model_copy(update={"source": IN_MEMORY})})
     if isinstance(data, np.ndarray):
         data = to_raw(data, None, "vaekit.train(data=...)")
     folder = Path(out) if out is not None else None

@@ -26,6 +26,7 @@ from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, DataError, RunFolderError
+from vaekit.ldm_runs import is_diffusers_folder, open_diffusers
 from vaekit.models import VAE
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ class Run:
 
         if split not in ("train", "test", "all"):
             raise ConfigError(f"split {split!r}: expected train, test or all")
+        if source is None and self.path is not None and is_diffusers_folder(self.path):
+            h, w = self.spec.shape[1:]
+            raise DataError(f"{str(self.path)!r} is a diffusers autoencoder: it has no data of its own; pass the "
+                            f"images with --data (a folder or file of {h}x{w} images)")
         if source is None:
             data = prepare_data(self.config.data)
             chosen = {"train": data.train, "test": data.test or data.val or data.train}.get(split)
@@ -228,7 +233,8 @@ class Run:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Rebuild a run folder's model from JSON + safetensors (no pickle, no code executed)."""
+    """Rebuild a run folder's model from JSON + safetensors (no pickle, no code executed); a diffusers
+    AutoencoderKL folder opens as a kl-f run (ldm_runs.py)."""
     if not isinstance(path, str | os.PathLike):
         raise ConfigError(f"vaekit.load: expected the path of a run folder, got {type(path).__name__}")
     try:
@@ -238,6 +244,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Run:
     folder = Path(path)
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist")
+    if is_diffusers_folder(folder):  # a diffusers AutoencoderKL: a kl-f run without data or history
+        config, spec, model = open_diffusers(folder, device)
+        return Run(model=model, spec=spec, config=config, path=folder, history=[])
     config, spec = io.read_config(folder), io.read_spec(folder)
     model = io.load_model(folder, config, spec, device)
     history_path = folder / io.HISTORY

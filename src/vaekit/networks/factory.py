@@ -11,9 +11,10 @@ from vaekit.networks.ldm_vae import ldm_latent_dim
 
 
 def network_kind(spec: DataSpec, config: NetworkOptions) -> str:
-    """'conv' for images of at least 16 px a side unless the config says otherwise, else 'mlp'
-    (refusing a network that cannot read the data)."""
-    return "conv" if spec.data_kind.network(spec, config.network) == "conv" else "mlp"
+    """The NETWORKS entry this config builds on this data: 'conv' for images of at least 16 px a side
+    unless the config says otherwise, 'ldm', a table's or a sequence's own, else 'mlp' (refusing a
+    network that cannot read the data)."""
+    return spec.data_kind.network(spec, config.network)
 
 
 def fixed_latent_dim(spec: DataSpec, config: NetworkOptions) -> int | None:

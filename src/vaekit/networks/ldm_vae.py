@@ -49,6 +49,8 @@ class LDMOptions(CoreOptions):
     """ldm network: GroupNorm groups; must divide every entry of model.conv_channels."""
     mid_attention: bool = True
     """ldm network: self-attention in the mid block (the only layer that sees the whole latent grid)."""
+    quant_convs: bool = True
+    """ldm network: 1x1 convolutions on the encoder's moments and on z (Stable Diffusion's VAE; FLUX's has none)."""
 
 
 class MomentEncoder(nn.Module):
@@ -109,7 +111,8 @@ def ldm_config(spec: DataSpec, config: NetworkOptions | LDMOptions, n_params: in
     return AutoencoderKLConfig(in_channels=channels, out_channels=channels, block_out_channels=widths,
                                layers_per_block=config.layers_per_block, latent_channels=config.latent_channels,
                                norm_num_groups=config.norm_groups, sample_size=height,
-                               mid_block_add_attention=config.mid_attention)
+                               mid_block_add_attention=config.mid_attention, use_quant_conv=config.quant_convs,
+                               use_post_quant_conv=config.quant_convs)
 
 
 def from_autoencoder(autoencoder: AutoencoderKL, height: int, width: int) -> tuple[MomentEncoder, LatentDecoder]:

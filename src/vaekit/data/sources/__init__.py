@@ -24,12 +24,18 @@ from vaekit.sections import DataConfig
 __all__ = ["PATH_LOADERS", "SOURCES", "RawData", "Source", "Splits", "load_source"]
 
 
+IN_MEMORY = "array"  # data.source of a run trained on samples passed in memory
+
+
 def load_source(config: DataConfig) -> Splits:
     """Load the named dataset or the file/folder that ``config.source`` names."""
     name = config.source
     if name in SOURCES:
         return SOURCES.get(name).load(config)
     path = Path(name).expanduser()
+    if name == IN_MEMORY and not path.exists():
+        raise DataError("this run was trained on samples passed in memory (vaekit.train(data=...)): it has no data "
+                        "source to read again; pass the inputs (--data PATH, or the samples themselves in Python)")
     if not path.exists():
         known = ", ".join(SOURCES)
         raise DataError(
