@@ -3,6 +3,8 @@ written) and the callbacks a config asks for, :func:`training_callbacks`."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ import torch
 from vaekit import io
 from vaekit.config import RunConfig
 from vaekit.data.loaders import make_batches
+from vaekit.data.sources import IN_MEMORY
+from vaekit.errors import ConfigError
+from vaekit.evaluation.features import classifier_folder, default_feature_network, load_classifier, train_classifier
 from vaekit.evaluation.latent import LatentMonitor
 from vaekit.evaluation.report import FiniteValidation
 from vaekit.models import VAE, build_model, build_objective, check_model_fits
@@ -30,6 +35,8 @@ from vaekit.training.checkpoint import Checkpointer
 from vaekit.training.distributed import DistContext
 from vaekit.training.players import Player
 from vaekit.training.trainer import Batches, Callback, make_optimizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +60,8 @@ def build(config: RunConfig, data: Any, device: torch.device, context: DistConte
     check_model_fits(data.spec, config.model, device, len(data.train))
     torch.manual_seed(config.train.seed)
     model = build_model(data.spec, config.model).to(device)  # same init on every rank
-    objective = build_objective(config.model, data.spec, len(data.train)).to(device)
+    perceptual = perceptual_network(config, data, device)
+    objective = build_objective(config.model, data.spec, len(data.train), perceptual=perceptual).to(device)
     torch.manual_seed(config.train.seed + context.rank)  # different noise per rank
     shard = {"rank": context.rank, "world_size": context.world_size}
     static = capturing.whole_batches(config.train.capture, device, context.enabled) and \
@@ -71,6 +79,38 @@ def build(config: RunConfig, data: Any, device: torch.device, context: DistConte
     settings = {"grad_clip": train.grad_clip, "autocast_dtype": autocast, "compile": train.compile,
                 "capture": train.capture, "log_every": train.log_every, "max_bad_steps": train.max_bad_steps}
     return Parts(model, objective, optimizer, objective.players(device), batches, val, columns, settings)
+
+
+def perceptual_network(config: RunConfig, data: Any, device: torch.device) -> Callable | None:
+    """The feature maps of patch-gan's perceptual term (model.perceptual), frozen on ``device``: a vaekit
+    feature classifier folder, or with ``auto`` the data set's own (FID's: trained once on its labels and
+    cached; for samples passed in memory, trained on the training split and not kept); None when the
+    term is off or, with ``auto``, the data has no labels (said once)."""
+    choice, spec = config.model.perceptual, data.spec
+    if config.model.objective != "patch-gan" or choice == "none":
+        return None
+    if spec.scale != "unit":
+        raise ConfigError(f"model.perceptual={choice!r} compares images in [0, 1]; this run's images are scaled "
+                          f"{spec.scale!r} (use data.scale=unit or model.perceptual=none)")
+    if choice == "auto":
+        if spec.n_classes < 2:
+            log.info("no perceptual term: model.perceptual=auto trains a feature classifier on the data's labels, and "
+                     "this data has none (pass a classifier folder, or model.perceptual=none to silence this)")
+            return None
+        unit = lambda raw: torch.as_tensor(spec.transform(raw))  # noqa: E731
+        if config.data.source == IN_MEMORY:
+            labels = torch.as_tensor(data.train.y)
+            net = train_classifier(unit(data.train.x), labels, int(labels.max()) + 1, seed=config.train.seed)
+        else:
+            default_feature_network(config.data, unit)  # trained once per data set, as FID's
+            net, _ = load_classifier(classifier_folder(config.data))
+    else:
+        net, _ = load_classifier(choice)
+    if net.blocks[0].in_channels != spec.shape[0]:
+        raise ConfigError(f"model.perceptual={choice!r} reads {net.blocks[0].in_channels}-channel images; this data "
+                          f"has {spec.shape[0]}")
+    net = net.to(device).eval().requires_grad_(False)
+    return net.activations
 
 
 def training_callbacks(config: RunConfig, out: Path | None, objective: Objective, steps: int,

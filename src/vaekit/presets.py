@@ -125,16 +125,17 @@ PRESETS.add(
 PRESETS.add(
     "kl-f4",
     Preset("latent-diffusion autoencoder, f = 4: ResNet encoder/decoder with mid attention, spatial latents "
-           "(3, H/4, W/4), L1 reconstruction + KL (weight 1e-6) + an adaptively weighted hinge patch discriminator "
-           "after 1 epoch", "Esser et al. 2021; Rombach et al. 2022",
-           {"model": {"network": "ldm", "conv_channels": [64, 128, 128], "latent_channels": 3, "likelihood": "laplace",
-                      "beta": 1e-6, "objective": "patch-gan"}}),
+           "(3, H/4, W/4), L1 reconstruction + a perceptual term (features of a classifier vaekit trains on the "
+           "data's labels) + KL (weight 1e-6) + an adaptively weighted hinge patch discriminator after 1 epoch",
+           "Esser et al. 2021; Rombach et al. 2022",
+           {"model": {"network": "ldm", "conv_channels": [64, 128, 128], "latent_channels": 3,
+                      "likelihood": "laplace", "beta": 1e-6, "objective": "patch-gan", "perceptual": "auto"}}),
 )
 PRESETS.add(
     "kl-f8",
     Preset("latent-diffusion autoencoder, f = 8 (Stable Diffusion's layout at a quarter of its widths; "
            "model.conv_channels=[128,256,512,512] model.layers_per_block=2 is SD's): spatial latents (4, H/8, W/8), "
-           "L1 + KL (1e-6) + adaptive hinge patch discriminator", "Esser et al. 2021; Rombach et al. 2022",
+           "L1 + perceptual + KL (1e-6) + adaptive hinge patch discriminator", "Esser et al. 2021; Rombach et al. 2022",
            {"model": {"network": "ldm", "conv_channels": [32, 64, 128, 128], "latent_channels": 4,
-                      "likelihood": "laplace", "beta": 1e-6, "objective": "patch-gan"}}),
+                      "likelihood": "laplace", "beta": 1e-6, "objective": "patch-gan", "perceptual": "auto"}}),
 )

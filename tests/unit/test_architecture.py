@@ -23,7 +23,7 @@ LAYERS = {
     4: ("distributions",),
     5: ("models",),
     6: ("evaluation",),
-    7: ("config", "io", "run", "build", "api", ""),  # "": the package root, vaekit/__init__.py
+    7: ("config", "io", "run", "ldm_runs", "build", "api", ""),  # "": the package root, vaekit/__init__.py
     8: ("applications", "estimators"),
     9: ("cli", "web", "__main__"),
 }

@@ -139,3 +139,37 @@ def test_a_kl_f4_run_trains_saves_and_reloads(tmp_path) -> None:
     assert again.model.latent_shape == (3, 4, 4)
     x = torch.as_tensor(run.spec.transform(raw.x[:4]))
     torch.testing.assert_close(again.model.encode(x).mean, run.model.encode(x).mean, rtol=0, atol=0)
+
+
+def test_the_perceptual_distance_is_lpips_with_unit_weights() -> None:
+    from vaekit.evaluation.features import FeatureClassifier
+    from vaekit.models.objectives.patchgan import perceptual_distance
+
+    torch.manual_seed(0)
+    net = FeatureClassifier(1, 2).eval()
+    a, b = torch.rand(3, 1, 16, 16), torch.rand(3, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(perceptual_distance(net.activations, a, a), torch.zeros(3))
+        found = perceptual_distance(net.activations, a, b)
+        expected = torch.zeros(3)
+        for fa, fb in zip(net.activations(a), net.activations(b), strict=True):
+            fa, fb = fa / (fa.norm(dim=1, keepdim=True) + 1e-10), fb / (fb.norm(dim=1, keepdim=True) + 1e-10)
+            expected += (fa - fb).square().sum(1).mean((-2, -1))
+    torch.testing.assert_close(found, expected)
+    assert (found > 0).all()
+    assert [m.shape[-1] for m in net.activations(a)] == [16, 8, 4]  # pooled between blocks
+
+
+def test_perceptual_auto_trains_on_the_labels_and_enters_the_loss(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VAEKIT_DATA", str(tmp_path / "cache"))  # the feature classifier's cache
+    yy, xx = np.mgrid[0:16, 0:16]
+    x = np.stack([((xx if k % 2 else yy) * 16 + k) % 256 for k in range(40)])[:, None].astype(np.uint8)
+    np.savez(tmp_path / "stripes.npz", x=x, y=np.arange(40) % 2)
+    overrides = [*TINY, f"data.source={tmp_path / 'stripes.npz'}", "train.epochs=1", "train.batch_size=16",
+                 "train.progress=false", "train.device=cpu", "eval.enabled=false", "model.disc_start=0"]
+    run = vaekit.train(resolve_config(preset="kl-f4", overrides=overrides))
+    assert run.history[0]["perceptual"] > 0
+    assert list((tmp_path / "cache" / "feature-classifiers").iterdir())  # trained once, cached for FID too
+    unlabelled = vaekit.train(resolve_config(preset="kl-f4", overrides=overrides),
+                              data=RawData(x=x, y=None, kind="image", max_level=255.0))
+    assert "perceptual" not in unlabelled.history[0]

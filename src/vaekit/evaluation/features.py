@@ -48,12 +48,25 @@ class FeatureClassifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Images (N, C, H, W) in [0, 1] -> features (N, width), after the ReLU of the feature layer."""
-        h = x
+        h = self._blocks(x)[-1]
+        if min(h.shape[-2:]) >= 4:
+            h = F.max_pool2d(h, 2)
+        return F.relu(self.feature(h.mean((-2, -1))))  # (N, width)
+
+    def activations(self, x: Tensor) -> list[Tensor]:
+        """Each conv block's output after its ReLU (before pooling): the maps a perceptual distance
+        compares (models/objectives/patchgan.py)."""
+        return self._blocks(x)
+
+    def _blocks(self, x: Tensor) -> list[Tensor]:
+        outputs, h = [], x
         for index, layer in enumerate(self.blocks):
             h = layer(h)
-            if index % 3 == 2 and min(h.shape[-2:]) >= 4:  # pool after each block's ReLU
-                h = F.max_pool2d(h, 2)
-        return F.relu(self.feature(h.mean((-2, -1))))  # (N, width)
+            if index % 3 == 2:  # a block's ReLU; pool before the next block where the image is large enough
+                outputs.append(h)
+                if index < len(self.blocks) - 1 and min(h.shape[-2:]) >= 4:
+                    h = F.max_pool2d(h, 2)
+        return outputs
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))  # (N, K)

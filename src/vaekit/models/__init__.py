@@ -36,13 +36,15 @@ def build_likelihood(spec: DataSpec, config: ModelConfig) -> LikelihoodFamily:
     return family.from_spec(spec, config)
 
 
-def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_size: int | None = None) -> Objective:
-    """The objective of ``config``; some need the data spec (a discriminator on x) or the training
-    set's size (beta-TCVAE's minibatch-weighted sampling)."""
+def build_objective(config: ModelConfig, spec: DataSpec | None = None, dataset_size: int | None = None,
+                    **context) -> Objective:
+    """The objective of ``config``; some need the data spec (a discriminator on x), the training
+    set's size (beta-TCVAE's minibatch-weighted sampling) or more ``context`` (patch-gan's
+    ``perceptual`` feature maps, built from the data in build.py)."""
     if (config.capacity_max or config.free_bits) and config.objective != "elbo":
         raise ConfigError(f"model.capacity_max and model.free_bits shape the ELBO's KL term; objective "
                           f"{config.objective!r} does not use them (use model.objective=elbo)")
-    objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size)
+    objective = OBJECTIVES.get(config.objective).from_config(config, spec=spec, dataset_size=dataset_size, **context)
     if not objective.needs_density and config.stochastic_layers > 1:
         raise ConfigError(f"objective {config.objective!r} (beta = {config.beta}) has no KL term, and only the KL "
                           "term trains the lower layers of a hierarchical model; use model.stochastic_layers=1")

@@ -37,6 +37,11 @@ class PatchGANOptions(ObjectiveOptions):
     """patch-gan: stride-2 layers of the patch discriminator (fewer on small images: each output sees a patch)."""
     patch_channels: int = Field(64, gt=0, le=1024)
     """patch-gan: channels of the discriminator's first layer (doubled per layer, at most 8x)."""
+    perceptual: str = "none"
+    """patch-gan: perceptual term on the features of a vaekit feature classifier: none, auto (the data set's
+    own, trained once on its labels and cached, as FID's; off for unlabelled data) or a classifier folder."""
+    perceptual_weight: float = Field(1.0, ge=0.0)
+    """patch-gan: weight of the perceptual distance, added to every pixel's error as the LDM code does."""
 
 
 class PatchDiscriminator(nn.Module):
@@ -66,6 +71,20 @@ class PatchDiscriminator(nn.Module):
         return self.net(2.0 * x - 1.0)  # (B, 1, h, w)
 
 
+Activations = Callable[[Tensor], list[Tensor]]  # images (B, C, H, W) in [0, 1] -> feature maps, shallow first
+
+
+def perceptual_distance(activations: Activations, a: Tensor, b: Tensor) -> Tensor:
+    """LPIPS's distance with unit layer weights (Zhang et al. 2018, eq. 1, their untrained-weights
+    variant): per layer, each position's feature vector scaled to unit length, the squared
+    difference summed over channels and averaged over positions; summed over layers. (B,)"""
+    total = a.new_zeros(len(a))
+    for both in activations(torch.cat([a, b])):  # one pass for the pair
+        unit = both / (both.norm(dim=1, keepdim=True) + 1e-10)
+        total = total + (unit[: len(a)] - unit[len(a):]).square().sum(1).mean((-2, -1))
+    return total
+
+
 def last_layer(model: nn.Module) -> nn.Parameter:
     """The weight of the decoder's output layer (the last registered weight matrix or kernel)."""
     return [p for p in model.decoder.parameters() if p.dim() > 1][-1]
@@ -83,9 +102,10 @@ def adaptive_weight(recon: Tensor, adversarial: Tensor, weight: nn.Parameter) ->
 class PatchGAN(Objective):
     """Encoder and decoder minimise
 
-        -log p(x|z) + beta * KL + on * disc_weight * lambda * (-mean D(x~)),
+        -log p(x|z) + w * D * P(x, x~) + beta * KL + on * disc_weight * lambda * (-mean D(x~)),
 
-    with x~ the reconstruction (the likelihood's mean), lambda the adaptive weight and ``on`` 0 for
+    with x~ the reconstruction (the likelihood's mean), P the perceptual distance (when a feature
+    network is given; w = model.perceptual_weight, D the values per image), lambda the adaptive weight and ``on`` 0 for
     the first ``model.disc_start`` epochs, then 1. The discriminator minimises the hinge loss
     ``on * (mean relu(1 - D(x)) + mean relu(1 + D(x~))) / 2``. Before the start both terms are
     computed and multiplied by 0 (no host sync, one graph for a compiled or captured step). Only a
@@ -94,8 +114,10 @@ class PatchGAN(Objective):
     autoencoder of latent diffusion is judged on its reconstructions).
     """
 
-    def __init__(self, config: PatchGANOptions, discriminator: PatchDiscriminator) -> None:
+    def __init__(self, config: PatchGANOptions, discriminator: PatchDiscriminator,
+                 perceptual: Activations | None = None) -> None:
         super().__init__(config)
+        self.perceptual, self.perceptual_weight = perceptual, config.perceptual_weight
         if config.condition != "none":
             raise ConfigError("the patch-gan objective trains unconditional autoencoders; use model.condition=none")
         self.disc_weight, self.disc_start = config.disc_weight, config.disc_start
@@ -109,7 +131,8 @@ class PatchGAN(Objective):
         if spec is None or len(spec.shape) != 3:
             raise ConfigError("the patch-gan objective judges images (C, H, W); this data is not images")
         channels, height, width = spec.shape
-        return cls(config, PatchDiscriminator(channels, height, width, config.patch_layers, config.patch_channels))
+        return cls(config, PatchDiscriminator(channels, height, width, config.patch_layers, config.patch_channels),
+                   context.get("perceptual"))
 
     def scheduled(self) -> list[tuple[Tensor, Callable[[float], float]]]:
         start = self.disc_start
@@ -118,18 +141,22 @@ class PatchGAN(Objective):
     def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
         recon, rate = -out.px.log_prob(x), out.kl()  # (B,) each
-        loss = self.reduce(recon) + self.beta * self.kl_weight * self.reduce(rate)
+        x_rec = out.px.mean  # (B, C, H, W)
         extras: dict[str, Tensor] = {}
+        error = recon
+        if self.perceptual is not None:  # LDM adds it to each pixel's error: times the values per image
+            extras["perceptual"] = perceptual_distance(self.perceptual, x, x_rec)  # (B,)
+            error = recon + self.perceptual_weight * x[0].numel() * extras["perceptual"]
+        loss = self.reduce(error) + self.beta * self.kl_weight * self.reduce(rate)
         aux_loss = None
         if torch.is_grad_enabled() and model.training:
-            x_rec = out.px.mean  # (B, C, H, W)
             generator = -frozen(self.aux_module)(x_rec).mean()  # the decoder's view: D's weights detached
-            weight = self.disc_weight * adaptive_weight(self.reduce(recon), generator, last_layer(model))
+            weight = self.disc_weight * adaptive_weight(self.reduce(error), generator, last_layer(model))
             loss = loss + self.disc_on * weight * generator
             # Two calls, as Esser et al.'s code: batch norm never mixes real and reconstructed patches.
             real, fake = self.aux_module(x), self.aux_module(x_rec.detach())  # (B, 1, h, w) each
             aux_loss = self.disc_on * 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
-            extras = {"adv_weight": weight, "gen_loss": generator.detach(), "disc_loss": aux_loss.detach()}
+            extras.update(adv_weight=weight, gen_loss=generator.detach(), disc_loss=aux_loss.detach())
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate, extras=extras, aux_loss=aux_loss)
 
 
