@@ -2,7 +2,7 @@
 # The GPU benchmarks, run in one command on a machine with a CUDA GPU (written for the lent H100 of
 # the device tool, whose Python has torch but not every vaekit dependency and no network):
 #
-#   bash bench/gpu.sh STEP...      steps: setup smoke throughput capture moses-smiles moses-selfies pytest family
+#   bash bench/gpu.sh STEP...      steps: setup smoke throughput capture moses-smiles moses-selfies pytest family ldm
 #                                         reproduce (issue 18's suite in under ten minutes: bench/reproduce.py)
 #
 # Offline inputs, when the machine lacks them: wheels in .whl/ (pydantic, pydantic-core,
@@ -121,6 +121,8 @@ for step in "$@"; do
         moses-smiles) moses smiles ;;
         moses-selfies) moses selfies ;;
         family) family ;;
+        ldm) for b in 8 16; do timeout 240 python3 bench/ldm_throughput.py --device cuda --side 256 --batch $b \
+                 --images 256 --out "$OUT/ldm_throughput_b$b.json"; done ;;  # issue 21: SD-size kl-f8 at 256x256
         reproduce) timeout 590 python3 bench/reproduce.py --minutes "${REPRODUCE_MINUTES:-9.5}" --out "$OUT" ;;
         pytest) timeout "${PYTEST_SECONDS:-300}" python3 -m pytest -q -rf tests/unit tests/cli \
                     -p no:cacheprovider 2>&1 | tail -60 ;;  # "auto" is the GPU here: CUDA paths of the suite

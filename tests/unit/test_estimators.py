@@ -104,6 +104,17 @@ def test_bad_parameters_are_refused_at_fit(wine) -> None:
         VAEImputer(method="median", max_epochs=1).fit(x)
 
 
+def test_an_all_empty_column_is_named(wine_frame) -> None:
+    frame = wine_frame.copy()
+    frame["empty"] = np.nan
+    with pytest.raises(ValueError, match="every value of 'empty' is missing; .*drop it before fitting"):
+        VAEImputer(max_epochs=1).fit(frame)
+    x = frame.drop(columns="empty").select_dtypes("number").to_numpy(float)
+    x[:, 2] = np.nan
+    with pytest.raises(ValueError, match="every value of 'column 2' is missing"):
+        VAEImputer(max_epochs=1).fit(x)
+
+
 def test_imputed_binary_and_count_columns_hold_values_of_their_own_kind() -> None:
     """As ``vaekit impute`` writes them: a 0/1 column gets 0 or 1 (not a probability), a count a whole number."""
     rng = np.random.default_rng(0)

@@ -137,7 +137,11 @@ class _VAE(BaseEstimator):
         fitted = X[self._training_rows(len(X))]  # every row, but the outlier detector's validation share
         missing = np.isnan(fitted) if X.dtype != object else np.vectorize(is_missing, otypes=[bool])(fitted)
         if missing.all(axis=0).any():
-            raise DataError("every value of a column is missing; nothing to learn it from")
+            empty = np.flatnonzero(missing.all(axis=0))
+            named = [names[i] if names else f"column {i}" for i in empty]
+            more = f" (and of {len(named) - 1} more columns)" if len(named) > 1 else ""
+            raise DataError(f"every value of {named[0]!r} is missing{more}; nothing to learn it from: drop it "
+                            "before fitting")
         model = {"latent_dim": int(self.n_components), "hidden": list(self.hidden), "beta": self.beta}
         if labels is not None:  # a conditional VAE with a Gaussian prior per class, as the cvae preset
             model.update(condition="label", prior="class_conditional")
