@@ -93,6 +93,17 @@ def test_the_training_rows_are_all_exact_copies(invoke, wine_run: Path, tmp_path
     assert tree["quality"]["column_shapes"] == pytest.approx(1.0)
 
 
+def test_a_holdout_that_is_the_training_split_is_said(run_main, wine_run: Path, synthetic: Path,
+                                                      tmp_path: Path) -> None:
+    copies = training_rows(wine_run, tmp_path / "train.csv")
+    code, _, err = run_main("evaluate", wine_run, "--synthetic", synthetic, "--data", copies,
+                            "--out", tmp_path / "r.json")
+    assert code == 0, err
+    assert "100% of the holdout's rows are rows of the training split" in err
+    code, _, err = run_main("evaluate", wine_run, "--synthetic", synthetic, "--out", tmp_path / "r2.json")
+    assert code == 0 and "rows of the training split" not in err  # the run's own test split
+
+
 def test_what_has_no_value_is_said(run_main, wine_run: Path, synthetic: Path, tmp_path: Path) -> None:
     with synthetic.open(newline="") as handle:
         header, *rows = list(csv.reader(handle))

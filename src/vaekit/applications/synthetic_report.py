@@ -21,6 +21,7 @@ cannot be computed (no holdout, no target, too few rows, a constant column) is a
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from vaekit.run import Run
 REPORT = "synthetic_report.json"  # in the run folder; `vaekit report` shows it
 SUFFIXES = (".csv", ".parquet")
 SHOWN = 10  # skipped metrics printed before "... and N more"
+log = logging.getLogger(__name__)
+
+HOLDOUT_OVERLAP = 0.2  # share of holdout rows found in the training split that is said: the holdout is not held out
 TABLES = {"synthetic": "synthetic table", "train": "training split", "holdout": "holdout"}
 
 
@@ -143,6 +147,11 @@ def synthetic_report(run: Run, synthetic: Any, *, holdout: Any = None, train: An
     report["quality"] = quality_report(columns, tables["train"], tables["synthetic"]).to_dict()
     report["ml_efficacy"] = _efficacy(run, columns, tables, target, no_holdout, seed, model, report["skipped"])
     report["privacy"] = _privacy(columns, tables, no_holdout, report["skipped"])
+    overlap = (report["privacy"] or {}).get("holdout_exact_copies")
+    if overlap is not None and overlap >= HOLDOUT_OVERLAP:
+        log.warning("%.0f%% of the holdout's rows are rows of the training split: ML efficacy and privacy then read "
+                    "too well; pass rows the model never saw (its test split is the default), unless the data "
+                    "repeats rows this often", 100 * overlap)
     _skipped_scores(report)
     return _finite(report, report["skipped"])
 
