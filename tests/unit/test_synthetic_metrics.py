@@ -337,3 +337,17 @@ def test_distance_to_closest_record_equals_sdmetrics(sdmetrics) -> None:
     coded = code_tables(columns, train, y)
     ours = closest_distances(coded.tables[1], coded.tables[0], coded.numeric)
     np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
+
+
+def test_a_wide_table_scores_a_seeded_sample_of_its_pairs() -> None:
+    from vaekit.evaluation.synthetic import MAX_PAIRS, chosen_pairs, quality_report
+
+    assert chosen_pairs(4) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    many = chosen_pairs(120)  # 7,140 pairs
+    assert len(many) == MAX_PAIRS and many == sorted(set(many)) and many == chosen_pairs(120)
+    rng = np.random.default_rng(0)
+    real, synthetic = rng.normal(size=(60, 120)), rng.normal(size=(60, 120))
+    report = quality_report(None, real, synthetic, correlation_threshold=0.0)
+    assert len(report.pairs) == MAX_PAIRS
+    assert "pair trends sampled: 5,000 of the 7,140 column pairs, drawn at random (seed 0)" in report.notes
+    assert 0.0 < report.pair_trends <= 1.0
