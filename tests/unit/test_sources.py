@@ -507,3 +507,13 @@ def test_parquet_table(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="cannot be read"):
         load_path(tmp_path / "bad.parquet")
+
+
+def test_a_parquet_boolean_column_reads_as_true_and_false(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame({"x": [0.5, 1.5, 2.5, 3.5], "flag": pd.array([True, None, False, True], dtype="boolean")})
+    frame.to_parquet(tmp_path / "t.parquet")
+    raw = load_path(tmp_path / "t.parquet").train
+    assert list(raw.x[:, 1]) == ["True", None, "False", "True"]  # as a CSV's text, never 1.0 / 0.0
+    assert raw.x[0, 0] == 0.5

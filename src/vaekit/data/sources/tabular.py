@@ -182,10 +182,12 @@ def load_parquet(path: Path, config: DataConfig) -> Splits:
     for name in features:
         column = table.column(name)
         kind = column.type
-        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
         if numeric:  # nulls become NaN through the float cast
             columns.append(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
+        # Text; booleans too, as "True"/"False" like a CSV's, so they are written back as booleans, never 1/0.
+        elif (pa.types.is_boolean(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+              or pa.types.is_dictionary(kind)):
             columns.append(np.array([None if v is None else str(v) for v in column.to_pylist()], dtype=object))
         else:
             raise DataError(f"{what}: column {name!r} has type {kind}, expected numbers or text")
