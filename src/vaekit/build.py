@@ -66,8 +66,11 @@ def build(config: RunConfig, data: Any, device: torch.device, context: DistConte
     shard = {"rank": context.rank, "world_size": context.world_size}
     static = capturing.whole_batches(config.train.capture, device, context.enabled) and \
         len(data.train) >= config.train.batch_size
-    batches = make_batches(data.train, data.spec, config.data, config.train.batch_size, device, shuffle=True,
-                           seed=config.train.seed, drop_last=config.model.norm == "batch" or static, **shard)
+    crop = {} if data.train_full is None else {"crop": tuple(config.data.crop)}  # windows of the full images
+    drawn = data.train if data.train_full is None else data.train_full
+    batches = make_batches(drawn, data.spec, config.data, config.train.batch_size, device,
+                           shuffle=True, seed=config.train.seed, drop_last=config.model.norm == "batch" or static,
+                           **shard, **crop)
     val = (make_batches(data.val, data.spec, config.data, config.eval.batch_size, device, shuffle=False,
                         name="validation split", **shard) if data.val is not None else None)
     columns = data.spec.data_kind.column_names(data.spec)

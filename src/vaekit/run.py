@@ -21,7 +21,7 @@ from torch.distributions import Distribution
 
 from vaekit import io
 from vaekit.config import RunConfig
-from vaekit.data.loaders import prepare_data
+from vaekit.data.loaders import center_crop, prepare_data
 from vaekit.data.sources import RawData
 from vaekit.data.spec import DataSpec
 from vaekit.distributions.posteriors import DiagonalGaussian
@@ -100,6 +100,8 @@ class Run:
             chosen = RawData(x=np.concatenate([splits.train.x, splits.test.x]), y=y, kind=splits.train.kind,
                              max_level=splits.train.max_level, class_names=splits.train.class_names,
                              feature_names=splits.train.feature_names)
+        if self.config.data.crop is not None:  # trained on crops: centred ones of the same size
+            chosen = center_crop(chosen, tuple(self.config.data.crop), source)
         return self.spec.align(chosen, what=source, label_column=self.config.data.label_column)  # matched by name
 
     @torch.no_grad()

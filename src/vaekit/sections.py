@@ -141,6 +141,9 @@ class DataConfig(Section):
     """(H, W) to resize a folder of images to."""
     grayscale: bool | None = None
     """Force 1 channel (true) or 3 (false) for a folder of images."""
+    crop: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = None
+    """Images: (H, W) random crops for training, a new window each time an image is drawn (the model is
+    built for this size; data.image_size resizes first); held-out images and --data inputs are centre-cropped."""
     label_column: str | None = None
     """The CSV column that holds labels (not a feature)."""
     column_types: dict[str, Literal["continuous", "binary", "categorical", "count"]] | None = None

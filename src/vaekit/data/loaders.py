@@ -7,6 +7,7 @@ device through a DataLoader whose workers gather and scale whole batches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,32 @@ class PreparedData:
     train: RawData
     val: RawData | None
     test: RawData | None
+    train_full: RawData | None = None  # with data.crop: the uncropped training images (``train`` is centred)
+
+
+def center_crop(data: RawData, size: tuple[int, int] | None, what: str = "images") -> RawData:
+    """Images (N, C, H, W) cut to their central ``size`` (h, w); ``data`` itself without a size."""
+    if size is None or data is None:
+        return data
+    if data.x.ndim != 4:
+        raise ConfigError(f"data.crop={list(size)} cuts images (N, C, H, W); {what} have shape {data.x.shape[1:]}")
+    (h, w), (height, width) = size, data.x.shape[2:]
+    if h > height or w > width:
+        raise DataError(f"data.crop={list(size)}: {what} are {height}x{width}, smaller than the crop (resize them "
+                        "with data.image_size, or crop less)")
+    top, left = (height - h) // 2, (width - w) // 2
+    return dataclasses.replace(data, x=data.x[:, :, top:top + h, left:left + w])
+
+
+def random_crops(x: Tensor, size: tuple[int, int], generator: torch.Generator) -> Tensor:
+    """A random (h, w) window of each image of x (B, C, H, W), offsets drawn from ``generator`` (CPU)."""
+    (h, w), (b, c, height, width) = size, x.shape
+    top = torch.randint(0, height - h + 1, (b, 1), generator=generator).to(x.device)
+    left = torch.randint(0, width - w + 1, (b, 1), generator=generator).to(x.device)
+    rows = (top + torch.arange(h, device=x.device)).view(b, 1, h, 1).expand(b, c, h, width)
+    x = x.gather(2, rows)  # (B, C, h, W)
+    cols = (left + torch.arange(w, device=x.device)).view(b, 1, 1, w).expand(b, c, h, w)
+    return x.gather(3, cols)  # (B, C, h, w)
 
 
 def _split(data: RawData, fraction: float, rng: np.random.Generator) -> tuple[RawData, RawData | None]:
@@ -97,6 +124,11 @@ def prepare_data(config: DataConfig, raw: RawData | None = None) -> PreparedData
         raise DataError(f"data {config.source!r}: only {len(train)} sample{'s' * (len(train) != 1)} to train on after "
                         f"the test and validation splits; a model needs at least {MIN_TRAIN} (more data, or smaller "
                         "data.test_fraction / data.val_fraction)")
+    if config.crop is not None:  # the spec and every held-out image at the crop's size; training draws windows
+        crop = tuple(config.crop)
+        cropped = [center_crop(part, crop, f"data {config.source!r}") for part in (train, val, test)]
+        return PreparedData(spec=DataSpec.fit(cropped[0], config, others=cropped[1:]), train=cropped[0],
+                            val=cropped[1], test=cropped[2], train_full=train)
     return PreparedData(spec=DataSpec.fit(train, config, others=[val, test]), train=train, val=val, test=test)
 
 
@@ -141,8 +173,12 @@ class TensorBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        crop: tuple[int, int] | None = None,
     ) -> None:
         self.tensors = tensors
+        self.crop = crop
+        if crop is not None:  # random crops are drawn per batch here: the trainer must not gather batches itself
+            self.on_device = False
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.rank, self.world_size = rank, world_size
         self.n = len(next(iter(tensors.values())))
@@ -168,7 +204,11 @@ class TensorBatches:
         order = self.order(epoch)
         for step in range(start, len(self)):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
-            yield {key: value.index_select(0, index) for key, value in self.tensors.items()}
+            batch = {key: value.index_select(0, index) for key, value in self.tensors.items()}
+            if self.crop is not None:  # windows a pure function of (seed, epoch, step, rank): resumable
+                key = ((self.seed * 1_000_003 + epoch) * 1_000_003 + step) * 64 + self.rank
+                batch["x"] = random_crops(batch["x"], self.crop, torch.Generator().manual_seed(key))
+            yield batch
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iterate()
@@ -221,6 +261,13 @@ def make_batches(data: RawData, spec: DataSpec, config: DataConfig, batch_size: 
                  device: torch.device | str, name: str | None = None, **kwargs) -> TensorBatches:
     """The fast path when the split fits, else the streaming path; ``name`` (the source by default)
     is what messages about the data call it."""
+    crop = kwargs.pop("crop", None)
+    if crop is not None:  # full-size images, scaled as the spec scales its crops, cut per batch
+        if not fits_in_memory(data, config):
+            raise ConfigError("data.crop draws its windows from images held in memory; these do not fit "
+                              "(data.in_memory): resize them smaller (data.image_size) or train on a part")
+        full = dataclasses.replace(spec, shape=list(data.x.shape[1:]))
+        return TensorBatches(to_tensors(data, full, device, name or config.source), batch_size, crop=crop, **kwargs)
     if fits_in_memory(data, config) or spec.properties:  # molecules with properties: a few MB of strings
         return TensorBatches(to_tensors(data, spec, device, name or config.source), batch_size, **kwargs)
     return StreamingBatches(data, spec, batch_size, device=device, num_workers=config.num_workers, **kwargs)
