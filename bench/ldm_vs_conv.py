@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from safetensors.torch import load_file
 
 IDX = Path("/usr/share/datasets/fashion-mnist")
 CONTENDERS = {
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ldm_vs_conv"))
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--set", action="append", default=[], help="NAME:KEY=VALUE override for one contender")
+    parser.add_argument("--tag", default="", help="appended to the run folders' names (runs with other --set)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ldm_vs_conv.json"))
     args = parser.parse_args()
 
@@ -76,11 +78,11 @@ def main() -> None:
     xt, yt = read_idx("t10k-images-idx3-ubyte.gz"), read_idx("t10k-labels-idx1-ubyte.gz")
     train = write_folder(args.work / f"train{args.train}_{args.side}", x[: args.train], y[: args.train], args.side)
     test = write_folder(args.work / f"test{args.test}_{args.side}", xt[: args.test], yt[: args.test], args.side)
-    results = {"machine": platform.processor() or platform.machine(), "threads": os.environ.get("OMP_NUM_THREADS"),
+    results = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(), "threads": os.environ.get("OMP_NUM_THREADS"),
                "minutes": args.minutes, "train_images": args.train, "test_images": args.test, "side": args.side,
                "runs": {}}
     for name in args.contenders.split(","):
-        run = args.work / f"run-{name}-{args.minutes:g}min"
+        run = args.work / f"run-{name}-{args.minutes:g}min{args.tag}"
         extra = [f"--set={item.split(':', 1)[1]}" for item in args.set if item.split(":", 1)[0] == name]
         if not (run / "model.safetensors").exists():
             started = time.perf_counter()
@@ -94,7 +96,7 @@ def main() -> None:
         results["runs"][name] = {
             "epochs": float(last[header.index("epoch")]),
             "train_seconds": sum(float(row[header.index("train_seconds")]) for row in history[1:]),
-            "parameters": metrics.get("parameters"),
+            "parameters": sum(t.numel() for t in load_file(str(run / "model.safetensors")).values()),
             **{key: metrics.get(key) for key in ("psnr", "ssim", "rfid", "neg_elbo", "latent_dim")},
             "sample_fid": (metrics.get("sample_quality") or {}).get("fid"),
         }
