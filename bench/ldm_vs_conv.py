@@ -78,7 +78,8 @@ def main() -> None:
     xt, yt = read_idx("t10k-images-idx3-ubyte.gz"), read_idx("t10k-labels-idx1-ubyte.gz")
     train = write_folder(args.work / f"train{args.train}_{args.side}", x[: args.train], y[: args.train], args.side)
     test = write_folder(args.work / f"test{args.test}_{args.side}", xt[: args.test], yt[: args.test], args.side)
-    results = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(), "threads": os.environ.get("OMP_NUM_THREADS"),
+    results = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
+               "threads": os.environ.get("OMP_NUM_THREADS"),
                "minutes": args.minutes, "train_images": args.train, "test_images": args.test, "side": args.side,
                "runs": {}}
     for name in args.contenders.split(","):
