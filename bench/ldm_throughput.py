@@ -25,24 +25,26 @@ from vaekit.config import resolve_config
 from vaekit.data.sources import RawData
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="kl-f8")
     parser.add_argument("--side", type=int, default=256)
     parser.add_argument("--channels", default="128,256,512,512")
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--groups", type=int, default=32, help="model.norm_groups (must divide every width)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="train.precision: auto (bf16 on CUDA), fp32, bf16")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ldm_throughput.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.images, 3, args.side, args.side), dtype=np.uint8)
     config = resolve_config(preset=args.preset, overrides=[
-        f"model.conv_channels=[{args.channels}]", f"model.layers_per_block={args.layers}", "model.disc_start=0",
+        f"model.conv_channels=[{args.channels}]", f"model.layers_per_block={args.layers}",
+        f"model.norm_groups={args.groups}", "model.disc_start=0",
         "model.perceptual=none", f"train.batch_size={args.batch}", f"train.epochs={args.epochs}",
         f"train.device={args.device}", f"train.precision={args.precision}", "train.progress=false",
         "eval.enabled=false", "data.val_fraction=0", "data.test_fraction=0"])
@@ -62,6 +64,7 @@ def main() -> None:
     print(json.dumps(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 if __name__ == "__main__":
