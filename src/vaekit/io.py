@@ -131,10 +131,12 @@ def load_model(folder: str | Path, config: RunConfig, spec: DataSpec, device: st
     return model.to(device).eval()
 
 
-def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> list[str]:
+    """Merge ``metrics``' sections into metrics.json; returns the sections that replaced earlier ones."""
     path = folder / METRICS
     existing = _read_json(path) if path.is_file() else {}
     atomic_write_json(path, {**existing, **metrics})
+    return [key for key in metrics if key in existing]
 
 
 class _EncoderGraph(torch.nn.Module):

@@ -61,7 +61,8 @@ def open_diffusers(folder: str | Path, device: str | torch.device = "cpu") -> tu
     model_values = {"conv_channels": list(net.block_out_channels), "layers_per_block": net.layers_per_block,
                     "latent_channels": net.latent_channels, "norm_groups": net.norm_num_groups,
                     "mid_attention": net.mid_block_add_attention, "quant_convs": net.use_quant_conv}
-    config = resolve_config(preset="kl-f8", values={"model": model_values, "data": {"source": str(folder)}})
+    preset = "kl-f4" if net.downsampling_factor == 4 else "kl-f8"  # the nearest preset, for `vaekit info`
+    config = resolve_config(preset=preset, values={"model": model_values, "data": {"source": str(folder)}})
     config = config.model_copy(update={"model": settled(spec, config.model)})
     model = build_model(spec, config.model)
     shared = autoencoder_of(model.encoder, model.decoder, ldm_config(spec, config.model, 1))

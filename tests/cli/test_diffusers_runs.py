@@ -50,7 +50,7 @@ def test_an_exported_run_opens_as_a_run_with_the_same_outputs(klf4_run, tmp_path
     assert tree["_class_name"] == "AutoencoderKL" and tree["scaling_factor"] == 0.5
     assert tree["block_out_channels"] == [8, 16, 16] and tree["in_channels"] == 3 and tree["sample_size"] == 16
     opened = vaekit.load(tmp_path / "vae")
-    assert opened.config.preset == "kl-f8" and opened.model.latent_shape == (3, 4, 4)
+    assert opened.config.preset == "kl-f4" and opened.model.latent_shape == (3, 4, 4)  # f = 4: three stages
     assert opened.model.latent_scaling == {"scaling_factor": 0.5, "shift_factor": None}
     x = klf4_run.to_model_space(gradients(4, seed=1).x)
     torch.testing.assert_close(opened.model.encode(x).mean, klf4_run.model.encode(x).mean, rtol=0, atol=0)
@@ -77,8 +77,11 @@ def test_commands_work_on_a_diffusers_folder(klf4_run, tmp_path, run_cli_in_proc
                  ("evaluate", "--data", images, "--k", "5")):
         done = run_cli_in_process(args[0], tmp_path / "vae", *args[1:])
         assert done.returncode == 0, (args[0], done.stderr)
-    metrics = json.loads((tmp_path / "vae" / "metrics.json").read_text())["evaluate"]
+    assert not (tmp_path / "vae" / "metrics.json").exists()  # a model folder is left as it came
+    done = run_cli_in_process("evaluate", tmp_path / "vae", "--data", images, "--k", "5")
+    metrics = json.loads(done.stdout)
     assert np.isfinite(metrics["psnr"]) and 0 < metrics["ssim"] <= 1
+    assert "is a diffusers model folder: the metrics above are not written into it" in done.stderr
     manifest = json.loads((tmp_path / "latents" / "manifest.json").read_text())
     assert manifest["latent_shape"] == [3, 4, 4] and manifest["latent_scaling"]["scaling_factor"] > 0
     done = run_cli_in_process("interpolate", tmp_path / "vae", "--a", "0", "--b", "1", "--out", tmp_path / "x.png")

@@ -38,7 +38,7 @@ def test_the_spec_and_held_out_images_are_centre_crops() -> None:
     assert data.test.x.shape[1:] == (1, 8, 6) and data.train.x.shape[1:] == (1, 8, 6)
     assert data.train_full.x.shape[1:] == (1, 12, 12)
     np.testing.assert_array_equal(data.train.x, data.train_full.x[:, :, 2:10, 3:9])
-    with pytest.raises(DataError, match="smaller than the crop"):
+    with pytest.raises(DataError, match="is larger than the 12x12"):
         center_crop(raw, (13, 4))
     with pytest.raises(ConfigError, match="cuts images"):
         center_crop(RawData(x=np.zeros((4, 3)), kind="table"), (2, 2))

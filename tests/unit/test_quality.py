@@ -268,3 +268,16 @@ def test_kid_needs_subsets_of_at_least_two() -> None:
     """m = 1 leaves the within-set sums empty: the estimate would be 0 / 0, a silent NaN."""
     with pytest.raises(ConfigError, match="subset_size must be at least 2"):
         kernel_inception_distance(GOOD, GOOD, subset_size=1)
+
+
+def test_untrustworthy_features_are_said() -> None:
+    from vaekit.evaluation.quality import feature_warnings
+
+    rng = np.random.default_rng(0)
+    assert feature_warnings(rng.normal(size=(200, 8))) == []
+    few = feature_warnings(rng.normal(size=(6, 8)))
+    assert len(few) == 1 and "from 6 real items in 8 feature dimensions: the covariance is singular" in few[0]
+    dead = np.zeros((200, 8))
+    dead[:, :2] = rng.normal(size=(200, 2))
+    lines = feature_warnings(dead, "rFID")
+    assert len(lines) == 1 and lines[0].startswith("rFID: 6 of the feature network's 8 features never vary")

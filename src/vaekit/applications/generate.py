@@ -10,6 +10,7 @@ Gaussian mixture (scikit-learn's EM), sampled with torch so a ``torch.Generator`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral
@@ -25,6 +26,8 @@ from vaekit.data.sources import RawData
 from vaekit.distributions.priors import prior_draws
 from vaekit.errors import ConfigError, DataError
 from vaekit.evaluation.quality import QualityReport
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from vaekit.evaluation.features import FeatureNetwork
@@ -153,7 +156,7 @@ def reconstruction_fid(run: Run, test: RawData, n: int = 10_000, seed: int = 0,
     their reconstructions, the likelihood's mean at the posterior mean (:meth:`Run.reconstruct`),
     mapped to [0, 1] as the test images are (:func:`~vaekit.evaluation.reconstruction.unit_scale`)
     and clipped to the data's range."""
-    from vaekit.evaluation.quality import frechet_distance
+    from vaekit.evaluation.quality import feature_warnings, frechet_distance
     from vaekit.evaluation.reconstruction import unit_scale
 
     network = quality_features(run, features)
@@ -165,7 +168,10 @@ def reconstruction_fid(run: Run, test: RawData, n: int = 10_000, seed: int = 0,
                              condition=None if labels is None else labels[start : start + batch_size]).cpu()
              for start in range(0, len(images), batch_size)]
     rebuilt = scale(torch.cat(parts)).clamp(0.0, 1.0)
-    return frechet_distance(network(unit_of(run)(real.x)), network(rebuilt))
+    features = network(unit_of(run)(real.x))
+    for line in feature_warnings(features, "rFID"):
+        log.warning("%s", line)
+    return frechet_distance(features, network(rebuilt))
 
 
 @torch.no_grad()

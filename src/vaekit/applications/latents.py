@@ -227,7 +227,8 @@ def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: in
                   resize: bool = False, sample: bool = False, seed: int = 0, progress: bool = False) -> Summary:
     """Encode every image under ``data`` (a flat folder, or one subfolder per class) with ``run`` into
     sharded safetensors latents in the folder ``out`` (see the module's text); resumes a folder an
-    interrupted call left. Bad input (a corrupt image, another size without ``resize``, a non-empty
+    interrupted call left; a run trained with ``data.image_size`` resizes as it did. Bad input (a corrupt
+    image, another size without ``resize``, a non-empty
     ``out`` that is not these latents) is a DataError before anything is written."""
     data, out = Path(data), Path(out)
     if shard_size < 1 or batch_size < 1:
@@ -235,6 +236,7 @@ def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: in
     if not data.is_dir():
         raise DataError(f"--data '{data}': expected a folder of images")
     started = time.perf_counter()
+    resize = resize or run.config.data.image_size is not None  # trained on resized images: read alike
     plan, files, conditions = _plan(run, data, shard_size, resize, sample, seed)
     resuming = _existing(out, plan)
     with FolderLock(out):

@@ -85,11 +85,16 @@ def evaluate(
         drawn = sample_sequences(run, molecules, seed, decoding="sample")  # as MOSES samples its models
         report = evaluate_molecules(drawn, load_inputs(run, None, "train").x.tolist(), inputs.x.tolist(), seed)
         metrics["molecules"] = {**report.to_dict(), "decoding": "sample"}
-    io.write_metrics(run_dir, {"evaluate": metrics})
     for name, why in metrics.get("not_computed", {}).items():
         log.info("not computed: %s: %s", name, why)
     print(json.dumps({key: value for key, value in metrics.items() if key != "kl_per_dim"}, indent=2))
-    log.info("wrote %s", run_dir / io.METRICS)
+    from vaekit.ldm_runs import is_diffusers_folder
+
+    if is_diffusers_folder(run_dir):  # someone's model folder: left as it came
+        log.info("%s is a diffusers model folder: the metrics above are not written into it", run_dir)
+        return
+    replaced = io.write_metrics(run_dir, {"evaluate": metrics})
+    log.info("wrote %s%s", run_dir / io.METRICS, " (its earlier `evaluate` results replaced)" if replaced else "")
 
 
 def check_modes(synthetic: Path | None, model_options: bool, target: str | None, out: Path | None) -> None:

@@ -34,6 +34,8 @@ def export(
         raise ConfigError("choose one format: --onnx or --diffusers")
     run = load_run(run_dir)
     folder = out or run_dir / "export"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {str(folder)!r} is a file; expected a folder")
     if diffusers:
         _export_diffusers(run, folder, scaling_factor)
         return

@@ -43,8 +43,8 @@ def center_crop(data: RawData, size: tuple[int, int] | None, what: str = "images
         raise ConfigError(f"data.crop={list(size)} cuts images (N, C, H, W); {what} have shape {data.x.shape[1:]}")
     (h, w), (height, width) = size, data.x.shape[2:]
     if h > height or w > width:
-        raise DataError(f"data.crop={list(size)}: {what} are {height}x{width}, smaller than the crop (resize them "
-                        "with data.image_size, or crop less)")
+        raise DataError(f"data.crop={list(size)} is larger than the {height}x{width} {what}: choose a smaller "
+                        "data.crop (or enlarge the images with data.image_size)")
     top, left = (height - h) // 2, (width - w) // 2
     return dataclasses.replace(data, x=data.x[:, :, top:top + h, left:left + w])
 

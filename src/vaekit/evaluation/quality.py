@@ -8,6 +8,7 @@ Inputs may be numpy arrays or torch tensors; all arithmetic is in float64 numpy.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 
 from vaekit.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 Features = np.ndarray | torch.Tensor  # (N, D)
 
@@ -152,6 +155,28 @@ def precision_recall(real: Features, fake: Features, k: int = 3, batch_size: int
     return float(precision), float(recall)
 
 
+DEAD_SHARE = 0.5  # share of feature dimensions constant on the real items above which FID tells little apart
+
+
+def feature_warnings(real: Features, what: str = "FID") -> list[str]:
+    """What makes a Fréchet distance on these real features untrustworthy, one line each: fewer real
+    items than feature dimensions (a singular covariance), or a feature network whose features mostly
+    never vary on the real items (a collapsed classifier gives every image the same features, and the
+    distance is near 0 whatever the images)."""
+    real = _as_features("real", real)
+    n, dim = real.shape
+    lines = []
+    if n <= dim:
+        lines.append(f"{what} from {n} real items in {dim} feature dimensions: the covariance is singular and the "
+                     f"distance unreliable; score more than {dim} items")
+    dead = int((real.std(axis=0) < 1e-6).sum())
+    if dead >= DEAD_SHARE * dim:
+        lines.append(f"{what}: {dead} of the feature network's {dim} features never vary on the real items, so it "
+                     "tells images apart poorly and a small distance means little; give a better extractor "
+                     "(--features) or more labelled training images for the default classifier")
+    return lines
+
+
 def sample_quality(real: Features, fake: Features, features: str, k: int = 3, seed: int = 0) -> QualityReport:
     """FID, KID and improved precision and recall of generated features against real ones.
 
@@ -173,6 +198,8 @@ def sample_quality(real: Features, fake: Features, features: str, k: int = 3, se
     if not isinstance(features, str) or not features.strip():
         raise ConfigError(f"features must name the feature network that made the arrays, got {features!r}")
     real, fake = _check_pair(real, fake)
+    for line in feature_warnings(real):
+        log.warning("%s", line)
     kid_mean, kid_std = kernel_inception_distance(real, fake, seed=seed)
     precision, recall = precision_recall(real, fake, k=k)
     return QualityReport(
