@@ -113,6 +113,10 @@ def _check_images(run: Any, files: list[Path], headers: list[tuple[str, tuple[in
         if size != (height, width) and not resize:
             raise DataError(f"image file '{path}': {size[1]}x{size[0]} pixels (WxH) but the run takes "
                             f"{width}x{height}; pass --resize to resize every image to that size")
+    greys = 0 if grey else sum(is_grey(mode) for mode, _ in headers)
+    if greys:
+        log.info("%d of the %d images are grey: read as colour images with three equal channels (this run was "
+                 "trained on colour images)", greys, len(headers))
     return grey
 
 
