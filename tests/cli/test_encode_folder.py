@@ -190,3 +190,16 @@ def test_a_conditional_run_gets_each_class_folder_by_name(invoke, pngs: Path, tm
     shutil.copytree(pngs / "class1", some / "cats")
     with pytest.raises(DataError, match="'cats' is not one of the run's classes"):
         encode_folder(run, some, tmp_path / "z2")
+
+
+def test_a_run_trained_on_crops_encodes_centre_crops(invoke, pngs: Path, tmp_path: Path) -> None:
+    """As training read them: images of the run's data.image_size (resized), then centre-cropped."""
+    out = tmp_path / "run"
+    invoke(["train", "--data", pngs, "--epochs", "1", *TINY, "--set", "data.image_size=[12,12]",
+            "--set", "data.crop=[6,6]", "--out", out])
+    run = vaekit.load(out)
+    assert run.spec.shape == [1, 6, 6]
+    encode_folder(run, pngs, tmp_path / "latents")
+    raw = run.inputs(str(pngs), split="train")  # the same reading: resized to 12x12, centre 6x6
+    mean, _ = run.encode_all(raw.x)
+    torch.testing.assert_close(read_latents(tmp_path / "latents")["mean"], mean, rtol=0, atol=1e-6)

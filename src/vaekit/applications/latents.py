@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaekit.data.loaders import centre_window
 from vaekit.data.sources.image_folder import image_headers, index_folder, is_grey, read_image
 from vaekit.distributions.posteriors import DiagonalGaussian
 from vaekit.errors import ConfigError, DataError
@@ -101,16 +102,31 @@ def _conditions(run: Any, labels: np.ndarray | None, class_names: list[str] | No
     return labels
 
 
+def read_size(run: Any, resize: bool) -> tuple[int, int] | None:
+    """The (H, W) images are read at, as training read them: ``data.image_size``, else the run's size
+    (equal already, or resized); None for a run trained on crops without resizing: each image at its
+    own size, then centre-cropped (:func:`_batch`)."""
+    if run.config.data.image_size is not None:
+        return tuple(run.config.data.image_size)
+    if resize or run.config.data.crop is None:
+        return tuple(run.spec.shape[1:])
+    return None
+
+
 def _check_images(run: Any, files: list[Path], headers: list[tuple[str, tuple[int, int]]], resize: bool) -> bool:
     """Every image against the run's (C, H, W); returns whether the run reads them as grey."""
     channels, height, width = run.spec.shape
     grey = channels == 1
     forced_grey = bool(run.config.data.grayscale)
+    read = read_size(run, resize)
     for path, (mode, size) in zip(files, headers, strict=True):
         if grey and not forced_grey and not is_grey(mode):
             raise DataError(f"image file '{path}': a colour image (mode {mode}) but this run was trained on "
                             "grey images; convert it to grey (mode L)")
-        if size != (height, width) and not resize:
+        if read is None and (size[0] < height or size[1] < width):
+            raise DataError(f"image file '{path}': {size[1]}x{size[0]} pixels (WxH), smaller than the run's "
+                            f"{width}x{height} crop; pass --resize to resize every image to that size")
+        if read is not None and size != read and not resize:
             raise DataError(f"image file '{path}': {size[1]}x{size[0]} pixels (WxH) but the run takes "
                             f"{width}x{height}; pass --resize to resize every image to that size")
     greys = 0 if grey else sum(is_grey(mode) for mode, _ in headers)
@@ -132,7 +148,7 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
     headers = image_headers(files)
     grey = _check_images(run, files, headers, resize)
     conditions = _conditions(run, labels, class_names, data)
-    probe = run.model.encode(_batch(run, files[:1], grey, data),
+    probe = run.model.encode(_batch(run, files[:1], [headers[0][1]], grey, data, resize),
                              None if conditions is None else torch.as_tensor(conditions[:1], device=run.device))
     tensors = ["mean"] + (["logvar"] if isinstance(probe, DiagonalGaussian) else [])
     if sample:
@@ -166,11 +182,16 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
     return plan, files, conditions
 
 
-def _batch(run: Any, files: list[Path], grey: bool, data: Path) -> Tensor:
-    """Some image files -> the model's input (B, C, H, W) on the run's device (resized to the run's size:
-    only when asked, :func:`_check_images` made sure)."""
-    size = tuple(run.spec.shape[1:])
-    x = np.stack([read_image(path, grey, size) for path in files])  # uint8 (B, C, H, W)
+def _batch(run: Any, files: list[Path], sizes: list[tuple[int, int]], grey: bool, data: Path,
+           resize: bool) -> Tensor:
+    """Some image files (their (H, W) ``sizes``) -> the model's input (B, C, H, W) on the run's device:
+    read as training read them (:func:`read_size`; :func:`_check_images` made sure a size fits), and
+    centre-cropped for a run trained on crops."""
+    read, crop = read_size(run, resize), run.config.data.crop
+    images = [read_image(path, grey, read or size) for path, size in zip(files, sizes, strict=True)]
+    if crop is not None:
+        images = [centre_window(image, tuple(crop), str(path)) for path, image in zip(files, images, strict=True)]
+    x = np.stack(images)  # uint8 (B, C, H, W)
     return run.spec.transform(x, name=str(data), check_range=True).to(run.device)
 
 
@@ -203,11 +224,13 @@ def _encode_shard(run: Any, files: list[Path], start: int, count: int, plan: dic
                   conditions: np.ndarray | None, batch_size: int, data: Path, k: int, bar: Any) -> dict[str, Tensor]:
     """One shard's tensors: its images encoded ``batch_size`` at a time."""
     grey = run.spec.shape[0] == 1
+    sizes = [(height, width) for width, height in plan["sizes"]]  # the manifest keeps (W, H)
     means, logvars = [], []
     for first in range(start, start + count, batch_size):
         last = min(first + batch_size, start + count)
         condition = None if conditions is None else torch.as_tensor(conditions[first:last], device=run.device)
-        qz = run.model.encode(_batch(run, files[first:last], grey, data), condition)
+        qz = run.model.encode(_batch(run, files[first:last], sizes[first:last], grey, data, plan["resize"]),
+                              condition)
         means.append(qz.mean.float().cpu())
         if "logvar" in plan["tensors"]:
             logvars.append(qz.logvar.float().cpu())
@@ -240,7 +263,7 @@ def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: in
     if not data.is_dir():
         raise DataError(f"--data '{data}': expected a folder of images")
     started = time.perf_counter()
-    resize = resize or run.config.data.image_size is not None  # trained on resized images: read alike
+    resize = resize or run.config.data.image_size is not None  # trained on resized images: read alike (read_size)
     plan, files, conditions = _plan(run, data, shard_size, resize, sample, seed)
     resuming = _existing(out, plan)
     with FolderLock(out):

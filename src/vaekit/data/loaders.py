@@ -41,12 +41,17 @@ def center_crop(data: RawData, size: tuple[int, int] | None, what: str = "images
         return data
     if data.x.ndim != 4:
         raise ConfigError(f"data.crop={list(size)} cuts images (N, C, H, W); {what} have shape {data.x.shape[1:]}")
-    (h, w), (height, width) = size, data.x.shape[2:]
+    return dataclasses.replace(data, x=centre_window(data.x, size, what))
+
+
+def centre_window(x: np.ndarray, size: tuple[int, int], what: str = "images") -> np.ndarray:
+    """The central (h, w) window of images x (..., H, W)."""
+    (h, w), (height, width) = size, x.shape[-2:]
     if h > height or w > width:
         raise DataError(f"data.crop={list(size)} is larger than the {height}x{width} {what}: choose a smaller "
                         "data.crop (or enlarge the images with data.image_size)")
     top, left = (height - h) // 2, (width - w) // 2
-    return dataclasses.replace(data, x=data.x[:, :, top:top + h, left:left + w])
+    return x[..., top:top + h, left:left + w]
 
 
 def random_crops(x: Tensor, size: tuple[int, int], generator: torch.Generator) -> Tensor:
