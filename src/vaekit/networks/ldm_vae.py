@@ -85,12 +85,6 @@ class LatentDecoder(nn.Module):
         y = self.decoder(h)  # (B, C_out, H, W), in diffusers' [-1, 1]
         return ((y + 1.0) * 0.5).unsqueeze(1)
 
-    @property
-    def last_layer(self) -> nn.Parameter:
-        """The weight of the decoder's output convolution: where the adaptive GAN weight compares the
-        gradients of the reconstruction and adversarial terms (Esser et al. 2021, eq. 7)."""
-        return self.decoder.conv_out.weight
-
 
 def ldm_config(spec: DataSpec, config: NetworkOptions | LDMOptions, n_params: int) -> AutoencoderKLConfig:
     """The AutoencoderKL a run's config asks for on this data, refusing what cannot be built."""
