@@ -178,7 +178,7 @@ def _fit_ranks(config: RunConfig, folder: Path | None, resume: bool, raw: RawDat
     trainer = Trainer(
         parts.model, parts.objective, parts.optimizer, players=parts.players,
         callbacks=training_callbacks(config, folder, parts.objective, len(parts.batches), parts.val, parts.columns),
-        dist=context, **parts.settings,
+        dist=context, graph_key=parts.objective.phase, **parts.settings,
         max_seconds=config.train.max_minutes * 60 - (eval_seconds or 0.0) if config.train.max_minutes else None,
     )
     _open_folder(folder, config, data.spec, trainer, resume, context)

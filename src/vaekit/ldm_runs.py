@@ -12,6 +12,10 @@ history and no discriminator.
 :func:`save_diffusers_run` writes a kl-f run (or any run of the ldm network) in that layout, so
 ``AutoencoderKL.from_pretrained`` loads it; the scaling factor is the one given, or 1 / the standard
 deviation of its training latents (as Rombach et al. chose Stable Diffusion's 0.18215).
+
+:class:`AnySize` runs a kl-f run's autoencoder on images of any size whose sides are multiples of f
+(it is fully convolutional), tile by tile where asked (:mod:`vaekit.networks.ldm_tiling`): ``vaekit
+encode --size/--tile`` and ``vaekit decode --latents FOLDER`` use it for images larger than the run's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from vaekit.config import RunConfig, resolve_config
 from vaekit.data.spec import DataSpec
 from vaekit.errors import ConfigError, DataError
 from vaekit.models import VAE, build_model, settled
+from vaekit.networks.ldm import LatentMoments
 from vaekit.networks.ldm_files import CLASS_NAME, CONFIG_NAME, load_diffusers, save_diffusers
+from vaekit.networks.ldm_tiling import exact_tiled_decode, tiled_encode
 from vaekit.networks.ldm_vae import MomentEncoder, autoencoder_of, ldm_config
 
 IMAGE_LIKELIHOODS = ("laplace", "gaussian")  # whose decoder output is the image itself (the likelihood's mean)
@@ -100,3 +106,57 @@ def save_diffusers_run(model: VAE, spec: DataSpec, config: RunConfig, folder: st
                           f"the image; diffusers reads it as the image (train with {' or '.join(IMAGE_LIKELIHOODS)})")
     net = replace(ldm_config(spec, config.model, 1), scaling_factor=float(scaling_factor), shift_factor=shift_factor)
     return save_diffusers(autoencoder_of(model.encoder, model.decoder, net), folder)
+
+
+class AnySize:
+    """A kl-f run's autoencoder on images (B, C, H, W) in [0, 1] of any size whose sides are multiples
+    of f, and on latents (B, C_z, H/f, W/f); with ``tile`` (image pixels, a multiple of f) tile by tile,
+    so memory follows the tile. Encoding feathers overlapping tiles together (``overlap``: default a
+    quarter of the tile, as diffusers), which changes the output (each GroupNorm and the mid attention
+    see one tile; :mod:`vaekit.networks.ldm_tiling` has the figures): tile only what does not fit.
+    Decoding is exact (:func:`~vaekit.networks.ldm_tiling.exact_tiled_decode`: whole-image GroupNorm
+    statistics, the mid block on the whole latent grid, a halo of context; equal to the untiled
+    decode up to rounding) at the price of a partial pass over the tiles per GroupNorm."""
+
+    def __init__(self, model: VAE, spec: DataSpec, config: RunConfig, tile: int | None = None,
+                 overlap: int | None = None, decoding: bool = False) -> None:
+        if not isinstance(model.encoder, MomentEncoder):
+            raise ConfigError(f"--size and --tile need a latent-diffusion autoencoder (model.network=ldm: the kl-f4 "
+                              f"and kl-f8 presets, or a diffusers folder); this run's network is "
+                              f"{config.model.network!r}, which takes {'x'.join(map(str, spec.shape[1:]))} images only")
+        if decoding and config.model.likelihood not in IMAGE_LIKELIHOODS:
+            raise ConfigError(f"decoding latents of any size reads the decoder's output as the image: "
+                              f"model.likelihood={config.model.likelihood!r} emits its parameters instead "
+                              f"(a run trained with {' or '.join(IMAGE_LIKELIHOODS)} does)")
+        self.autoencoder = autoencoder_of(model.encoder, model.decoder, ldm_config(spec, config.model, 1))
+        self.f = f = self.autoencoder.config.downsampling_factor
+        if tile is not None and (tile < 2 * f or tile % f):
+            raise ConfigError(f"--tile {tile}: expected a multiple of the downsampling factor {f}, at least {2 * f}")
+        if overlap is None and tile is not None:
+            overlap = tile // 4 // f * f
+        if overlap is not None and (tile is None or overlap % f or not 0 <= overlap < tile):
+            raise ConfigError(f"--overlap {overlap}: expected a multiple of {f} below --tile"
+                              + ("" if tile is not None else " (and a --tile)"))
+        self.tile, self.overlap = tile, overlap
+
+    def check_size(self, height: int, width: int, what: str) -> None:
+        if height % self.f or width % self.f:
+            raise ConfigError(f"{what} {width}x{height} (WxH): expected sides that are multiples of the "
+                              f"downsampling factor f={self.f}")
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> LatentMoments:
+        """Images (B, C, H, W) in [0, 1] -> q(z|x)'s moments, each (B, C_z, H/f, W/f)."""
+        self.check_size(x.shape[-2], x.shape[-1], "image size")
+        if self.tile is None:
+            return self.autoencoder.encode(2.0 * x - 1.0)
+        return tiled_encode(self.autoencoder, 2.0 * x - 1.0, self.tile, self.overlap)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C_z, h, w) -> images (B, C, h*f, w*f) in [0, 1] (the likelihood's mean)."""
+        if self.tile is None:
+            y = self.autoencoder.decode(z)
+        else:
+            y = exact_tiled_decode(self.autoencoder, z, self.tile // self.f)
+        return (y + 1.0) * 0.5

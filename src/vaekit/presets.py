@@ -124,12 +124,14 @@ PRESETS.add(
 )
 PRESETS.add(
     "kl-f4",
-    Preset("latent-diffusion autoencoder, f = 4: ResNet encoder/decoder with mid attention, spatial latents "
-           "(3, H/4, W/4), L1 reconstruction + a perceptual term (features of a classifier vaekit trains on the "
-           "data's labels) + KL (weight 1e-6) + an adaptively weighted hinge patch discriminator after 1 epoch",
-           "Esser et al. 2021; Rombach et al. 2022",
-           {"model": {"network": "ldm", "conv_channels": [64, 128, 128], "latent_channels": 3,
-                      "likelihood": "laplace", "beta": 1e-6, "objective": "patch-gan", "perceptual": "auto"}}),
+    Preset("latent-diffusion autoencoder, f = 4, sized for a CPU (LDM's kl-f4 is model.conv_channels=[128,256,512] "
+           "model.layers_per_block=2 model.norm_groups=32 model.patch_channels=64): ResNet encoder/decoder with mid "
+           "attention, spatial latents (3, H/4, W/4), L1 reconstruction + a perceptual term (features of a classifier "
+           "vaekit trains on the data's labels) + KL (weight 1e-6) + an adaptively weighted hinge patch "
+           "discriminator after 1 epoch", "Esser et al. 2021; Rombach et al. 2022",
+           {"model": {"network": "ldm", "conv_channels": [16, 32, 64], "norm_groups": 8, "latent_channels": 3,
+                      "likelihood": "laplace", "beta": 1e-6, "objective": "patch-gan", "perceptual": "auto",
+                      "patch_channels": 32}}),
 )
 PRESETS.add(
     "kl-f8",

@@ -4,6 +4,7 @@ Where a GPU is present the same tests also run there, through CUDA graphs (bench
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -73,6 +74,34 @@ def test_the_device_side_epoch_trains_exactly_as_the_eager_loop(objective: str, 
     assert device.state.history[-1]["lr"] == eager.state.history[-1]["lr"] < 1e-2  # the schedule moved it
     for a, b in zip(eager.model.parameters(), device.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_captured_step_is_captured_again_when_the_objective_phase_changes(monkeypatch) -> None:
+    """The patch-gan objective skips its discriminator until model.disc_start: a graph captured before
+    would replay the step without it for ever. (CUDA's graph calls are stood in for on the CPU.)"""
+    phase = {"playing": False}
+    trainer, batches = setup(graph_key=lambda: phase["playing"])
+    epoch = DeviceEpoch(trainer, batches)
+    captured = []
+
+    class Graph:
+        def replay(self) -> None:
+            captured[-1][1] += 1
+
+    def capture_graph() -> Graph:
+        captured.append([trainer.graph_key(), 0])
+        return Graph()
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", capture_graph)
+    monkeypatch.setattr(torch.cuda, "graph", lambda *args, **kwargs: contextlib.nullcontext())
+    monkeypatch.setattr(epoch, "_warm_up", lambda: None)
+    monkeypatch.setattr(epoch, "_snapshot", lambda: None)
+    monkeypatch.setattr(epoch, "_restore", lambda saved: None)
+    epoch.use_graph = True
+    epoch._replay(), epoch._replay()
+    phase["playing"] = True
+    epoch._replay(), epoch._replay(), epoch._replay()
+    assert captured == [[False, 2], [True, 3]]
 
 
 def test_the_device_side_epoch_drops_the_last_partial_batch() -> None:

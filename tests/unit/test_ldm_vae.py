@@ -109,12 +109,17 @@ def test_patch_gan_plays_only_after_its_start() -> None:
         (out.loss + out.aux_loss).backward()
         return out
 
-    before = step()  # disc_on = 0: the loss is the bound's, the discriminator learns nothing
+    calls = []
+    disc.register_forward_hook(lambda *_: calls.append(1))
+    before = step()  # not playing: the loss is the bound's, the discriminator learns nothing
     bound = before.recon.mean() + config.beta * before.kl.mean()
     assert before.loss.item() == pytest.approx(bound.item(), rel=1e-6)
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in disc.parameters())
-    objective.scheduled()[0][0].fill_(1.0)  # the schedule's value after model.disc_start epochs
+    assert calls == []  # nor is it run: its passes would cost as much as the autoencoder's
+    assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in disc.parameters())  # a zero for DDP
+    assert objective.phase() is False
+    objective.scheduled()[0][0](1.0)  # the schedule's value after model.disc_start epochs
     after = step()
+    assert objective.phase() is True and len(calls) == 3  # the decoder's view, then real and reconstructed
     assert after.aux_loss.item() > 0
     # Every kernel learns (the output bias's hinge gradients cancel while all logits lie in (-1, 1)).
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in disc.parameters() if p.dim() > 1)

@@ -22,6 +22,11 @@ before anything is written. Each shard is written atomically, so a shard whose f
 run the same command again after an interruption and it skips those (the manifest must match: the
 same run weights, files, sizes and options; anything else is refused), giving the same bytes as an
 uninterrupted run.
+
+Larger images than the run's (a kl-f run only: its autoencoder is fully convolutional): ``size``
+reads every image at that size, and ``tile`` encodes it through overlapping tiles (``ldm_runs.AnySize``),
+so memory follows the tile, not the image. :func:`decode_folder` turns such a folder back into images,
+one PNG per encoded file.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,7 @@ MANIFEST = "manifest.json"
 FORMAT = "vaekit-latents/1"
 # The manifest fields a resumed run must share with the folder's: anything else would mix two encodings.
 SAME = ("run_sha256", "files", "sizes", "labels", "class_names", "latent_shape", "tensors", "shard_size",
-        "resize", "seed")
+        "resize", "seed", "size", "tile", "overlap")
 
 
 @dataclass
@@ -102,10 +107,12 @@ def _conditions(run: Any, labels: np.ndarray | None, class_names: list[str] | No
     return labels
 
 
-def read_size(run: Any, resize: bool) -> tuple[int, int] | None:
-    """The (H, W) images are read at, as training read them: ``data.image_size``, else the run's size
-    (equal already, or resized); None for a run trained on crops without resizing: each image at its
-    own size, then centre-cropped (:func:`_batch`)."""
+def read_size(run: Any, resize: bool, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The (H, W) images are read at: ``size`` when given, else as training read them:
+    ``data.image_size``, else the run's size (equal already, or resized); None for a run trained on
+    crops without resizing: each image at its own size, then centre-cropped (:func:`_batch`)."""
+    if size is not None:
+        return size
     if run.config.data.image_size is not None:
         return tuple(run.config.data.image_size)
     if resize or run.config.data.crop is None:
@@ -113,21 +120,23 @@ def read_size(run: Any, resize: bool) -> tuple[int, int] | None:
     return None
 
 
-def _check_images(run: Any, files: list[Path], headers: list[tuple[str, tuple[int, int]]], resize: bool) -> bool:
-    """Every image against the run's (C, H, W); returns whether the run reads them as grey."""
+def _check_images(run: Any, files: list[Path], headers: list[tuple[str, tuple[int, int]]], resize: bool,
+                  size: tuple[int, int] | None) -> bool:
+    """Every image against the run's (C, H, W) (any size is resized to ``size``); returns whether the
+    run reads them as grey."""
     channels, height, width = run.spec.shape
     grey = channels == 1
     forced_grey = bool(run.config.data.grayscale)
-    read = read_size(run, resize)
-    for path, (mode, size) in zip(files, headers, strict=True):
+    read = read_size(run, resize or size is not None, size)
+    for path, (mode, found) in zip(files, headers, strict=True):
         if grey and not forced_grey and not is_grey(mode):
             raise DataError(f"image file '{path}': a colour image (mode {mode}) but this run was trained on "
                             "grey images; convert it to grey (mode L)")
-        if read is None and (size[0] < height or size[1] < width):
-            raise DataError(f"image file '{path}': {size[1]}x{size[0]} pixels (WxH), smaller than the run's "
+        if read is None and (found[0] < height or found[1] < width):
+            raise DataError(f"image file '{path}': {found[1]}x{found[0]} pixels (WxH), smaller than the run's "
                             f"{width}x{height} crop; pass --resize to resize every image to that size")
-        if read is not None and size != read and not resize:
-            raise DataError(f"image file '{path}': {size[1]}x{size[0]} pixels (WxH) but the run takes "
+        if read is not None and found != read and not resize and size is None:
+            raise DataError(f"image file '{path}': {found[1]}x{found[0]} pixels (WxH) but the run takes "
                             f"{width}x{height}; pass --resize to resize every image to that size")
     greys = 0 if grey else sum(is_grey(mode) for mode, _ in headers)
     if greys:
@@ -137,8 +146,8 @@ def _check_images(run: Any, files: list[Path], headers: list[tuple[str, tuple[in
 
 
 @torch.no_grad()
-def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
-          seed: int) -> tuple[dict[str, Any], list[Path], np.ndarray | None]:
+def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool, seed: int,
+          large: Any) -> tuple[dict[str, Any], list[Path], np.ndarray | None]:
     """The manifest of this encoding, the image files and their conditions (nothing read beyond the
     image headers and the first image, nothing written)."""
     refused = run.spec.data_kind.unsupported(run.spec, "upload")
@@ -146,11 +155,17 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
         raise DataError(f"--data '{data}': an image folder needs a run trained on images ({refused})")
     files, labels, class_names = index_folder(data)
     headers = image_headers(files)
-    grey = _check_images(run, files, headers, resize)
+    size = None if large is None else large.size
+    grey = _check_images(run, files, headers, resize, size)
     conditions = _conditions(run, labels, class_names, data)
-    probe = run.model.encode(_batch(run, files[:1], [headers[0][1]], grey, data, resize),
-                             None if conditions is None else torch.as_tensor(conditions[:1], device=run.device))
-    tensors = ["mean"] + (["logvar"] if isinstance(probe, DiagonalGaussian) else [])
+    first = _batch(run, files[:1], [headers[0][1]], grey, data, resize, size)
+    if large is None:
+        probe = run.model.encode(first, None if conditions is None else torch.as_tensor(conditions[:1],
+                                                                                        device=run.device))
+        has_logvar, latent_shape = isinstance(probe, DiagonalGaussian), list(run.model.latent_shape)
+    else:
+        has_logvar, latent_shape = True, list(large.encode(first).mean.shape[1:])
+    tensors = ["mean"] + (["logvar"] if has_logvar else [])
     if sample:
         if "logvar" not in tensors:
             raise ConfigError("--sample: this run's code is deterministic (no log-variance); its mean is the code")
@@ -165,8 +180,8 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
         "sizes": [[width, height] for _, (height, width) in headers],
         "labels": None if labels is None else labels.tolist(),
         "class_names": class_names,
-        "image_shape": list(run.spec.shape),
-        "latent_shape": list(run.model.latent_shape),
+        "image_shape": [run.spec.shape[0], *(size or run.spec.shape[1:])],
+        "latent_shape": latent_shape,
         "latent_scaling": dict(run.model.latent_scaling),
         "latents": "latents = (mean - shift_factor) * scaling_factor (no shift when None or absent, "
                    "no scaling when absent)",
@@ -174,6 +189,9 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
         "shard_size": shard_size,
         "resize": resize,
         "seed": seed if sample else None,
+        "size": None if size is None else list(size),
+        "tile": None if large is None else large.tile,
+        "overlap": None if large is None else large.overlap,
         "shards": [{"file": shard_name(k), "start": start, "count": min(shard_size, n - start)}
                    for k, start in enumerate(range(0, n, shard_size))],
         "items": n,
@@ -183,16 +201,17 @@ def _plan(run: Any, data: Path, shard_size: int, resize: bool, sample: bool,
 
 
 def _batch(run: Any, files: list[Path], sizes: list[tuple[int, int]], grey: bool, data: Path,
-           resize: bool) -> Tensor:
+           resize: bool, size: tuple[int, int] | None = None) -> Tensor:
     """Some image files (their (H, W) ``sizes``) -> the model's input (B, C, H, W) on the run's device:
     read as training read them (:func:`read_size`; :func:`_check_images` made sure a size fits), and
-    centre-cropped for a run trained on crops."""
-    read, crop = read_size(run, resize), run.config.data.crop
+    centre-cropped for a run trained on crops; at ``size`` when given (no crop)."""
+    read, crop = read_size(run, resize, size), None if size is not None else run.config.data.crop
     images = [read_image(path, grey, read or size) for path, size in zip(files, sizes, strict=True)]
     if crop is not None:
         images = [centre_window(image, tuple(crop), str(path)) for path, image in zip(files, images, strict=True)]
     x = np.stack(images)  # uint8 (B, C, H, W)
-    return run.spec.transform(x, name=str(data), check_range=True).to(run.device)
+    spec = run.spec if size is None else replace(run.spec, shape=[run.spec.shape[0], *size])  # a kl-f run's any size
+    return spec.transform(x, name=str(data), check_range=True).to(run.device)
 
 
 def _existing(out: Path, plan: dict[str, Any]) -> bool:
@@ -221,7 +240,8 @@ def _existing(out: Path, plan: dict[str, Any]) -> bool:
 
 @torch.no_grad()
 def _encode_shard(run: Any, files: list[Path], start: int, count: int, plan: dict[str, Any],
-                  conditions: np.ndarray | None, batch_size: int, data: Path, k: int, bar: Any) -> dict[str, Tensor]:
+                  conditions: np.ndarray | None, batch_size: int, data: Path, k: int, bar: Any,
+                  large: Any) -> dict[str, Tensor]:
     """One shard's tensors: its images encoded ``batch_size`` at a time."""
     grey = run.spec.shape[0] == 1
     sizes = [(height, width) for width, height in plan["sizes"]]  # the manifest keeps (W, H)
@@ -229,8 +249,9 @@ def _encode_shard(run: Any, files: list[Path], start: int, count: int, plan: dic
     for first in range(start, start + count, batch_size):
         last = min(first + batch_size, start + count)
         condition = None if conditions is None else torch.as_tensor(conditions[first:last], device=run.device)
-        qz = run.model.encode(_batch(run, files[first:last], sizes[first:last], grey, data, plan["resize"]),
-                              condition)
+        x = _batch(run, files[first:last], sizes[first:last], grey, data, plan["resize"],
+                   None if large is None else large.size)
+        qz = run.model.encode(x, condition) if large is None else large.encode(x)
         means.append(qz.mean.float().cpu())
         if "logvar" in plan["tensors"]:
             logvars.append(qz.logvar.float().cpu())
@@ -251,12 +272,15 @@ def _encode_shard(run: Any, files: list[Path], start: int, count: int, plan: dic
 
 
 def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: int = 1024, batch_size: int = 64,
-                  resize: bool = False, sample: bool = False, seed: int = 0, progress: bool = False) -> Summary:
+                  resize: bool = False, sample: bool = False, seed: int = 0, progress: bool = False,
+                  size: tuple[int, int] | None = None, tile: int | None = None,
+                  overlap: int | None = None) -> Summary:
     """Encode every image under ``data`` (a flat folder, or one subfolder per class) with ``run`` into
     sharded safetensors latents in the folder ``out`` (see the module's text); resumes a folder an
     interrupted call left; a run trained with ``data.image_size`` resizes as it did. Bad input (a corrupt
     image, another size without ``resize``, a non-empty
-    ``out`` that is not these latents) is a DataError before anything is written."""
+    ``out`` that is not these latents) is a DataError before anything is written. ``size`` (H, W) and
+    ``tile``/``overlap`` (pixels): a kl-f run's latents of every image read at that size, tiled."""
     data, out = Path(data), Path(out)
     if shard_size < 1 or batch_size < 1:
         raise ConfigError(f"shard_size {shard_size}, batch_size {batch_size}: expected at least 1")
@@ -264,7 +288,8 @@ def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: in
         raise DataError(f"--data '{data}': expected a folder of images")
     started = time.perf_counter()
     resize = resize or run.config.data.image_size is not None  # trained on resized images: read alike (read_size)
-    plan, files, conditions = _plan(run, data, shard_size, resize, sample, seed)
+    large = _any_size(run, size, tile, overlap)
+    plan, files, conditions = _plan(run, data, shard_size, resize, sample, seed, large)
     resuming = _existing(out, plan)
     with FolderLock(out):
         if resuming:
@@ -277,13 +302,84 @@ def encode_folder(run: Any, data: str | Path, out: str | Path, *, shard_size: in
         try:
             for k, shard in todo:
                 tensors = _encode_shard(run, files, shard["start"], shard["count"], plan, conditions, batch_size,
-                                        data, k, bar)
+                                        data, k, bar, large)
                 atomic_save_tensors(out / shard["file"], tensors, metadata={"format": FORMAT})
         finally:
             if bar is not None:
                 bar.close()
         atomic_write_json(out / MANIFEST, {**plan, "complete": True})
     return Summary(out, plan["items"], len(plan["shards"]), len(todo), len(plan["shards"]) - len(todo),
+                   time.perf_counter() - started)
+
+
+def _any_size(run: Any, size: tuple[int, int] | None, tile: int | None, overlap: int | None,
+              decoding: bool = False) -> Any:
+    """The run's autoencoder at another size or tiled (``ldm_runs.AnySize``, with ``.size``), or None
+    for neither (an encoding; decoding latents of another size than the run's always needs it)."""
+    if size is None and tile is None and overlap is None and not decoding:
+        return None
+    from vaekit.ldm_runs import AnySize
+
+    large = AnySize(run.model, run.spec, run.config, tile, overlap, decoding)
+    if size is not None:
+        large.check_size(size[0], size[1], "--size")
+    large.size = tuple(size) if size is not None else read_size(run, True)
+    return large
+
+
+def decode_folder(run: Any, latents: str | Path, out: str | Path, *, tile: int | None = None,
+                  batch_size: int = 16, progress: bool = False) -> Summary:
+    """The images of a latents folder (:func:`encode_folder`'s): each shard's means decoded, one PNG per
+    encoded file under ``out`` with the file's relative path (suffix .png). Latents of another size than
+    the run's (``--size``) and ``tile`` (exact: ``ldm_runs.AnySize``) need a kl-f run; files already
+    written are kept (resume)."""
+    from vaekit.data.kinds.pictures import png_bytes
+    from vaekit.files import atomic_write_bytes
+
+    latents, out = Path(latents), Path(out)
+    try:
+        manifest = json.loads((latents / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise DataError(f"--latents '{latents}': expected a folder of latents with {MANIFEST} "
+                        "(written by vaekit encode --out FOLDER)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"--latents '{latents}': {MANIFEST} is not a vaekit latents manifest")
+    if not manifest.get("complete"):
+        raise DataError(f"--latents '{latents}': the encoding is not complete; run the same vaekit encode again")
+    if manifest["run_sha256"] != weights_sha256(run.model):
+        log.warning("--latents '%s' were encoded by other weights than this run's: decoded images will not match "
+                    "the files", latents)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out '{out}' is a file; expected a folder for the images")
+    shape = tuple(manifest["latent_shape"])
+    same = shape == tuple(run.model.latent_shape) and tile is None
+    large = None if same else _any_size(run, None, tile, None, decoding=True)
+    spec = replace(run.spec, shape=[run.spec.shape[0], *manifest["image_shape"][1:]])
+    started, written = time.perf_counter(), 0
+    bar = progress_bar(manifest["items"], "decode", unit="image") if progress else None
+    from safetensors.torch import load_file
+
+    try:
+        for shard in manifest["shards"]:
+            names = [Path(manifest["files"][i]).with_suffix(".png")
+                     for i in range(shard["start"], shard["start"] + shard["count"])]
+            todo = [i for i, name in enumerate(names) if not (out / name).is_file()]
+            if todo:
+                mean = load_file(latents / shard["file"])["mean"]
+                for first in range(0, len(todo), batch_size):
+                    chosen = todo[first:first + batch_size]
+                    z = mean[chosen].to(run.device)
+                    x = run.decode(z.flatten(1)) if large is None else run.spec.inverse(large.decode(z))
+                    for i, data in zip(chosen, png_bytes(spec, x.float().cpu()), strict=True):
+                        (out / names[i]).parent.mkdir(parents=True, exist_ok=True)
+                        atomic_write_bytes(out / names[i], data)
+                    written += len(chosen)
+            if bar is not None:
+                bar.update(shard["count"])
+    finally:
+        if bar is not None:
+            bar.close()
+    return Summary(out, manifest["items"], len(manifest["shards"]), written, manifest["items"] - written,
                    time.perf_counter() - started)
 
 

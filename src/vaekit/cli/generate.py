@@ -1,13 +1,16 @@
-"""vaekit sample, vaekit decode"""
+"""vaekit sample, vaekit decode (vectors, or a latents folder into images)"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 
 from vaekit.cli.common import (
+    check_not_below_a_file,
     check_suffix,
+    claim,
     condition_for,
     example,
     finite,
@@ -20,6 +23,8 @@ from vaekit.cli.common import (
     write_texts,
 )
 from vaekit.cli.synthesize import write_synthetic
+
+log = logging.getLogger("vaekit")
 
 
 @example("vaekit sample runs/fm --n 64 --temperature 0.8 --seed 1 --out samples.png")
@@ -88,20 +93,29 @@ def sample(
 def decode(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     latents: Path = typer.Option(..., "--latents", help=".npy of shape (N, latent_dim), or (N, 2, latent_dim) "
-                                 "as written by `vaekit encode` (the means are used)."),
-    out: Path = typer.Option(..., "--out", help="FILE.png, .npy or .csv."),
+                                 "as written by `vaekit encode` (the means are used); or a latents FOLDER "
+                                 "(`vaekit encode --out FOLDER`): one image per encoded file."),
+    out: Path = typer.Option(..., "--out", help="FILE.png, .npy or .csv; a FOLDER for a latents folder."),
     label: str = typer.Option(None, "--label", help="Class to decode as, by index or name (conditional runs; "
                               "default: every class in turn)."),
     condition: str = typer.Option(None, "--condition", help="A condition vector, comma-separated (conditional runs)."),
+    tile: int = typer.Option(None, "--tile", help="--latents FOLDER, a kl-f run: decode tile by tile, this many "
+                             "image pixels a side (equal to the whole decode up to rounding; memory follows "
+                             "the tile)."),
 ) -> None:
-    """Decode latent vectors into data (the likelihood's mean)."""
+    """Decode latent vectors into data (the likelihood's mean); a latents folder into one PNG per
+    image it encoded (latents larger than the run's need a kl-f run)."""
     import numpy as np
     import torch
 
     from vaekit.api import MAX_CODE
     from vaekit.data.sources.arrays import check_declared_size
-    from vaekit.errors import DataError
+    from vaekit.errors import ConfigError, DataError
 
+    if latents.is_dir():
+        return _decode_folder(run_dir, latents, out, tile, label, condition)
+    if tile is not None:
+        raise ConfigError("--tile is for --latents FOLDER (a latents folder of vaekit encode)")
     run = load_run(run_dir)
     check_suffix(out, run.spec.data_kind.output_suffixes(run.spec, (".png", ".npy", ".csv")))
     check_suffix(latents, (".npy",), "--latents", role="inputs")
@@ -128,3 +142,27 @@ def decode(
                         "such as `vaekit encode` writes")
     cond = condition_for(run, len(z), label, condition)
     write_output(run, run.decode(torch.from_numpy(z.astype(np.float32)), condition=cond), out)
+
+
+def _decode_folder(run_dir: Path, latents: Path, out: Path, tile: int | None, label: str | None,
+                   condition: str | None) -> None:
+    """vaekit decode --latents FOLDER: vaekit.applications.latents.decode_folder, checked first."""
+    import sys
+
+    from vaekit.applications.latents import MANIFEST, decode_folder
+    from vaekit.errors import ConfigError, DataError
+
+    if not (latents / MANIFEST).is_file():
+        raise DataError(f"--latents '{latents}' is a folder without {MANIFEST}: expected a .npy of latents or a "
+                        "latents folder (vaekit encode --out FOLDER)")
+    if label is not None or condition is not None:
+        raise ConfigError("--label and --condition are for a .npy of latents; a latents folder decodes unconditionally")
+    if out.suffix:
+        raise ConfigError(f"--out {str(out)!r}: a latents folder decodes into a FOLDER of PNGs (no suffix)")
+    claim(latents, "inputs", "--latents")
+    claim(out, "outputs", "--out")
+    check_not_below_a_file(out)
+    run = load_run(run_dir)
+    done = decode_folder(run, latents, out, tile=tile, progress=sys.stderr.isatty())
+    log.info("wrote %s: %d images (%d now, %d already there), %.1f s", out, done.items, done.written, done.skipped,
+             done.seconds)

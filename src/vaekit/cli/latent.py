@@ -83,6 +83,11 @@ def encode(
                                 "(bilinear); without it another size is an error."),
     sample: bool = typer.Option(False, "--sample", help="--out FOLDER: also store a draw z ~ q(z|x) per image."),
     seed: int = typer.Option(0, "--seed", help="--out FOLDER with --sample: seed of the draws."),
+    size: str = typer.Option(None, "--size", help="--out FOLDER, a kl-f run: read every image at this size, "
+                             "WxH (e.g. 512x512; sides multiples of f), not the run's."),
+    tile: int = typer.Option(None, "--tile", help="--out FOLDER, a kl-f run: encode through overlapping tiles "
+                             "of this many pixels a side (memory follows the tile; the output changes a little)."),
+    overlap: int = typer.Option(None, "--overlap", help="--tile's overlap in pixels (default a quarter tile)."),
 ) -> None:
     """Encode inputs to their posterior means and log-variances; a folder of images to sharded
     safetensors latents (for latent-diffusion training: latents = (mean - shift) * scaling, from
@@ -97,9 +102,11 @@ def encode(
     if split not in ("train", "test", "all"):
         raise ConfigError(f"--split {split!r}: expected train, test or all")
     if out.suffix == "" or out.is_dir():
-        return _encode_folder(run_dir, data, split, out, batch_size, shard_size, resize, sample, seed)
-    if shard_size is not None or resize or sample:
-        raise ConfigError("--shard-size, --resize and --sample are for --out FOLDER (latents of an image folder)")
+        return _encode_folder(run_dir, data, split, out, batch_size, shard_size, resize, sample, seed,
+                              (size, tile, overlap))
+    if shard_size is not None or resize or sample or size or tile is not None or overlap is not None:
+        raise ConfigError("--shard-size, --resize, --sample, --size, --tile and --overlap are for --out FOLDER "
+                          "(latents of an image folder)")
     check_suffix(out, (".npy", ".csv"))
     run = load_run(run_dir)
     inputs = load_inputs(run, data, split)
@@ -120,8 +127,25 @@ def encode(
     log.info("wrote %s (%d samples, latent_dim %d)", out, len(mean), dim)
 
 
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """--size WxH (or one number for a square) -> (H, W)."""
+    from vaekit.errors import ConfigError
+
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        width, height = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, 0)
+    except ValueError:
+        width = height = 0
+    if width < 1 or height < 1:
+        raise ConfigError(f"--size {text!r}: expected WxH in pixels, e.g. 512x512")
+    return height, width
+
+
 def _encode_folder(run_dir: Path, data: str | None, split: str, out: Path, batch_size: int | None,
-                   shard_size: int | None, resize: bool, sample: bool, seed: int) -> None:
+                   shard_size: int | None, resize: bool, sample: bool, seed: int,
+                   large: tuple[str | None, int | None, int | None]) -> None:
     """vaekit encode --out FOLDER: vaekit.applications.latents.encode_folder, checked first."""
     import sys
 
@@ -138,8 +162,10 @@ def _encode_folder(run_dir: Path, data: str | None, split: str, out: Path, batch
     claim(out, "outputs", "--out")
     check_not_below_a_file(out)
     run = load_run(run_dir)
+    size, tile, overlap = large
     done = encode_folder(run, data, out, shard_size=shard_size or 1024, batch_size=batch_size or 64, resize=resize,
-                         sample=sample, seed=seed, progress=sys.stderr.isatty())
+                         sample=sample, seed=seed, progress=sys.stderr.isatty(), size=parse_size(size),
+                         tile=tile, overlap=overlap)
     log.info("wrote %s: %d items in %d shards (%d written now, %d already there), %.1f s", out, done.items,
              done.shards, done.written, done.skipped, done.seconds)
 

@@ -35,16 +35,21 @@ def warmup_weight(kind: str, period: float) -> Callable[[float], float]:
 
 
 class ScheduledValue(Callback):
-    """Sets a 0-d tensor in place before every batch from ``fn(epochs done, fractional)``.
+    """Sets a 0-d tensor in place (or calls a setter) before every batch with ``fn(epochs done, fractional)``.
 
-    In place, so a compiled step that reads the tensor never recompiles.
+    A tensor is set in place, so a compiled step that reads it never recompiles.
     """
 
-    def __init__(self, target: Tensor, fn: Callable[[float], float], steps_per_epoch: int) -> None:
+    def __init__(self, target: Tensor | Callable[[float], None], fn: Callable[[float], float],
+                 steps_per_epoch: int) -> None:
         self.target, self.fn, self.steps_per_epoch = target, fn, max(steps_per_epoch, 1)
 
     def on_batch_begin(self, trainer: Trainer) -> None:
-        self.target.fill_(self.fn(trainer.state.epoch + trainer.state.step / self.steps_per_epoch))
+        value = self.fn(trainer.state.epoch + trainer.state.step / self.steps_per_epoch)
+        if isinstance(self.target, Tensor):
+            self.target.fill_(value)
+        else:
+            self.target(value)
 
 
 class LRSchedule(Callback):

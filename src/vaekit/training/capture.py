@@ -129,6 +129,7 @@ class DeviceEpoch:
         # [param group, its learning rate on the device, the value last written] (Adam, AdamW)
         self.lr_tensors: list[list[Any]] = []
         self.baked_lrs: list[tuple[dict, float]] = []  # (param group, float learning rate in the graph)
+        self.baked_key: object = None  # the trainer's graph_key() when the step was captured
 
     def __len__(self) -> int:
         return self.steps
@@ -184,6 +185,8 @@ class DeviceEpoch:
     def _replay(self) -> None:
         if self.graph is not None and any(group["lr"] != lr for group, lr in self.baked_lrs):
             self.graph = None  # a float learning rate baked into the graph moved
+        if self.graph is not None and self.trainer.graph_key() != self.baked_key:
+            self.graph = None  # the step's operations changed (an objective's term switched on)
         if self.graph is None and (reason := self.prepare()) is not None:
             raise RuntimeError(f"the training step could not be captured again: {reason}")
         for entry in self.lr_tensors:
@@ -212,6 +215,7 @@ class DeviceEpoch:
 
     def _capture(self) -> None:
         self.graph = torch.cuda.CUDAGraph()
+        self.baked_key = self.trainer.graph_key()
         # thread_local: a CUDA call another thread makes meanwhile (a progress bar, a data loader, the
         # garbage collector freeing a tensor) cannot invalidate this capture, as under "global"
         with self._tensor_lrs(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):

@@ -14,7 +14,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -129,12 +129,16 @@ class Trainer:
         cpu_tuning: bool = True,
         max_seconds: float | None = None,
         capture: str = "auto",
+        graph_key: Callable[[], Hashable] | None = None,
     ) -> None:
         # The model first, then any network the objective trains beside it (a discriminator).
         self.players = [model_player(model, optimizer), *players]
         # "auto": the device-side epoch with a captured step on CUDA, this eager loop elsewhere; "on":
         # the device-side epoch on any device; "off": eager. Where it cannot apply, eager (one log line).
         self.capture = capture
+        # The host state the step's operations depend on (an objective's phase): a captured step
+        # is captured again when it changes.
+        self.graph_key: Callable[[], Hashable] = graph_key or (lambda: None)
         self._device_epoch: capturing.DeviceEpoch | None = None
         self._planned_for: Batches | None = None
         # A wall-clock budget for each fit(): checked every ``log_every`` steps; the epoch in progress

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -124,10 +124,16 @@ class Objective:
         """What the trainer steps beside the model: the discriminator, by Adam at ``model.disc_lr``."""
         return [discriminator(module, self.disc_lr, device) for module in self.networks().values()]
 
-    def scheduled(self) -> list[tuple[Tensor, Callable[[float], float]]]:
-        """0-d tensors of this objective that follow a schedule, each with its value as a function
-        of the epochs done (fractional); the trainer's callbacks set them in place before each batch."""
+    def scheduled(self) -> list[tuple[Tensor | Callable[[float], None], Callable[[float], float]]]:
+        """Values of this objective that follow a schedule, each with its value as a function of the
+        epochs done (fractional): a 0-d tensor the trainer's callbacks set in place before each batch,
+        or a setter they call with the value (host state: :meth:`phase` must then change with it)."""
         return []
+
+    def phase(self) -> Hashable:
+        """The host state the training step's operations depend on (a term switched on); a captured
+        step is captured again when it changes. None: the same operations every step."""
+        return None
 
     def reduce(self, per_sample: Tensor) -> Tensor:
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()

@@ -47,11 +47,13 @@ class PatchGANOptions(ObjectiveOptions):
 class PatchDiscriminator(nn.Module):
     """Images (B, C, H, W) in [0, 1] -> a real-vs-reconstructed logit per overlapping patch (B, 1, h, w):
     pix2pix's PatchGAN (4x4 convolutions, LeakyReLU 0.2, batch norm), as the LDM autoencoders use it.
-    Stride-2 layers stop while the image's smaller side stays at least 4 after them."""
+    Stride-2 layers (at most ``layers``) stop while the feature map's smaller side stays at least 8,
+    so the logits score a grid of patches (6x6 or more) rather than a handful of near-whole images:
+    32x32 images get two, 64x64 and larger pix2pix's three (a 70-pixel patch)."""
 
     def __init__(self, channels: int, height: int, width: int, layers: int = 3, base: int = 64) -> None:
         super().__init__()
-        downs = max(1, min(layers, int(math.log2(max(min(height, width) // 4, 1)))))
+        downs = max(1, min(layers, int(math.log2(max(min(height, width) // 8, 1)))))
         widths = [base * min(2**i, 8) for i in range(downs + 1)]
         blocks: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         for i in range(1, downs + 1):
@@ -77,11 +79,15 @@ Activations = Callable[[Tensor], list[Tensor]]  # images (B, C, H, W) in [0, 1] 
 def perceptual_distance(activations: Activations, a: Tensor, b: Tensor) -> Tensor:
     """LPIPS's distance with unit layer weights (Zhang et al. 2018, eq. 1, their untrained-weights
     variant): per layer, each position's feature vector scaled to unit length, the squared
-    difference summed over channels and averaged over positions; summed over layers. (B,)"""
-    total = a.new_zeros(len(a))
-    for both in activations(torch.cat([a, b])):  # one pass for the pair
-        unit = both / (both.norm(dim=1, keepdim=True) + 1e-10)
-        total = total + (unit[: len(a)] - unit[len(a):]).square().sum(1).mean((-2, -1))
+    difference summed over channels and averaged over positions; summed over layers. (B,)
+    ``a`` is the target: its features take no gradient (one backward pass of the network, not two)."""
+    total = b.new_zeros(len(b))
+    with torch.no_grad():
+        targets = activations(a)
+    for target, found in zip(targets, activations(b), strict=True):
+        unit_a = target / (target.norm(dim=1, keepdim=True) + 1e-10)
+        unit_b = found / (found.norm(dim=1, keepdim=True) + 1e-10)
+        total = total + (unit_a - unit_b).square().sum(1).mean((-2, -1))
     return total
 
 
@@ -107,9 +113,12 @@ class PatchGAN(Objective):
     with x~ the reconstruction (the likelihood's mean), P the perceptual distance (when a feature
     network is given; w = model.perceptual_weight, D the values per image), lambda the adaptive weight and ``on`` 0 for
     the first ``model.disc_start`` epochs, then 1. The discriminator minimises the hinge loss
-    ``on * (mean relu(1 - D(x)) + mean relu(1 + D(x~))) / 2``. Before the start both terms are
-    computed and multiplied by 0 (no host sync, one graph for a compiled or captured step). Only a
-    training step with gradients plays the game: validation reports the bound alone. The per-sample
+    ``on * (mean relu(1 - D(x)) + mean relu(1 + D(x~))) / 2``. Before the start neither term is
+    computed (the discriminator's passes cost as much as a small autoencoder's): ``playing`` is a host
+    flag the trainer's schedule sets, never a device read, and :meth:`phase` tells a captured step to
+    capture again when it flips; the discriminator's loss is then 0 times its parameters' sum, so every
+    player still has a gradient (DDP expects one for each parameter). Only a training step with
+    gradients plays the game: validation reports the bound alone. The per-sample
     bound is the plain -ELBO. Unlike VAE-GAN, the discriminator never sees prior samples (the
     autoencoder of latent diffusion is judged on its reconstructions).
     """
@@ -122,8 +131,7 @@ class PatchGAN(Objective):
             raise ConfigError("the patch-gan objective trains unconditional autoencoders; use model.condition=none")
         self.disc_weight, self.disc_start = config.disc_weight, config.disc_start
         self.aux_module = discriminator
-        # 0 before model.disc_start epochs, 1 after (set in place by the trainer's schedule)
-        self.disc_on = torch.tensor(1.0 if config.disc_start == 0 else 0.0)
+        self.playing = config.disc_start == 0  # set by the trainer's schedule (scheduled) before each batch
 
     @classmethod
     def from_config(cls, config: PatchGANOptions, **context) -> PatchGAN:
@@ -134,9 +142,15 @@ class PatchGAN(Objective):
         return cls(config, PatchDiscriminator(channels, height, width, config.patch_layers, config.patch_channels),
                    context.get("perceptual"))
 
-    def scheduled(self) -> list[tuple[Tensor, Callable[[float], float]]]:
+    def scheduled(self) -> list[tuple[Tensor | Callable[[float], None], Callable[[float], float]]]:
         start = self.disc_start
-        return [(self.disc_on, lambda epochs: 1.0 if epochs >= start else 0.0)]
+        return [(self.play, lambda epochs: 1.0 if epochs >= start else 0.0)]
+
+    def play(self, on: float) -> None:
+        self.playing = on > 0.0
+
+    def phase(self) -> bool:
+        return self.playing
 
     def terms(self, model: nn.Module, batch: Batch, out: VAEOutput) -> LossOutput:
         x = batch["x"]
@@ -149,13 +163,17 @@ class PatchGAN(Objective):
             error = recon + self.perceptual_weight * x[0].numel() * extras["perceptual"]
         loss = self.reduce(error) + self.beta * self.kl_weight * self.reduce(rate)
         aux_loss = None
-        if torch.is_grad_enabled() and model.training:
+        if torch.is_grad_enabled() and model.training and not self.playing:
+            zero = loss.new_zeros(())
+            aux_loss = 0.0 * torch.stack([p.sum() for p in self.aux_module.parameters()]).sum()
+            extras.update(adv_weight=zero, gen_loss=zero, disc_loss=zero)
+        elif torch.is_grad_enabled() and model.training:
             generator = -frozen(self.aux_module)(x_rec).mean()  # the decoder's view: D's weights detached
             weight = self.disc_weight * adaptive_weight(self.reduce(error), generator, last_layer(model))
-            loss = loss + self.disc_on * weight * generator
+            loss = loss + weight * generator
             # Two calls, as Esser et al.'s code: batch norm never mixes real and reconstructed patches.
             real, fake = self.aux_module(x), self.aux_module(x_rec.detach())  # (B, 1, h, w) each
-            aux_loss = self.disc_on * 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+            aux_loss = 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
             extras.update(adv_weight=weight, gen_loss=generator.detach(), disc_loss=aux_loss.detach())
         return LossOutput(loss=loss, per_sample=recon + rate, recon=recon, kl=rate, extras=extras, aux_loss=aux_loss)
 
