@@ -119,7 +119,7 @@ class AnySize:
     decode up to rounding) at the price of a partial pass over the tiles per GroupNorm."""
 
     def __init__(self, model: VAE, spec: DataSpec, config: RunConfig, tile: int | None = None,
-                 overlap: int | None = None, decoding: bool = False) -> None:
+                 overlap: int | None = None, decoding: bool = False, size: tuple[int, int] | None = None) -> None:
         if not isinstance(model.encoder, MomentEncoder):
             raise ConfigError(f"--size and --tile need a latent-diffusion autoencoder (model.network=ldm: the kl-f4 "
                               f"and kl-f8 presets, or a diffusers folder); this run's network is "
@@ -138,6 +138,9 @@ class AnySize:
             raise ConfigError(f"--overlap {overlap}: expected a multiple of {f} below --tile"
                               + ("" if tile is not None else " (and a --tile)"))
         self.tile, self.overlap = tile, overlap
+        self.size = size  # (H, W) images are read at (vaekit encode --size); None: whatever comes
+        if size is not None:
+            self.check_size(size[0], size[1], "--size")
 
     def check_size(self, height: int, width: int, what: str) -> None:
         if height % self.f or width % self.f:

@@ -206,7 +206,7 @@ def _batch(run: Any, files: list[Path], sizes: list[tuple[int, int]], grey: bool
     read as training read them (:func:`read_size`; :func:`_check_images` made sure a size fits), and
     centre-cropped for a run trained on crops; at ``size`` when given (no crop)."""
     read, crop = read_size(run, resize, size), None if size is not None else run.config.data.crop
-    images = [read_image(path, grey, read or size) for path, size in zip(files, sizes, strict=True)]
+    images = [read_image(path, grey, read or own) for path, own in zip(files, sizes, strict=True)]
     if crop is not None:
         images = [centre_window(image, tuple(crop), str(path)) for path, image in zip(files, images, strict=True)]
     x = np.stack(images)  # uint8 (B, C, H, W)
@@ -320,11 +320,7 @@ def _any_size(run: Any, size: tuple[int, int] | None, tile: int | None, overlap:
         return None
     from vaekit.ldm_runs import AnySize
 
-    large = AnySize(run.model, run.spec, run.config, tile, overlap, decoding)
-    if size is not None:
-        large.check_size(size[0], size[1], "--size")
-    large.size = tuple(size) if size is not None else read_size(run, True)
-    return large
+    return AnySize(run.model, run.spec, run.config, tile, overlap, decoding, size=size or read_size(run, True))
 
 
 def decode_folder(run: Any, latents: str | Path, out: str | Path, *, tile: int | None = None,
